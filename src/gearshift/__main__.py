@@ -1,0 +1,3 @@
+from gearshift.cli.main import main
+
+raise SystemExit(main())

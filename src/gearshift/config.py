@@ -1,0 +1,178 @@
+"""Settings, declared once with defaults and help text (docs/configuration.md documents each).
+
+``load_settings(path)`` reads YAML, validates it and checks cross-references (a router naming an
+unknown model is a startup error, not a runtime surprise). Secrets are never stored here: a model
+names the *environment variable* holding its key (``api_key_env``).
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gearshift.errors import ConfigError
+
+ProviderKind = Literal["openai", "anthropic", "bedrock"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PriceOverride(_Strict):
+    """USD per million tokens; overrides genai-prices for this model."""
+
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    cache_read_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cache_write_per_mtok: Decimal | None = Field(default=None, ge=0)
+
+
+class Capabilities(_Strict):
+    tools: bool = True
+    vision: bool = False
+    json_mode: bool = True
+
+
+class ModelConfig(_Strict):
+    name: str = Field(description="Name clients and routers use for this model.")
+    provider: ProviderKind = Field(default="openai", description="Upstream protocol.")
+    model: str | None = Field(default=None, description="Upstream model id; defaults to name.")
+    base_url: str | None = Field(default=None, description="Upstream API base URL.")
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable holding the upstream API key."
+    )
+    region: str | None = Field(default=None, description="AWS region (bedrock provider).")
+    tier: int | None = Field(default=None, ge=1, description="1 is the lightest model.")
+    ability: float | None = Field(
+        default=None, ge=0, le=1, description="Overall ability in [0,1]; overrides tier/catalogue."
+    )
+    price: PriceOverride | None = None
+    context_window: int | None = Field(default=None, gt=0, description="Max prompt+output tokens.")
+    capabilities: Capabilities = Capabilities()
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/timeouts per model.")
+
+    @property
+    def upstream_model(self) -> str:
+        return self.model or self.name
+
+
+class RouterTargets(_Strict):
+    avg_cost_per_request_usd: float | None = Field(default=None, gt=0)
+    latency_p80_ms: float | None = Field(default=None, gt=0)
+    light_share_min: float | None = Field(default=None, ge=0, le=1)
+    max_quality_tolerance: float = Field(default=0.25, ge=0, le=1)
+    window_requests: int = Field(default=500, ge=10, description="Sliding window of the controller.")
+
+
+class RouterConfig(_Strict):
+    name: str
+    models: list[str] = Field(min_length=1)
+    quality_tolerance: float = Field(default=0.1, ge=0, le=1)
+    fallback: str | None = Field(default=None, description="Model tried last if all else fails.")
+    predictor: str = Field(default="default", description="'default' or a trained router DIR.")
+    sticky: bool = Field(default=True, description="Keep a conversation on one model.")
+    targets: RouterTargets | None = None
+
+
+class BudgetConfig(_Strict):
+    name: str
+    scope: dict[str, str] = Field(
+        default_factory=dict, description="Tag match, e.g. {team: support}; empty = everything."
+    )
+    period: Literal["day", "week", "month"] = "month"
+    limit_usd: float = Field(gt=0, description="Hard limit: refuse with 429 beyond it.")
+    soft_limit_usd: float | None = Field(default=None, gt=0, description="Route lighter beyond.")
+    alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
+    max_usd_per_hour: float | None = Field(default=None, gt=0, description="Spend-rate limit.")
+
+
+class PolicyConfig(_Strict):
+    auth: Literal["optional", "required"] = "optional"
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    alert_webhook: str | None = None
+    redis_url: str | None = Field(default=None, description="Share counters across replicas.")
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    admin_key_env: str | None = Field(
+        default=None, description="Env var with the admin key for /dashboard and /api."
+    )
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+
+
+class Settings(_Strict):
+    models: list[ModelConfig] = Field(default_factory=list)
+    routers: list[RouterConfig] = Field(default_factory=list)
+    storage: str = Field(default="sqlite:///./gearshift.db", description="Ledger URL.")
+    server: ServerConfig = ServerConfig()
+    policy: PolicyConfig = PolicyConfig()
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Settings:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        known = set(names)
+        for r in self.routers:
+            if r.name in known:
+                raise ValueError(f"router {r.name!r} has the same name as a model")
+            unknown = [m for m in r.models if m not in known]
+            if unknown:
+                raise ValueError(
+                    f"router {r.name!r} names unknown model(s): {', '.join(unknown)}; "
+                    f"configured models: {', '.join(names) or '(none)'}"
+                )
+            if r.fallback is not None and r.fallback not in known:
+                raise ValueError(f"router {r.name!r} has unknown fallback model {r.fallback!r}")
+        return self
+
+    def model(self, name: str) -> ModelConfig | None:
+        for m in self.models:
+            if m.name == name:
+                return m
+        return None
+
+    def router(self, name: str) -> RouterConfig | None:
+        for r in self.routers:
+            if r.name == name:
+                return r
+        return None
+
+
+def parse_settings(data: dict[str, Any], *, source: str = "<config>") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(lines)) from None
+
+
+def load_settings(path: str | os.PathLike[str]) -> Settings:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return parse_settings(data, source=str(p))

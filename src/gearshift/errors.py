@@ -1,0 +1,91 @@
+"""One error tree for the whole gateway, mapped to each dialect's error shape at the HTTP edge.
+
+Catch at the depth you need: ``UpstreamError`` for anything a provider did, ``GearshiftError``
+for everything. Messages are written for the person who has to fix the problem.
+"""
+
+from __future__ import annotations
+
+
+class GearshiftError(Exception):
+    status: int = 500
+    code: str = "internal_error"  # machine-readable, OpenAI's ``error.code``
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class ConfigError(GearshiftError):
+    code = "config_error"
+
+
+class InvalidRequest(GearshiftError):
+    status = 400
+    code = "invalid_request_error"
+
+
+class AuthenticationError(GearshiftError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GearshiftError):
+    status = 403
+    code = "permission_denied"
+
+
+class NotFound(GearshiftError):
+    status = 404
+    code = "model_not_found"
+
+
+class PayloadTooLarge(GearshiftError):
+    status = 413
+    code = "request_too_large"
+
+
+class RateLimited(GearshiftError):
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, *, retry_after_s: float | None = None, param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.retry_after_s = retry_after_s
+
+
+class BudgetExceeded(RateLimited):
+    code = "budget_exceeded"
+
+
+class UpstreamError(GearshiftError):
+    """A provider failed. ``retryable`` errors (429, 5xx, timeouts, resets) trigger retry/fallback."""
+
+    status = 502
+    code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        retryable: bool = True,
+        model: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.upstream_status = upstream_status
+        self.retryable = retryable
+        self.model = model
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class ServiceUnavailable(GearshiftError):
+    status = 503
+    code = "service_unavailable"
