@@ -69,7 +69,7 @@ class RouterTargets(_Strict):
     latency_p80_ms: float | None = Field(default=None, gt=0)
     light_share_min: float | None = Field(default=None, ge=0, le=1)
     max_quality_tolerance: float = Field(default=0.25, ge=0, le=1)
-    window_requests: int = Field(default=500, ge=10, description="Sliding window of the controller.")
+    window_requests: int = Field(default=500, ge=10, description="Controller sliding window.")
 
 
 class RouterConfig(_Strict):

@@ -62,7 +62,7 @@ class BudgetExceeded(RateLimited):
 
 
 class UpstreamError(GearshiftError):
-    """A provider failed. ``retryable`` errors (429, 5xx, timeouts, resets) trigger retry/fallback."""
+    """A provider failed; ``retryable`` ones (429, 5xx, timeouts, resets) trigger retry/fallback."""
 
     status = 502
     code = "upstream_error"
