@@ -103,7 +103,7 @@ class ChatRequest:
     response_format: dict[str, Any] | None = None  # OpenAI shape: {"type": "json_object"} ...
     user: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # unknown params, for same-dialect pass-through
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown params (pass-through)
     raw: dict[str, Any] | None = None
 
     def system_text(self) -> str:
