@@ -31,6 +31,9 @@ class PriceOverride(_Strict):
     output_per_mtok: Decimal = Field(ge=0)
     cache_read_per_mtok: Decimal | None = Field(default=None, ge=0)
     cache_write_per_mtok: Decimal | None = Field(default=None, ge=0)
+    reasoning_per_mtok: Decimal | None = Field(
+        default=None, ge=0, description="Reasoning tokens; billed as output when unset."
+    )
 
 
 class Capabilities(_Strict):
