@@ -1,0 +1,345 @@
+"""Amazon Bedrock Converse / ConverseStream provider, over HTTP with SigV4 (no boto3 on the hot
+path: botocore only signs). ``base_url`` overrides the regional endpoint (a VPC endpoint, a
+proxy, or a fake server in tests). A model with ``api_key_env`` uses a Bedrock API key
+(``Authorization: Bearer``) instead of SigV4.
+
+Requests that arrived in the Bedrock dialect are passed through untouched; others are
+translated from ``ChatRequest``. Usage follows chat.py: ``input_tokens`` includes
+``cacheReadInputTokens`` and ``cacheWriteInputTokens``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+import yarl
+
+from gearshift.api.eventstream import EventStreamDecoder, EventStreamError
+from gearshift.chat import (
+    ChatRequest,
+    ChatResponse,
+    ContentPart,
+    FinishReason,
+    ImagePart,
+    Message,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from gearshift.config import ModelConfig
+from gearshift.errors import InvalidRequest, UpstreamError
+from gearshift.providers.sigv4 import AwsSigner
+from gearshift.providers.upstream_http import (
+    UpstreamSession,
+    is_retryable_status,
+    iter_chunks,
+    json_or_none,
+    post,
+    read_all,
+)
+
+STOP_REASONS: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+RETRYABLE_EXCEPTIONS = frozenset(
+    {
+        "ThrottlingException",
+        "ServiceUnavailableException",
+        "InternalServerException",
+        "ModelStreamErrorException",
+        "ModelNotReadyException",
+        "ModelTimeoutException",
+    }
+)
+IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
+
+
+def usage_from_bedrock(block: dict[str, Any] | None) -> Usage:
+    block = block or {}
+    cache_read = int(block.get("cacheReadInputTokens") or 0)
+    cache_write = int(block.get("cacheWriteInputTokens") or 0)
+    return Usage(
+        input_tokens=int(block.get("inputTokens") or 0) + cache_read + cache_write,
+        output_tokens=int(block.get("outputTokens") or 0),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+
+
+def endpoint(base_url: str | None, region: str) -> str:
+    return (base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
+
+
+def operation_url(base: str, model_id: str, operation: str) -> str:
+    # A model id may be an ARN (":" and "/"), which must travel as one encoded path segment.
+    return f"{base}/model/{quote(model_id, safe='')}/{operation}"
+
+
+# ---- ChatRequest -> Converse body ------------------------------------------------------------
+
+
+def _image_block(part: ImagePart) -> dict[str, Any]:
+    if part.data is None:
+        raise InvalidRequest(
+            "Bedrock models take images inline (base64 data), not by URL; send the image bytes"
+        )
+    fmt = IMAGE_FORMATS.get(part.media_type, part.media_type.rpartition("/")[2] or "png")
+    return {"image": {"format": fmt, "source": {"bytes": base64.b64encode(part.data).decode()}}}
+
+
+def _content_blocks(parts: list[ContentPart]) -> list[dict[str, Any]]:
+    return [{"text": p.text} if isinstance(p, TextPart) else _image_block(p) for p in parts]
+
+
+def _tool_input(arguments: str) -> Any:
+    if not arguments.strip():
+        return {}
+    parsed = json_or_none(arguments.encode("utf-8"))
+    return parsed if isinstance(parsed, dict) else {"_raw_arguments": arguments}
+
+
+def _message(message: Message) -> tuple[str, list[dict[str, Any]]]:
+    if message.role == "tool":
+        result: dict[str, Any] = {
+            "toolUseId": message.tool_call_id or "",
+            "content": _content_blocks(message.content) or [{"text": ""}],
+        }
+        if message.is_error:
+            result["status"] = "error"
+        return "user", [{"toolResult": result}]
+    blocks = _content_blocks(message.content)
+    for call in message.tool_calls:
+        blocks.append(
+            {
+                "toolUse": {
+                    "toolUseId": call.id,
+                    "name": call.name,
+                    "input": _tool_input(call.arguments),
+                }
+            }
+        )
+    return ("assistant" if message.role == "assistant" else "user"), blocks
+
+
+def tool_choice_to_bedrock(choice: Any) -> dict[str, Any] | None:
+    if choice == "auto":
+        return {"auto": {}}
+    if choice == "required":
+        return {"any": {}}
+    if isinstance(choice, dict):
+        name = choice.get("name") or (choice.get("function") or {}).get("name")
+        if name:
+            return {"tool": {"name": name}}
+    return None  # None and "none": Converse has no "none"; leaving it out means "auto"
+
+
+def to_converse_body(request: ChatRequest) -> dict[str, Any]:
+    if request.dialect == "bedrock" and request.raw is not None:
+        return request.raw
+    messages: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "system":
+            continue
+        role, blocks = _message(message)
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        else:
+            messages.append({"role": role, "content": blocks})
+    body: dict[str, Any] = {"messages": messages}
+    system = [{"text": m.text()} for m in request.messages if m.role == "system" and m.text()]
+    if system:
+        body["system"] = system
+    inference: dict[str, Any] = {}
+    if request.max_tokens is not None:
+        inference["maxTokens"] = request.max_tokens
+    if request.temperature is not None:
+        inference["temperature"] = request.temperature
+    if request.top_p is not None:
+        inference["topP"] = request.top_p
+    if request.stop:
+        inference["stopSequences"] = list(request.stop)
+    if inference:
+        body["inferenceConfig"] = inference
+    if request.tools:
+        tool_config: dict[str, Any] = {
+            "tools": [
+                {
+                    "toolSpec": {
+                        "name": t.name,
+                        "description": t.description or t.name,
+                        "inputSchema": {"json": t.parameters},
+                    }
+                }
+                for t in request.tools
+            ]
+        }
+        choice = tool_choice_to_bedrock(request.tool_choice)
+        if choice is not None:
+            tool_config["toolChoice"] = choice
+        body["toolConfig"] = tool_config
+    return body
+
+
+# ---- Converse response -> ChatResponse -------------------------------------------------------
+
+
+def from_converse_response(data: dict[str, Any], model: ModelConfig) -> ChatResponse:
+    content: list[ContentPart] = []
+    calls: list[ToolCall] = []
+    message = (data.get("output") or {}).get("message") or {}
+    for block in message.get("content") or []:
+        if "text" in block:
+            content.append(TextPart(block["text"]))
+        elif "toolUse" in block:
+            use = block["toolUse"]
+            arguments = orjson.dumps(use.get("input") or {}).decode()
+            calls.append(ToolCall(use.get("toolUseId", ""), use.get("name", ""), arguments))
+    return ChatResponse(
+        id=f"bedrock-{uuid.uuid4().hex}",
+        model=model.upstream_model,
+        content=content,
+        tool_calls=calls,
+        finish_reason=STOP_REASONS.get(data.get("stopReason") or "", "stop"),
+        usage=usage_from_bedrock(data.get("usage")),
+    )
+
+
+def upstream_error(status: int, error_type: str, raw: bytes, model: ModelConfig) -> UpstreamError:
+    data = json_or_none(raw)
+    message = raw[:300].decode("utf-8", "replace")
+    if isinstance(data, dict):
+        message = str(data.get("message") or data.get("Message") or message)
+    # x-amzn-ErrorType may carry a namespace suffix ("ValidationException:http://...").
+    kind = error_type.split(":", 1)[0] or "error"
+    return UpstreamError(
+        f"{model.name}: Bedrock answered {status} {kind}: {message}",
+        upstream_status=status,
+        retryable=is_retryable_status(status) or kind in RETRYABLE_EXCEPTIONS,
+        model=model.name,
+    )
+
+
+class BedrockProvider:
+    kind = "bedrock"
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        self._http = UpstreamSession()
+        self._signer = AwsSigner()
+
+    async def _send(
+        self, request: ChatRequest, model: ModelConfig, operation: str, accept: str
+    ) -> Any:
+        region = await self._signer.region_for(model.region)
+        url = operation_url(endpoint(model.base_url, region), model.upstream_model, operation)
+        body = orjson.dumps(to_converse_body(request))
+        headers = {"content-type": "application/json", "accept": accept}
+        api_key = os.environ.get(model.api_key_env) if model.api_key_env else None
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        else:
+            headers = await self._signer.sign(url, body, region, headers)
+        # encoded=True: send the path exactly as signed (aiohttp would otherwise re-quote it).
+        response = await post(self._http.get(), yarl.URL(url, encoded=True), body, headers, model)
+        if response.status != 200:
+            raw = await read_all(response, model)
+            raise upstream_error(
+                response.status, response.headers.get("x-amzn-ErrorType", ""), raw, model
+            )
+        return response
+
+    async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
+        response = await self._send(request, model, "converse", "application/json")
+        data = json_or_none(await read_all(response, model))
+        if not isinstance(data, dict):
+            raise UpstreamError(f"{model.name}: Bedrock returned a body that is not JSON")
+        return from_converse_response(data, model)
+
+    async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
+        response = await self._send(
+            request, model, "converse-stream", "application/vnd.amazon.eventstream"
+        )
+        try:
+            async for event in _translate_stream(iter_chunks(response, model), model):
+                yield event
+        finally:
+            response.close()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+async def _translate_stream(
+    chunks: AsyncIterator[bytes], model: ModelConfig
+) -> AsyncIterator[StreamEvent]:
+    decoder = EventStreamDecoder()
+    finish: FinishReason | None = None
+    tool_index: dict[int, int] = {}  # contentBlockIndex -> tool call index
+    async for chunk in chunks:
+        try:
+            messages = decoder.feed(chunk)
+        except EventStreamError as exc:
+            raise UpstreamError(f"{model.name}: {exc.message}", model=model.name) from None
+        for message in messages:
+            if message.message_type != "event":
+                raise _stream_exception(message.headers, message.payload, model)
+            payload = json_or_none(message.payload)
+            if not isinstance(payload, dict):
+                continue
+            kind = message.event_type
+            if kind == "contentBlockDelta":
+                delta = payload.get("delta") or {}
+                if "text" in delta:
+                    yield TextDelta(delta["text"])
+                elif "toolUse" in delta:
+                    index = tool_index.get(int(payload.get("contentBlockIndex", 0)))
+                    if index is not None:
+                        yield ToolCallDelta(index, arguments=delta["toolUse"].get("input", ""))
+            elif kind == "contentBlockStart":
+                use = (payload.get("start") or {}).get("toolUse")
+                if use:
+                    index = len(tool_index)
+                    tool_index[int(payload.get("contentBlockIndex", 0))] = index
+                    yield ToolCallDelta(index, id=use.get("toolUseId"), name=use.get("name"))
+            elif kind == "messageStop":
+                finish = STOP_REASONS.get(payload.get("stopReason") or "", "stop")
+            elif kind == "metadata":
+                yield StreamEnd(finish or "stop", usage_from_bedrock(payload.get("usage")))
+                return
+    if finish is not None:
+        # messageStop without metadata: the answer is complete, usage unknown.
+        yield StreamEnd(finish, Usage())
+        return
+    raise UpstreamError(
+        f"{model.name}: the Bedrock stream ended before messageStop", model=model.name
+    )
+
+
+def _stream_exception(headers: dict[str, Any], payload: bytes, model: ModelConfig) -> UpstreamError:
+    kind = str(headers.get(":exception-type") or headers.get(":error-code") or "error")
+    # In the stream the type is the union member name ("throttlingException").
+    kind = kind[:1].upper() + kind[1:]
+    data = json_or_none(payload)
+    message = str(headers.get(":error-message") or "")
+    if isinstance(data, dict):
+        message = str(data.get("message") or message)
+    return UpstreamError(
+        f"{model.name}: Bedrock stream {kind}: {message}",
+        retryable=kind in RETRYABLE_EXCEPTIONS,
+        model=model.name,
+    )
