@@ -1,0 +1,267 @@
+"""Prompt features for routing: cheap, bounded, no network, no ML framework.
+
+Two views of a request:
+
+* ``tokens`` — lower-cased word and symbol unigrams and bigrams of the *focus* text, for the
+  learned text model. The focus is the final user turn, bounded to a head and a tail window: an
+  exam prompt with a few-shot block puts its real question at the end, and an 8k-token prompt
+  must cost no more than a short one. The system prompt contributes its head's unigrams.
+* ``dense`` — structural numbers about the whole conversation (length of the final question and
+  of the whole prompt, turns, system prompt, code, math, reasoning cues, constraints, requested
+  length, few-shot examples, multiple choice, non-English text, tools, images, JSON mode). Most
+  are ``str.count`` calls, which run in C over the whole text.
+
+``kind`` is a coarse label (code, math, reasoning, extraction, writing, roleplay, chat, exam) for
+explanations and reports.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from itertools import pairwise
+
+from gearshift.chat import ChatRequest, ImagePart
+
+__all__ = ["DENSE_NAMES", "Features", "extract", "extract_text", "focus_window"]
+
+HEAD_CHARS = 600
+TAIL_CHARS = 1800
+SYSTEM_CHARS = 400
+MAX_TOKENS = 400  # per request, after windowing
+
+_TOKEN = re.compile(r"[a-z]+|\d+|[^\sa-z\d]")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_CHOICE = re.compile(r"(?m)^\s*\(?[A-Ea-e][.)]\s")
+_LIST_ITEM = re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s")
+_FEWSHOT = re.compile(r"(?im)^(?:answer|a|q|question|example|input|output)\s*[:：]")
+_LATEX = re.compile(r"\\(?:frac|sqrt|sum|int|cdot|times|le|ge|pi|theta|alpha|boxed)|\$")
+_CODE = re.compile(
+    r"```|\bdef |\bclass |\breturn\b|\bimport |#include|\bfunction\b|=>|\bconst |\bpublic |"
+    r"\bSELECT\b|\bvoid\b|\);|\{\n|</"
+)
+_REASONING = re.compile(
+    r"(?i)step[- ]by[- ]step|\bprove\b|\bproof\b|\bderive\b|\bjustify\b|\bwhy\b|\banaly[sz]e\b|"
+    r"\bcompare\b|\bevaluate\b|\breason|\bcritique\b|\btrade-?offs?\b|\bimplications?\b"
+)
+_CONSTRAINT = re.compile(
+    r"(?i)\bmust\b|\bshould\b|\bexactly\b|\bat least\b|\bat most\b|\bno more than\b|"
+    r"\bwithout\b|\bonly\b|\bdo not\b|\bdon't\b|\bensure\b|\bformat\b|\binclude\b"
+)
+_LONG_OUTPUT = re.compile(
+    r"(?i)\bessay\b|\bin detail\b|\bdetailed\b|\bcomprehensive\b|\b\d{3,} words\b|"
+    r"\bpages?\b|\bchapter\b|\bfull\b|\bthorough"
+)
+_SHORT_OUTPUT = re.compile(
+    r"(?i)\bbrief(?:ly)?\b|\bshort\b|\bconcise\b|\bone (?:word|sentence|line)\b|\byes or no\b|"
+    r"\bsummar"
+)
+_EXTRACTION = re.compile(
+    r"(?i)\bextract\b|\bjson\b|\bparse\b|\blist all\b|\bidentify\b|\bclassify\b|\bcategori[sz]e\b"
+)
+_WRITING = re.compile(
+    r"(?i)\bwrite\b|\bpoem\b|\bstory\b|\bblog\b|\bemail\b|\bletter\b|\bdraft\b|\brewrite\b|\bcompose"
+)
+_ROLEPLAY = re.compile(r"(?i)\bpretend\b|\broleplay\b|\bact as\b|\byou are an?\b|\bimagine you")
+_MATH_WORDS = re.compile(
+    r"(?i)\bcalculate\b|\bcompute\b|\bsolve\b|\bequation\b|\bhow many\b|\bhow much\b|"
+    r"\bprobability\b|\bintegral\b|\bderivative\b|\btheorem\b|\bprime\b|\bmatrix\b"
+)
+
+DENSE_NAMES: tuple[str, ...] = (
+    "log_chars_total",
+    "log_chars_last_user",
+    "log_chars_question",
+    "log_words_question",
+    "turns",
+    "assistant_turns",
+    "has_system",
+    "log_chars_system",
+    "code_marks",
+    "code_fence",
+    "latex_marks",
+    "math_words",
+    "numbers",
+    "operators",
+    "question_marks",
+    "list_items",
+    "constraints",
+    "reasoning_cues",
+    "long_output",
+    "short_output",
+    "extraction",
+    "writing",
+    "roleplay",
+    "choices",
+    "fewshot_marks",
+    "newlines",
+    "non_ascii_share",
+    "tools",
+    "images",
+    "json_mode",
+    "avg_word_len",
+    "upper_share",
+)
+
+
+@dataclass(slots=True)
+class Features:
+    dense: list[float]
+    tokens: list[str]
+    kind: str
+
+
+def focus_window(text: str) -> str:
+    """The part of a long text the token model reads: its head and its tail."""
+    if len(text) <= HEAD_CHARS + TAIL_CHARS:
+        return text
+    return text[:HEAD_CHARS] + "\n" + text[-TAIL_CHARS:]
+
+
+def _final_question(text: str) -> str:
+    """The last block of the final turn: the question after a few-shot block or a long context."""
+    tail = text[-TAIL_CHARS:]
+    cut = tail.rfind("\n\n")
+    if cut > 0 and len(tail) - cut > 40:
+        return tail[cut + 2 :]
+    return tail
+
+
+def _log(n: float) -> float:
+    return math.log1p(n)
+
+
+def _kind(
+    code: int,
+    latex: int,
+    math_words: int,
+    numbers: int,
+    reasoning: int,
+    extraction: int,
+    writing: int,
+    roleplay: int,
+    choices: int,
+) -> str:
+    if code >= 2:
+        return "code"
+    if choices >= 3:
+        return "exam"
+    if latex >= 2 or math_words >= 2 or (math_words and numbers >= 3):
+        return "math"
+    if extraction:
+        return "extraction"
+    if roleplay:
+        return "roleplay"
+    if writing:
+        return "writing"
+    if reasoning:
+        return "reasoning"
+    return "chat"
+
+
+def extract_text(
+    last_user: str,
+    *,
+    total_chars: int | None = None,
+    system: str = "",
+    turns: int = 1,
+    assistant_turns: int = 0,
+    tools: int = 0,
+    images: int = 0,
+    json_mode: bool = False,
+) -> Features:
+    """Features of a prompt given as text plus a few facts about its conversation."""
+    focus = focus_window(last_user)
+    question = _final_question(last_user)
+    lowered = focus.lower()
+    tokens = _TOKEN.findall(lowered)
+    if len(tokens) > MAX_TOKENS:
+        tokens = tokens[: MAX_TOKENS // 4] + tokens[-(MAX_TOKENS - MAX_TOKENS // 4) :]
+    grams = tokens + [a + " " + b for a, b in pairwise(tokens)]
+    if system:
+        grams += ["s:" + t for t in _TOKEN.findall(system[:SYSTEM_CHARS].lower())]
+
+    code = len(_CODE.findall(focus))
+    latex = len(_LATEX.findall(question))
+    math_words = len(_MATH_WORDS.findall(question))
+    numbers = len(_NUMBER.findall(question))
+    reasoning = len(_REASONING.findall(focus))
+    extraction = len(_EXTRACTION.findall(focus))
+    writing = len(_WRITING.findall(question))
+    roleplay = len(_ROLEPLAY.findall(focus)) + len(_ROLEPLAY.findall(system[:SYSTEM_CHARS]))
+    choices = len(_CHOICE.findall(question))
+    q_words = question.count(" ") + 1
+    n_focus = len(focus) or 1
+    letters = sum(1 for _ in re.finditer(r"[A-Z]", question[:400]))
+    dense = [
+        _log(total_chars if total_chars is not None else len(last_user) + len(system)),
+        _log(len(last_user)),
+        _log(len(question)),
+        _log(q_words),
+        float(min(turns, 20)),
+        float(min(assistant_turns, 20)),
+        1.0 if system else 0.0,
+        _log(len(system)),
+        _log(code),
+        float(focus.count("```") > 0),
+        _log(latex),
+        _log(math_words),
+        _log(numbers),
+        _log(sum(question.count(op) for op in "=+*/^<>")),
+        _log(question.count("?")),
+        _log(len(_LIST_ITEM.findall(focus))),
+        _log(len(_CONSTRAINT.findall(focus))),
+        _log(reasoning),
+        _log(len(_LONG_OUTPUT.findall(focus))),
+        _log(len(_SHORT_OUTPUT.findall(focus))),
+        _log(extraction),
+        _log(writing),
+        _log(roleplay),
+        _log(choices),
+        _log(len(_FEWSHOT.findall(last_user[-20000:]))),
+        _log(focus.count("\n")),
+        (n_focus - len(focus.encode("ascii", "ignore"))) / n_focus,
+        _log(tools),
+        _log(images),
+        1.0 if json_mode else 0.0,
+        min(len(question) / q_words, 20.0) / 10.0,
+        letters / max(1, min(len(question), 400)),
+    ]
+    kind = _kind(
+        code, latex, math_words, numbers, reasoning, extraction, writing, roleplay, choices
+    )
+    return Features(dense=dense, tokens=grams, kind=kind)
+
+
+def extract(request: ChatRequest) -> Features:
+    """Features of a whole chat request."""
+    last_user = ""
+    system_parts: list[str] = []
+    total = 0
+    turns = 0
+    assistant_turns = 0
+    images = 0
+    for message in request.messages:
+        text = message.text()
+        total += len(text)
+        if message.role == "system":
+            system_parts.append(text)
+            continue
+        turns += 1
+        if message.role == "assistant":
+            assistant_turns += 1
+        elif message.role == "user":
+            last_user = text
+        images += sum(1 for p in message.content if isinstance(p, ImagePart))
+    fmt = request.response_format or {}
+    return extract_text(
+        last_user,
+        total_chars=total,
+        system="\n".join(system_parts),
+        turns=turns,
+        assistant_turns=assistant_turns,
+        tools=len(request.tools),
+        images=images,
+        json_mode=str(fmt.get("type", "")).startswith("json"),
+    )

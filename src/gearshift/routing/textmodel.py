@@ -1,0 +1,175 @@
+"""A linear text model stored as a small ``.npz``: logistic heads over n-grams plus dense features.
+
+Each head is a logistic regression ``sigmoid(bias + Σ w[gram] + Σ v·(dense − mean)/std)`` over the
+*distinct* grams of a prompt that are in the vocabulary, followed by a monotone calibration
+(isotonic knots, applied with linear interpolation). The default router has one head
+(``difficulty``: probability a strong model is needed); a trained router has one head per model
+(probability of a good answer). Scoring is a few dictionary look-ups and one small matrix sum:
+no ML framework, no network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gearshift.errors import ConfigError
+from gearshift.routing.features import DENSE_NAMES, Features
+
+__all__ = ["FORMAT_VERSION", "TextModel"]
+
+FORMAT_VERSION = 1
+FloatArray = npt.NDArray[np.float64]
+
+
+def _sigmoid(x: FloatArray) -> FloatArray:
+    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
+    return out
+
+
+@dataclass(slots=True)
+class TextModel:
+    heads: list[str]  # head names: ["difficulty"] or model names
+    vocab: dict[str, int]
+    token_weights: FloatArray  # (V, H)
+    dense_mean: FloatArray  # (D,)
+    dense_scale: FloatArray  # (D,)
+    dense_weights: FloatArray  # (D, H)
+    bias: FloatArray  # (H,)
+    calib_x: list[list[float]] = field(default_factory=list)  # per head, increasing knots
+    calib_y: list[list[float]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ---- scoring -------------------------------------------------------------------------
+
+    def logits(self, features: Features) -> FloatArray:
+        vocab = self.vocab
+        idx = [i for i in {vocab.get(g, -1) for g in features.tokens} if i >= 0]
+        z = self.bias.copy()
+        if idx:
+            z += self.token_weights[idx].sum(axis=0)
+        d = (np.asarray(features.dense, dtype=np.float64) - self.dense_mean) / self.dense_scale
+        z += d @ self.dense_weights
+        return z
+
+    def predict(self, features: Features) -> list[float]:
+        """Calibrated probability per head."""
+        return self.calibrate(_sigmoid(self.logits(features)))
+
+    def predict_many(self, batch: Sequence[Features]) -> FloatArray:
+        """(N, H) calibrated probabilities; vectorised over the batch for ``gearshift score``."""
+        n, h = len(batch), len(self.heads)
+        if n == 0:
+            return np.zeros((0, h))
+        vocab = self.vocab
+        rows: list[int] = []
+        cols: list[int] = []
+        for r, feats in enumerate(batch):
+            for i in {vocab.get(g, -1) for g in feats.tokens}:
+                if i >= 0:
+                    rows.append(r)
+                    cols.append(i)
+        z = np.tile(self.bias, (n, 1))
+        if rows:
+            np.add.at(z, np.asarray(rows), self.token_weights[np.asarray(cols)])
+        dense = np.asarray([f.dense for f in batch], dtype=np.float64)
+        z += ((dense - self.dense_mean) / self.dense_scale) @ self.dense_weights
+        p = _sigmoid(z)
+        for j in range(h):
+            if self.calib_x and self.calib_x[j]:
+                p[:, j] = np.interp(p[:, j], self.calib_x[j], self.calib_y[j])
+        return p
+
+    def calibrate(self, raw: FloatArray) -> list[float]:
+        out = [float(v) for v in raw]
+        if self.calib_x:
+            for j, v in enumerate(out):
+                xs, ys = self.calib_x[j], self.calib_y[j]
+                if xs:
+                    out[j] = _interp(v, xs, ys)
+        return out
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        words = sorted(self.vocab, key=self.vocab.__getitem__)
+        meta = dict(self.meta)
+        meta.update(
+            format_version=FORMAT_VERSION,
+            heads=self.heads,
+            dense_names=list(DENSE_NAMES),
+            calib_x=self.calib_x,
+            calib_y=self.calib_y,
+        )
+        with open(path, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                vocab=np.asarray(words, dtype=np.str_),
+                token_weights=self.token_weights.astype(np.float32),
+                dense_mean=self.dense_mean,
+                dense_scale=self.dense_scale,
+                dense_weights=self.dense_weights,
+                bias=self.bias,
+                meta=np.asarray(json.dumps(meta)),
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> TextModel:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                words = data["vocab"].tolist()
+                model = cls(
+                    heads=list(meta["heads"]),
+                    vocab={w: i for i, w in enumerate(words)},
+                    token_weights=data["token_weights"].astype(np.float64),
+                    dense_mean=data["dense_mean"].astype(np.float64),
+                    dense_scale=data["dense_scale"].astype(np.float64),
+                    dense_weights=data["dense_weights"].astype(np.float64),
+                    bias=data["bias"].astype(np.float64),
+                    calib_x=meta.get("calib_x", []),
+                    calib_y=meta.get("calib_y", []),
+                    meta=meta,
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"cannot load router model {path}: {exc}") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ConfigError(
+                f"router model {path} has format {meta.get('format_version')}, "
+                f"this gearshift reads {FORMAT_VERSION}; retrain it with 'gearshift train'"
+            )
+        if list(meta.get("dense_names", [])) != list(DENSE_NAMES):
+            raise ConfigError(
+                f"router model {path} was trained with other features; retrain it with "
+                "'gearshift train' (or 'make router' for the default router)"
+            )
+        return model
+
+
+def _interp(v: float, xs: list[float], ys: list[float]) -> float:
+    if v <= xs[0]:
+        return ys[0]
+    if v >= xs[-1]:
+        return ys[-1]
+    lo, hi = 0, len(xs) - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if xs[mid] <= v:
+            lo = mid
+        else:
+            hi = mid
+    span = xs[hi] - xs[lo]
+    t = (v - xs[lo]) / span if span > 0 else 0.0
+    return ys[lo] + t * (ys[hi] - ys[lo])
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
