@@ -129,6 +129,8 @@ class ChatResponse:
     finish_reason: FinishReason = "stop"
     usage: Usage = field(default_factory=Usage)
     created: int = 0
+    # The upstream's own JSON body, when a dialect may return it as is (same API on both sides).
+    raw: dict[str, Any] | None = None
 
     def text(self) -> str:
         return "".join(p.text for p in self.content if isinstance(p, TextPart))

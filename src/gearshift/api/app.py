@@ -1,0 +1,325 @@
+"""``create_app(settings)``: the gateway as a plain ASGI application.
+
+Routes live in a small table that each HTTP module fills through ``register(routes, gateway)``;
+adding a dialect or a page is one line in ``ROUTE_MODULES``. The app reads and size-checks the
+body, runs the handler while watching for the client going away (then cancels the handler, which
+cancels the upstream call), adds ``x-request-id``, and renders errors in the route's dialect.
+Lifespan opens the gateway (keys checked, routers built, providers pooled, ledger opened) and, on
+shutdown, waits for in-flight requests (``server.shutdown_grace_s``) before flushing the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gearshift.api.http import (
+    JSON_CONTENT,
+    ClientGone,
+    MethodNotAllowed,
+    Request,
+    Response,
+    RouteNotFound,
+    Routes,
+    StreamResponse,
+    json_response,
+    read_body,
+    render_openai_error,
+    too_large_message,
+)
+from gearshift.api.pipeline import Gateway, LedgerSink
+from gearshift.config import Settings
+from gearshift.errors import GearshiftError, PayloadTooLarge
+
+log = logging.getLogger("gearshift.app")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Modules exposing ``register(routes, gateway)``; a module not yet present is skipped.
+ROUTE_MODULES: tuple[str, ...] = (
+    "gearshift.api.openai",
+    "gearshift.api.anthropic",
+    "gearshift.api.bedrock",
+    "gearshift.analytics.routes",
+)
+
+
+class GearshiftApp:
+    def __init__(self, settings: Settings, gateway: Gateway) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        self.routes = Routes()
+        self.max_body = settings.server.max_body_bytes
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._ids = _RequestIds()
+        self.routes.add("GET", "/healthz", self._healthz)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    # ---- HTTP ------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = self._ids.next()
+        id_header = (b"x-request-id", request_id.encode())
+        try:
+            found = self.routes.match(scope["method"], scope["path"])
+        except MethodNotAllowed as exc:
+            await _send(send, render_openai_error(exc), id_header)
+            return
+        if found is None:
+            missing = RouteNotFound(f"no route for {scope['method']} {scope['path']}")
+            await _send(send, render_openai_error(missing), id_header)
+            return
+        route, params = found
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            try:
+                body = await self._read_body(scope, receive)
+            except PayloadTooLarge as exc:
+                response = route.errors(exc, None)
+                response.headers.append((b"connection", b"close"))
+                await _send(send, response, id_header)
+                return
+            except ClientGone:
+                return
+            request = Request(
+                scope, body, params, request_id=request_id, arrived=time.time(), started=started
+            )
+            await self._handle(route.handler, route.errors, request, receive, send, id_header)
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        if scope["method"] in ("GET", "HEAD"):
+            return b""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_body:
+                    raise PayloadTooLarge(too_large_message(self.max_body))
+                break
+        return await read_body(receive, self.max_body)
+
+    async def _handle(
+        self,
+        handler: Callable[[Request], Awaitable[Response | StreamResponse]],
+        render_error: Callable[[GearshiftError, Request | None], Response],
+        request: Request,
+        receive: Receive,
+        send: Send,
+        id_header: tuple[bytes, bytes],
+    ) -> None:
+        watcher = _DisconnectWatcher(receive)
+        try:
+            try:
+                result = await handler(request)
+            except GearshiftError as exc:
+                watcher.stop()
+                await _send(send, render_error(exc, request), id_header)
+                return
+            except asyncio.CancelledError:
+                if watcher.client_gone:
+                    return  # the pipeline has recorded the disconnect
+                raise
+            except Exception:
+                watcher.stop()
+                log.exception("request %s failed", request.request_id)
+                internal = GearshiftError(
+                    f"internal error in the gateway; see its log for request {request.request_id}"
+                )
+                await _send(send, render_error(internal, request), id_header)
+                return
+            if isinstance(result, Response):
+                watcher.stop()
+                await _send(send, result, id_header)
+                return
+            await self._stream(result, send, id_header, watcher)
+        finally:
+            watcher.stop()
+
+    async def _stream(
+        self,
+        result: StreamResponse,
+        send: Send,
+        id_header: tuple[bytes, bytes],
+        watcher: _DisconnectWatcher,
+    ) -> None:
+        body = result.body
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": result.status,
+                    "headers": [*result.headers, id_header],
+                }
+            )
+            async for chunk in body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            watcher.stop()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not watcher.client_gone:
+                raise
+        except OSError:
+            pass  # the socket went away under us: same as a disconnect
+        finally:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _healthz(self, request: Request) -> Response:
+        return json_response(200, {"status": "ok"})
+
+    # ---- lifespan --------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    text = exc.message if isinstance(exc, GearshiftError) else repr(exc)
+                    await send({"type": "lifespan.startup.failed", "message": text})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        await self.gateway.open()
+        if self.gateway.ledger is None:
+            self.gateway.ledger = open_ledger(self.settings)
+
+    async def shutdown(self) -> None:
+        """Drain: wait for in-flight requests (up to the grace period), then flush and close."""
+        grace = self.settings.server.shutdown_grace_s
+        if self._inflight:
+            log.info("draining %d in-flight request(s), up to %.0fs", self._inflight, grace)
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=grace)
+            except TimeoutError:
+                log.warning("%d request(s) still running after the grace period", self._inflight)
+        await self.gateway.aclose()
+
+
+class _DisconnectWatcher:
+    """Cancels the request's task when the client disconnects before the answer is complete."""
+
+    __slots__ = ("_task", "client_gone")
+
+    def __init__(self, receive: Receive) -> None:
+        self.client_gone = False
+        owner = asyncio.current_task()
+        self._task: asyncio.Task[None] | None = asyncio.ensure_future(self._watch(receive, owner))
+
+    async def _watch(self, receive: Receive, owner: asyncio.Task[Any] | None) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.client_gone = True
+                self._task = None
+                if owner is not None:
+                    owner.cancel()
+                return
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+class _RequestIds:
+    """Request ids unique across processes and restarts: a random prefix plus a counter (cheaper
+    than a uuid4 per request)."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._n = 0
+
+    def next(self) -> str:
+        self._n += 1
+        return f"{self._prefix}-{self._n:x}"
+
+
+async def _send(send: Send, response: Response, id_header: tuple[bytes, bytes]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [*response.headers, id_header],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def open_ledger(settings: Settings) -> LedgerSink | None:
+    """The ledger's batching writer for ``settings.storage`` (None until the ledger package
+    provides one)."""
+    try:
+        ledger = importlib.import_module("gearshift.ledger")
+    except ModuleNotFoundError:
+        return None
+    factory = getattr(ledger, "open_writer", None)
+    if factory is None:
+        log.warning("gearshift.ledger has no open_writer(); requests are not being recorded")
+        return None
+    writer: LedgerSink = factory(settings.storage)
+    return writer
+
+
+def create_app(
+    settings: Settings,
+    *,
+    gateway: Gateway | None = None,
+    route_modules: tuple[str, ...] = ROUTE_MODULES,
+) -> GearshiftApp:
+    """Build the ASGI app. Nothing is opened until the server's lifespan startup."""
+    gateway = gateway or Gateway(settings, policy=_policy(settings))
+    app = GearshiftApp(settings, gateway)
+    for name in route_modules:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app.routes, gateway)
+    return app
+
+
+def _policy(settings: Settings) -> Any:
+    """The policy engine for these settings (``OpenPolicy`` until the policy package offers
+    ``build_policy``)."""
+    try:
+        policy = importlib.import_module("gearshift.policy")
+    except ModuleNotFoundError:
+        return None
+    build = getattr(policy, "build_policy", None)
+    return build(settings) if build is not None else None
+
+
+__all__ = ["JSON_CONTENT", "GearshiftApp", "create_app"]

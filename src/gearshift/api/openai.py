@@ -1,0 +1,135 @@
+"""The OpenAI dialect: ``POST /v1/chat/completions`` (streaming or not) and ``GET /v1/models``.
+
+Point an OpenAI SDK's ``base_url`` at gearshift and nothing else changes: ``model`` names a router
+(``"auto"``) or a configured model; the answer comes back in OpenAI's shape, with the served model
+and its cost in ``x-gearshift-*`` headers (streams carry the cost in a final SSE comment).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gearshift.api import sse
+from gearshift.api.context import request_context, served_headers, usd
+from gearshift.api.http import (
+    Request,
+    Response,
+    Routes,
+    StreamResponse,
+    json_response,
+    openai_error_body,
+    render_openai_error,
+)
+from gearshift.api.openai_codec import parse_request, render_response, usage_body
+from gearshift.api.pipeline import Gateway, GatewayStream
+from gearshift.chat import ChatRequest, StreamEnd, TextDelta, ToolCallDelta
+from gearshift.errors import GearshiftError
+
+
+def register(routes: Routes, gateway: Gateway) -> None:
+    dialect = OpenAIDialect(gateway)
+    routes.add("POST", "/v1/chat/completions", dialect.chat_completions, errors=render_openai_error)
+    routes.add("GET", "/v1/models", dialect.list_models, errors=render_openai_error)
+
+
+class OpenAIDialect:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def chat_completions(self, request: Request) -> Response | StreamResponse:
+        chat = parse_request(request.json())
+        ctx = request_context(request, "openai", _body_tags(chat))
+        if chat.stream:
+            stream = await self.gateway.open_stream(chat, ctx)
+            include_usage = _wants_usage(chat)
+            headers = [*sse.SSE_HEADERS, *served_headers(stream.served, with_cost=False)]
+            return StreamResponse(_chunks(stream, chat, include_usage), 200, headers)
+        response, served = await self.gateway.complete(chat, ctx)
+        model = self.gateway.models[served.model]
+        if model.provider == "openai" and response.raw is not None:
+            # Same API upstream: return its body as is (logprobs, fingerprints and all).
+            body = response.raw
+        else:
+            body = render_response(response, request.request_id, served.upstream_model)
+        return json_response(200, body, served_headers(served, with_cost=True))
+
+    async def list_models(self, request: Request) -> Response:
+        created = int(time.time())
+        routers, models = self.gateway.known_names()
+        data: list[dict[str, Any]] = [
+            {"id": name, "object": "model", "created": created, "owned_by": "gearshift-router"}
+            for name in routers
+        ]
+        data += [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": self.gateway.models[name].provider,
+            }
+            for name in models
+        ]
+        return json_response(200, {"object": "list", "data": data})
+
+
+def _body_tags(chat: ChatRequest) -> dict[str, str]:
+    tags = dict(chat.metadata)
+    if chat.user:
+        tags.setdefault("user", chat.user)
+    return tags
+
+
+def _wants_usage(chat: ChatRequest) -> bool:
+    options = (chat.raw or {}).get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+async def _chunks(
+    stream: GatewayStream, chat: ChatRequest, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """Stream events -> ``chat.completion.chunk`` events, ending with ``[DONE]``; a mid-stream
+    upstream failure ends with an ``{"error": ...}`` event, which the OpenAI SDKs raise."""
+    served = stream.served
+    base: dict[str, Any] = {
+        "id": f"chatcmpl-{served.request_id}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": served.upstream_model,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse.data(
+            {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        )
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                yield chunk({"content": event.text})
+            elif isinstance(event, ToolCallDelta):
+                call: dict[str, Any] = {"index": event.index}
+                if event.id is not None:
+                    call["id"] = event.id
+                    call["type"] = "function"
+                fn: dict[str, Any] = {"arguments": event.arguments}
+                if event.name is not None:
+                    fn["name"] = event.name
+                call["function"] = fn
+                yield chunk({"tool_calls": [call]})
+            elif isinstance(event, StreamEnd):
+                yield chunk({}, event.finish_reason)
+                if include_usage:
+                    yield sse.data({**base, "choices": [], "usage": usage_body(event.usage)})
+                yield sse.comment(
+                    f"gearshift model={served.model} cost_usd={usd(served.cost_usd)} "
+                    f"saved_usd={usd(served.saved_usd)}"
+                )
+                yield sse.DONE
+                return
+    except GearshiftError as exc:
+        yield sse.data(openai_error_body(exc))
+    finally:
+        await stream.aclose()

@@ -1,0 +1,529 @@
+"""The dialect-agnostic request path: resolve, admit, route, call with retries and fallbacks,
+price, record. Every inbound dialect (OpenAI, Anthropic, Bedrock) drives the same ``Gateway``.
+
+Two entry points:
+
+- ``await gateway.complete(request, ctx) -> (ChatResponse, Served)``
+- ``await gateway.open_stream(request, ctx) -> GatewayStream``: returns once the first event is in
+  hand (so ``stream.served`` can go into response headers); iterate it for events; a failure after
+  that raises ``UpstreamError`` from the iteration; closing it early (client gone) cancels the
+  upstream call and records ``client_disconnect``.
+
+Each request produces exactly one ``LedgerRecord`` (success, failure, refusal or disconnect),
+handed to the policy's ``settle``, the ledger sink and every observer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gearshift.chat import ChatRequest, ChatResponse, Dialect, StreamEnd, StreamEvent, Usage
+from gearshift.config import ModelConfig, RouterConfig, Settings
+from gearshift.errors import (
+    ConfigError,
+    GearshiftError,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    UpstreamError,
+)
+from gearshift.ledger.record import LedgerRecord
+from gearshift.policy.contract import Admission, OpenPolicy, PolicyEngine
+from gearshift.providers.base import Provider, provider_class
+from gearshift.routing.decision import Decision, RouterEngine
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+log = logging.getLogger("gearshift.gateway")
+
+Observer = Callable[[LedgerRecord], None]
+# Statuses for outcomes that have no upstream status of their own (499 as nginx uses it).
+CLIENT_CLOSED = 499
+# First retry waits about this long; each later one doubles, with jitter, capped.
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 2.0
+
+
+class LedgerSink(Protocol):
+    """Where finished records go (the ledger's batching writer): ``submit`` never blocks."""
+
+    def submit(self, record: LedgerRecord) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Pricer(Protocol):
+    def cost(self, model: ModelConfig | str, usage: Usage) -> Any: ...
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the HTTP edge knows about a request besides its body."""
+
+    request_id: str
+    dialect: Dialect = "openai"
+    api_key: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    tolerance: float | None = None  # x-gearshift-quality-tolerance
+    ts: float = field(default_factory=time.time)  # wall clock at arrival
+    started: float = field(default_factory=time.perf_counter)  # monotonic at arrival
+
+
+@dataclass(slots=True)
+class Served:
+    """Who answered and what it cost; filled in progressively (cost is known at the end)."""
+
+    record: LedgerRecord
+    decision: Decision | None
+    model: str = ""  # configured name of the model that answered
+    upstream_model: str = ""
+
+    @property
+    def request_id(self) -> str:
+        return self.record.id
+
+    @property
+    def router(self) -> str | None:
+        return self.record.router
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return self.record.cost_usd
+
+    @property
+    def saved_usd(self) -> Decimal:
+        return self.record.counterfactual_cost_usd - self.record.cost_usd
+
+
+@dataclass(slots=True)
+class _Plan:
+    record: LedgerRecord
+    admission: Admission
+    decision: Decision | None
+    ranked: tuple[ModelConfig, ...]
+    counterfactual: ModelConfig | None
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: PolicyEngine | None = None,
+        ledger: LedgerSink | None = None,
+        pricer: Pricer | None = None,
+        routers: dict[str, RouterEngine] | None = None,
+        observers: list[Observer] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy: PolicyEngine = policy or OpenPolicy()
+        self.ledger = ledger
+        self.pricer = pricer
+        self.observers: list[Observer] = observers if observers is not None else []
+        self.models: dict[str, ModelConfig] = {m.name: m for m in settings.models}
+        self.router_configs: dict[str, RouterConfig] = {r.name: r for r in settings.routers}
+        self.routers: dict[str, RouterEngine] = dict(routers or {})
+        self._providers: dict[tuple[str, str | None], Provider] = {}
+        self._by_model: dict[str, Provider] = {}
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def check_environment(self) -> None:
+        """Fail at startup, not at the first request, when an upstream key is missing."""
+        import os
+
+        missing = [
+            f"model {m.name!r} needs its API key in environment variable {m.api_key_env}, "
+            "which is not set"
+            for m in self.settings.models
+            if m.api_key_env and not os.environ.get(m.api_key_env)
+        ]
+        if missing:
+            raise ConfigError("; ".join(missing))
+
+    async def open(self) -> None:
+        self.check_environment()
+        if self.pricer is None:
+            from gearshift.pricing import Pricer as DefaultPricer
+
+            self.pricer = DefaultPricer.from_settings(self.settings)
+        for cfg in self.router_configs.values():
+            if cfg.name not in self.routers:
+                self.routers[cfg.name] = _build_router(self.settings, cfg)
+        for model in self.settings.models:
+            key = (model.provider, model.base_url)
+            provider = self._providers.get(key)
+            if provider is None:
+                provider = provider_class(model.provider)(base_url=model.base_url)  # type: ignore[call-arg]
+                self._providers[key] = provider
+            self._by_model[model.name] = provider
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            try:
+                await provider.aclose()
+            except Exception:
+                log.exception("closing provider %s failed", provider.kind)
+        self._providers.clear()
+        self._by_model.clear()
+        if self.ledger is not None:
+            await self.ledger.aclose()
+        await self.policy.aclose()
+
+    def provider_for(self, model: ModelConfig) -> Provider:
+        return self._by_model[model.name]
+
+    # ---- entry points ----------------------------------------------------------------------
+
+    async def complete(
+        self, request: ChatRequest, ctx: RequestContext
+    ) -> tuple[ChatResponse, Served]:
+        plan = await self._plan(request, ctx)
+        record = plan.record
+        try:
+            response, model = await self._call_with_fallbacks(plan, request)
+        except asyncio.CancelledError:
+            self._fail(record, ctx, CLIENT_CLOSED, "client_disconnect", "client disconnected")
+            await self._finish(plan)
+            raise
+        except GearshiftError as exc:
+            self._fail(record, ctx, exc.status, "error", exc.message)
+            await self._finish(plan)
+            raise
+        elapsed = _ms_since(ctx.started)
+        record.ttfb_ms = elapsed
+        self._succeed(plan, model, response.usage, elapsed)
+        await self._finish(plan)
+        return response, Served(record, plan.decision, model.name, model.upstream_model)
+
+    async def open_stream(self, request: ChatRequest, ctx: RequestContext) -> GatewayStream:
+        plan = await self._plan(request, ctx)
+        plan.record.stream = True
+        try:
+            events, first, model = await self._open_with_fallbacks(plan, request)
+        except asyncio.CancelledError:
+            self._fail(plan.record, ctx, CLIENT_CLOSED, "client_disconnect", "client disconnected")
+            await self._finish(plan)
+            raise
+        except GearshiftError as exc:
+            self._fail(plan.record, ctx, exc.status, "error", exc.message)
+            await self._finish(plan)
+            raise
+        plan.record.ttfb_ms = _ms_since(ctx.started)
+        served = Served(plan.record, plan.decision, model.name, model.upstream_model)
+        plan.record.served_model = model.name
+        return GatewayStream(self, plan, ctx, served, events, first, model)
+
+    def known_names(self) -> tuple[list[str], list[str]]:
+        """(router names, model names) as configured, for /v1/models and error messages."""
+        return list(self.router_configs), list(self.models)
+
+    # ---- planning --------------------------------------------------------------------------
+
+    async def _plan(self, request: ChatRequest, ctx: RequestContext) -> _Plan:
+        record = LedgerRecord(
+            id=ctx.request_id,
+            ts=ctx.ts,
+            dialect=ctx.dialect,
+            requested_model=request.model,
+            tags=ctx.tags,
+            stream=request.stream,
+        )
+        router_cfg = self.router_configs.get(request.model)
+        model_cfg = self.models.get(request.model)
+        if router_cfg is None and model_cfg is None:
+            raise NotFound(self._unknown_model_message(request.model), param="model")
+        caller = await self.policy.authenticate(ctx.api_key)
+        record.key_id = caller.key_id
+        if caller.tags:
+            record.tags = {**caller.tags, **ctx.tags}
+        try:
+            admission = await self.policy.admit(router_cfg, request.model, record.tags, caller)
+        except RateLimited as exc:
+            self._fail(record, ctx, exc.status, "rejected", exc.message)
+            self._publish(record)
+            raise
+        plan = _Plan(record, admission, None, (), None)
+        try:
+            if router_cfg is not None:
+                self._route(plan, request, router_cfg, ctx)
+            else:
+                assert model_cfg is not None
+                plan.ranked = (model_cfg,)
+                plan.counterfactual = model_cfg
+                record.chosen_model = model_cfg.name
+        except GearshiftError as exc:
+            self._fail(record, ctx, exc.status, "error", exc.message)
+            await self._finish(plan)
+            raise
+        return plan
+
+    def _route(
+        self, plan: _Plan, request: ChatRequest, cfg: RouterConfig, ctx: RequestContext
+    ) -> None:
+        tolerance = ctx.tolerance if ctx.tolerance is not None else plan.admission.tolerance
+        if tolerance is not None and cfg.targets is not None:
+            # A client may ask for a cheaper trade-off, never past the router's quality floor.
+            tolerance = min(tolerance, cfg.targets.max_quality_tolerance)
+        allowed: Collection[str] | None = plan.admission.allowed
+        decision = self.routers[cfg.name].decide(request, tolerance=tolerance, allowed=allowed)
+        names = list(decision.ranked)
+        if cfg.fallback is not None and cfg.fallback not in names:
+            names.append(cfg.fallback)
+        record = plan.record
+        record.router = cfg.name
+        record.predicted = dict(decision.predicted)
+        record.difficulty = decision.difficulty
+        record.prompt_kind = decision.kind or None
+        record.tolerance = decision.tolerance
+        record.chosen_model = decision.chosen
+        plan.decision = decision
+        plan.ranked = tuple(self.models[n] for n in names)
+        capable = decision.most_capable or cfg.models[-1]
+        plan.counterfactual = self.models.get(capable)
+
+    def _unknown_model_message(self, name: str) -> str:
+        routers, models = self.known_names()
+        return (
+            f"model {name!r} is neither a router nor a model configured in this gateway; "
+            f"routers: {', '.join(routers) or '(none)'}; models: {', '.join(models) or '(none)'}"
+        )
+
+    # ---- calling upstream ------------------------------------------------------------------
+
+    async def _call_with_fallbacks(
+        self, plan: _Plan, request: ChatRequest
+    ) -> tuple[ChatResponse, ModelConfig]:
+        last: UpstreamError | None = None
+        for model in plan.ranked:
+            provider = self._by_model[model.name]
+            for attempt in range(model.max_retries + 1):
+                try:
+                    return await provider.complete(request, model), model
+                except UpstreamError as exc:
+                    last = exc
+                    if not _worth_retrying(exc, attempt, model):
+                        break
+                    await asyncio.sleep(_backoff(attempt))
+            assert last is not None
+            if _is_client_fault(last):
+                raise last
+            plan.record.fallbacks.append(model.name)
+        raise _exhausted(plan, last)
+
+    async def _open_with_fallbacks(
+        self, plan: _Plan, request: ChatRequest
+    ) -> tuple[AsyncIterator[StreamEvent], StreamEvent, ModelConfig]:
+        last: UpstreamError | None = None
+        for model in plan.ranked:
+            provider = self._by_model[model.name]
+            for attempt in range(model.max_retries + 1):
+                events = provider.stream(request, model)
+                try:
+                    first = await anext(events)
+                except StopAsyncIteration:
+                    last = UpstreamError(
+                        f"{model.name}: the upstream stream ended before sending anything",
+                        model=model.name,
+                    )
+                except UpstreamError as exc:
+                    last = exc
+                except BaseException:
+                    await _close_quietly(events)
+                    raise
+                else:
+                    return events, first, model
+                await _close_quietly(events)
+                if not _worth_retrying(last, attempt, model):
+                    break
+                await asyncio.sleep(_backoff(attempt))
+            assert last is not None
+            if _is_client_fault(last):
+                raise last
+            plan.record.fallbacks.append(model.name)
+        raise _exhausted(plan, last)
+
+    # ---- recording -------------------------------------------------------------------------
+
+    def _succeed(self, plan: _Plan, model: ModelConfig, usage: Usage, elapsed_ms: float) -> None:
+        record = plan.record
+        record.served_model = model.name
+        record.prompt_tokens = usage.input_tokens
+        record.completion_tokens = usage.output_tokens
+        record.cached_tokens = usage.cache_read_tokens
+        record.cache_write_tokens = usage.cache_write_tokens
+        record.reasoning_tokens = usage.reasoning_tokens
+        record.latency_ms = elapsed_ms
+        record.status = 200
+        record.outcome = "ok"
+        self._price(plan, model, usage)
+
+    def _price(self, plan: _Plan, model: ModelConfig, usage: Usage) -> None:
+        if self.pricer is None:
+            return
+        record = plan.record
+        quote = self.pricer.cost(model, usage)
+        record.cost_usd = quote.cost_usd
+        record.price_source = quote.source
+        capable = plan.counterfactual or model
+        record.counterfactual_model = capable.name
+        if capable.name == model.name:
+            record.counterfactual_cost_usd = quote.cost_usd
+        else:
+            record.counterfactual_cost_usd = self.pricer.cost(capable, usage).cost_usd
+
+    @staticmethod
+    def _fail(
+        record: LedgerRecord, ctx: RequestContext, status: int, outcome: Any, message: str
+    ) -> None:
+        record.status = status
+        record.outcome = outcome
+        record.error = message
+        record.latency_ms = _ms_since(ctx.started)
+
+    async def _finish(self, plan: _Plan) -> None:
+        try:
+            await self.policy.settle(plan.admission, plan.record)
+        except Exception:
+            log.exception("policy settle failed for request %s", plan.record.id)
+        self._publish(plan.record)
+
+    def _publish(self, record: LedgerRecord) -> None:
+        if self.ledger is not None:
+            self.ledger.submit(record)
+        for observe in self.observers:
+            try:
+                observe(record)
+            except Exception:
+                # An observer's bug (metrics, say) must never fail or lose the request.
+                log.exception("ledger observer %r failed", observe)
+
+
+class GatewayStream:
+    """An upstream stream already producing events; iterate it, or ``aclose`` it early."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        plan: _Plan,
+        ctx: RequestContext,
+        served: Served,
+        events: AsyncIterator[StreamEvent],
+        first: StreamEvent,
+        model: ModelConfig,
+    ) -> None:
+        self.gateway = gateway
+        self.served = served
+        self._plan = plan
+        self._ctx = ctx
+        self._events = events
+        self._pending: StreamEvent | None = first
+        self._model = model
+        self._done = False
+
+    def __aiter__(self) -> GatewayStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._done:
+            raise StopAsyncIteration
+        if self._pending is not None:
+            event, self._pending = self._pending, None
+        else:
+            try:
+                event = await anext(self._events)
+            except StopAsyncIteration:
+                await self._end_failed(
+                    UpstreamError(
+                        f"{self._model.name}: the upstream stream ended without finishing",
+                        model=self._model.name,
+                    )
+                )
+                raise UpstreamError(
+                    f"{self._model.name}: the upstream stream ended without finishing",
+                    model=self._model.name,
+                ) from None
+            except UpstreamError as exc:
+                await self._end_failed(exc)
+                raise
+            except asyncio.CancelledError:
+                await self.aclose()
+                raise
+        if isinstance(event, StreamEnd):
+            self._done = True
+            g = self.gateway
+            g._succeed(self._plan, self._model, event.usage, _ms_since(self._ctx.started))
+            await g._finish(self._plan)
+        return event
+
+    async def _end_failed(self, exc: UpstreamError) -> None:
+        self._done = True
+        await _close_quietly(self._events)
+        self.gateway._fail(self._plan.record, self._ctx, exc.status, "error", exc.message)
+        await self.gateway._finish(self._plan)
+
+    async def aclose(self) -> None:
+        """Stop early (the client went away): cancel upstream, record ``client_disconnect``."""
+        if self._done:
+            return
+        self._done = True
+        await _close_quietly(self._events)
+        g = self.gateway
+        g._fail(self._plan.record, self._ctx, CLIENT_CLOSED, "client_disconnect", "client left")
+        await g._finish(self._plan)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
+    from gearshift.routing import build_router
+
+    engine: RouterEngine = build_router(settings, cfg)
+    return engine
+
+
+def _worth_retrying(exc: UpstreamError, attempt: int, model: ModelConfig) -> bool:
+    return exc.retryable and attempt < model.max_retries
+
+
+def _is_client_fault(exc: UpstreamError) -> bool:
+    """An upstream 400/422 means the request itself is bad: another model won't take it either."""
+    return exc.upstream_status in (400, 413, 422)
+
+
+def _backoff(attempt: int) -> float:
+    delay: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt))
+    return delay * (0.5 + random.random() / 2)
+
+
+def _exhausted(plan: _Plan, last: UpstreamError | None) -> GearshiftError:
+    if last is None:
+        return InvalidRequest("no model is available to serve this request")
+    tried = ", ".join(plan.record.fallbacks) or "(none)"
+    if len(plan.ranked) > 1:
+        last.message = f"every candidate model failed (tried {tried}); last error: {last.message}"
+        last.args = (last.message,)
+    return last
+
+
+async def _close_quietly(events: AsyncIterator[StreamEvent]) -> None:
+    close = getattr(events, "aclose", None)
+    if close is None:
+        return
+    try:
+        await close()
+    except Exception:
+        log.debug("closing an upstream stream raised", exc_info=True)
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

@@ -1,0 +1,167 @@
+"""OpenAI-compatible Chat Completions provider: OpenAI, Azure-style proxies, vLLM, Ollama, Groq,
+Together and anything else that speaks ``POST {base_url}/chat/completions``.
+
+One instance per base URL keeps a pooled aiohttp session. Requests that arrived in the OpenAI
+dialect are forwarded as the client wrote them (only ``model`` replaced, and usage requested on
+streams so a stream is never priced as $0).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from gearshift.api.openai_codec import decode_response, encode_request, finish_reason, parse_usage
+from gearshift.chat import (
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from gearshift.config import ModelConfig
+from gearshift.errors import UpstreamError
+from gearshift.providers.upstream_http import (
+    UpstreamSession,
+    is_retryable_status,
+    iter_chunks,
+    json_or_none,
+    post,
+    read_all,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def completions_url(base_url: str | None) -> str:
+    return (base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
+
+
+class OpenAIProvider:
+    kind = "openai"
+
+    def __init__(self, base_url: str | None = None, **_: Any) -> None:
+        self._url = completions_url(base_url)
+        self._http = UpstreamSession(limit=0)
+
+    def _headers(self, model: ModelConfig, *, stream: bool) -> dict[str, str]:
+        headers = {
+            "content-type": "application/json",
+            "accept": "text/event-stream" if stream else "application/json",
+        }
+        if model.api_key_env:
+            key = os.environ.get(model.api_key_env)
+            if key:
+                headers["authorization"] = f"Bearer {key}"
+        return headers
+
+    async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
+        body = orjson.dumps(encode_request(request, model.upstream_model, stream=False))
+        url = (model.base_url and completions_url(model.base_url)) or self._url
+        response = await post(
+            self._http.get(), url, body, self._headers(model, stream=False), model
+        )
+        raw = await read_all(response, model)
+        if response.status != 200:
+            raise upstream_error(response.status, raw, model)
+        data = json_or_none(raw)
+        if not isinstance(data, dict):
+            raise UpstreamError(
+                f"{model.name}: the upstream answered 200 with a body that is not a JSON object",
+                upstream_status=response.status,
+                model=model.name,
+            )
+        if isinstance(data.get("error"), dict):
+            raise upstream_error(500, raw, model)
+        decoded = decode_response(data)
+        decoded.raw = data
+        return decoded
+
+    async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
+        body = orjson.dumps(encode_request(request, model.upstream_model, stream=True))
+        url = (model.base_url and completions_url(model.base_url)) or self._url
+        response = await post(self._http.get(), url, body, self._headers(model, stream=True), model)
+        try:
+            if response.status != 200:
+                raise upstream_error(response.status, await read_all(response, model), model)
+            async for event in _events(iter_chunks(response, model), model):
+                yield event
+        finally:
+            # Closing (rather than releasing) drops the connection when the stream did not finish,
+            # which is what cancels generation upstream when our client goes away.
+            response.close()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+async def _events(chunks: AsyncIterator[bytes], model: ModelConfig) -> AsyncIterator[StreamEvent]:
+    """Server-sent events -> stream events. Ends with ``StreamEnd`` at ``[DONE]``; a stream that
+    stops before it is broken, and says so."""
+    buffer = b""
+    finish: FinishReason = "stop"
+    usage = Usage()
+    async for chunk in chunks:
+        buffer += chunk
+        while True:
+            line, sep, rest = buffer.partition(b"\n")
+            if not sep:
+                break
+            buffer = rest
+            line = line.rstrip(b"\r")
+            if not line.startswith(b"data:"):
+                continue  # comments, event names, blank separators
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                yield StreamEnd(finish, usage)
+                return
+            data = json_or_none(payload)
+            if not isinstance(data, dict):
+                continue
+            if isinstance(data.get("error"), dict):
+                raise upstream_error(500, payload, model)
+            if data.get("usage"):
+                usage = parse_usage(data["usage"])
+            for choice in data.get("choices") or ():
+                delta = choice.get("delta") or {}
+                text = delta.get("content")
+                if text:
+                    yield TextDelta(text)
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") or {}
+                    yield ToolCallDelta(
+                        index=int(call.get("index", 0)),
+                        id=call.get("id"),
+                        name=fn.get("name"),
+                        arguments=fn.get("arguments") or "",
+                    )
+                if choice.get("finish_reason"):
+                    finish = finish_reason(choice["finish_reason"])
+    raise UpstreamError(
+        f"{model.name}: the upstream stream ended before [DONE]", model=model.name, retryable=True
+    )
+
+
+def upstream_error(status: int, raw: bytes, model: ModelConfig) -> UpstreamError:
+    data = json_or_none(raw)
+    detail = ""
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            detail = str(err.get("message") or "")
+        elif isinstance(err, str):
+            detail = err
+    if not detail:
+        detail = raw[:300].decode("utf-8", "replace").strip() or "(empty body)"
+    return UpstreamError(
+        f"{model.name}: upstream answered {status}: {detail}",
+        upstream_status=status,
+        retryable=is_retryable_status(status),
+        model=model.name,
+    )
