@@ -96,12 +96,43 @@ class BudgetConfig(_Strict):
     alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
     max_usd_per_hour: float | None = Field(default=None, gt=0, description="Spend-rate limit.")
 
+    @model_validator(mode="after")
+    def _check_limits(self) -> BudgetConfig:
+        if self.soft_limit_usd is not None and self.soft_limit_usd >= self.limit_usd:
+            raise ValueError(
+                f"budget {self.name!r}: soft_limit_usd ({self.soft_limit_usd:g}) must be below "
+                f"limit_usd ({self.limit_usd:g})"
+            )
+        bad = [t for t in self.alert_thresholds if not 0 < t <= 1.5]
+        if bad:
+            raise ValueError(
+                f"budget {self.name!r}: alert_thresholds are fractions of the limit in (0, 1.5], "
+                f"e.g. [0.5, 0.8, 1.0]; got {bad}"
+            )
+        return self
+
 
 class PolicyConfig(_Strict):
     auth: Literal["optional", "required"] = "optional"
     budgets: list[BudgetConfig] = Field(default_factory=list)
     alert_webhook: str | None = None
     redis_url: str | None = Field(default=None, description="Share counters across replicas.")
+    key_refresh_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often the gateway re-reads the keys table."
+    )
+    reserve_usd: float = Field(
+        default=0.05,
+        gt=0,
+        description="Cost reserved on budgets per request until real costs have been observed.",
+    )
+
+    @model_validator(mode="after")
+    def _check_budgets(self) -> PolicyConfig:
+        names = [b.name for b in self.budgets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"budget names must be unique; repeated: {', '.join(dupes)}")
+        return self
 
 
 class ServerConfig(_Strict):

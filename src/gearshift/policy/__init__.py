@@ -1,0 +1,25 @@
+"""Policies: virtual keys, budgets, spend-rate limits and router targets (see docs/policies.md).
+
+``create_policy(settings)`` builds the engine the gateway calls; it checks at startup that a
+configured Redis answers, so an unreachable one is a clear configuration error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gearshift.config import Settings
+    from gearshift.policy.engine import GearshiftPolicy
+
+__all__ = ["create_policy"]
+
+
+def create_policy(settings: Settings) -> GearshiftPolicy:
+    from gearshift.policy.engine import GearshiftPolicy
+
+    if settings.policy.redis_url:
+        from gearshift.policy.redis_counters import check_reachable
+
+        check_reachable(settings.policy.redis_url)
+    return GearshiftPolicy(settings)

@@ -1,0 +1,376 @@
+"""The policy engine the gateway calls: keys, budgets, spend-rate limits and targets controllers.
+
+``authenticate`` maps a presented key to its id and default tags (memory only). ``admit`` reserves
+the request's estimated cost on every budget it falls under (refusing with ``BudgetExceeded`` or
+``RateLimited``), narrows the candidates past a soft limit, and asks the router's targets
+controller for the tolerance. ``settle`` replaces the reservation by the actual cost, raises
+alerts, and feeds the controller. Counters live in this process, or in Redis when configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from gearshift.config import RouterConfig, Settings
+from gearshift.errors import AuthenticationError, BudgetExceeded, RateLimited
+from gearshift.ledger.record import LedgerRecord
+from gearshift.policy.alerts import AlertSender
+from gearshift.policy.budgets import BudgetRule
+from gearshift.policy.contract import Admission, Caller
+from gearshift.policy.controller import Outcome, TargetsController
+from gearshift.policy.counters import Limit, MemoryCounters, SpendCounters, from_nano, to_nano
+from gearshift.policy.keycache import KeyCache
+from gearshift.policy.keys import KeyInfo, KeyStore
+from gearshift.policy.periods import Clock, period_start
+from gearshift.policy.tiers import light_models, lighter_models, model_ranks, prior_costs
+
+log = logging.getLogger("gearshift.policy")
+
+_ESTIMATE_WINDOW = 200
+
+
+@dataclass(slots=True)
+class Reservation:
+    """The opaque ``Admission.token``: what was reserved where, so settle can undo it exactly."""
+
+    rules: list[BudgetRule]
+    limits: list[Limit]
+    estimate: int  # nano-USD
+    minute: int
+    settled: bool = False
+
+
+@dataclass(slots=True)
+class _RouterInfo:
+    lighter: frozenset[str]
+    controller: TargetsController | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class GearshiftPolicy:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        counters: SpendCounters | None = None,
+        clock: Clock = time.time,
+        redis_prefix: str = "gs:",
+        seed_from_ledger: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._policy = settings.policy
+        self._clock = clock
+        self._counters: SpendCounters | None = counters
+        self._redis_prefix = redis_prefix
+        self._seed_from_ledger = seed_from_ledger
+        self._rules = [BudgetRule.from_config(b) for b in self._policy.budgets]
+        self._key_rules: dict[str, BudgetRule] = {}
+        self._keys: KeyCache | None = None
+        self.alerts = AlertSender(self._policy.alert_webhook)
+        self._costs: dict[str, deque[int]] = {}
+        self._routers: dict[str, _RouterInfo] = {}
+        for r in settings.routers:
+            ranks = model_ranks(settings, r.models)
+            info = _RouterInfo(lighter_models(ranks))
+            if r.targets is not None:
+                info.controller = TargetsController(
+                    r.name,
+                    r.models,
+                    r.quality_tolerance,
+                    r.targets,
+                    light=light_models(ranks),
+                    prior_cost=prior_costs(settings, r.models),
+                )
+            self._routers[r.name] = info
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        self._seeded: set[str] = set()
+        self._marked: set[str] = set()  # alert marks already taken (here or by another replica)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect counters, load keys and seed spend from the ledger (idempotent)."""
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._counters is None:
+                if self._policy.redis_url:
+                    from gearshift.policy.redis_counters import RedisCounters
+
+                    self._counters = await RedisCounters.connect(
+                        self._policy.redis_url, self._redis_prefix
+                    )
+                else:
+                    self._counters = MemoryCounters()
+            if self.settings.storage:
+                store = await asyncio.to_thread(KeyStore.open, self.settings.storage)
+                self._keys = KeyCache(
+                    store, refresh_s=self._policy.key_refresh_s, on_change=self._keys_changed
+                )
+                await self._keys.start()
+            await self._seed_all()
+            self._started = True
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5.0)
+        if self._keys is not None:
+            await self._keys.aclose()
+            self._keys = None
+        await self.alerts.aclose()
+        if self._counters is not None:
+            await self._counters.aclose()
+        self._started = False
+
+    def _keys_changed(self, by_id: dict[str, KeyInfo]) -> None:
+        rules = {}
+        for key in by_id.values():
+            rule = BudgetRule.for_key(key)
+            if rule is not None:
+                rules[key.id] = rule
+        self._key_rules = rules
+
+    async def _seed_all(self) -> None:
+        if not self._seed_from_ledger or not self.settings.storage:
+            return
+        now = self._clock()
+        rules = self._rules + list(self._key_rules.values())
+        todo = [r for r in rules if r.counter(now) not in self._seeded]
+        if not todo:
+            return
+        from gearshift.policy.seed import spent_since
+
+        assert self._counters is not None
+        self._seeded.update(r.counter(now) for r in todo)  # once, even if the ledger is down
+        try:
+            amounts = await asyncio.to_thread(
+                spent_since,
+                self.settings.storage,
+                [(r.scope, period_start(now, r.period).timestamp()) for r in todo],
+            )
+        except Exception as exc:
+            log.error("budget counters not seeded from the ledger: %s", exc)
+            return
+        for rule, amount in zip(todo, amounts, strict=True):
+            lim = rule.limit(now)
+            await self._counters.seed(lim.counter, amount, lim.ttl_s)
+
+    # ---- the PolicyEngine protocol -----------------------------------------------------------
+
+    async def authenticate(self, api_key: str | None) -> Caller:
+        if not self._started:
+            await self.start()
+        info = self._keys.lookup(api_key) if api_key and self._keys is not None else None
+        if info is not None:
+            return Caller(info.id, info.default_tags())
+        if self._policy.auth == "required":
+            if not api_key:
+                raise AuthenticationError(
+                    "this gateway requires a gearshift virtual key (policy.auth: required); "
+                    "send it as the API key ('gearshift keys create' issues one)"
+                )
+            # Never echo the presented key: it may be a provider key sent by mistake.
+            raise AuthenticationError(
+                "the API key is not a valid gearshift virtual key (unknown or revoked)"
+            )
+        return Caller()
+
+    async def admit(
+        self,
+        router: RouterConfig | None,
+        model: str,
+        tags: dict[str, str],
+        caller: Caller,
+    ) -> Admission:
+        if not self._started:
+            await self.start()
+        assert self._counters is not None
+        now = self._clock()
+        scope_tags = {**tags, **caller.tags}  # a key's own tags cannot be overridden per request
+        if caller.key_id is not None:
+            scope_tags["key"] = caller.key_id
+        rules = [r for r in self._rules if r.matches(scope_tags)]
+        key_rule = self._key_rules.get(caller.key_id) if caller.key_id else None
+        if key_rule is not None:
+            rules.append(key_rule)
+        admission = Admission()
+        info = self._routers.get(router.name) if router is not None else None
+        if rules:
+            await self._reserve(admission, rules, model, now, info)
+        if info is not None and info.controller is not None:
+            advice = info.controller.advise()
+            admission.tolerance = advice.tolerance
+            admission.allowed = _narrow(admission.allowed, advice.allowed, admission.notes)
+            admission.notes.extend(advice.notes)
+        return admission
+
+    async def settle(self, admission: Admission, record: LedgerRecord) -> None:
+        actual = to_nano(record.cost_usd)
+        token = admission.token
+        if isinstance(token, Reservation) and not token.settled:
+            token.settled = True
+            assert self._counters is not None
+            used = await self._counters.settle(token.limits, token.estimate, actual, token.minute)
+            self._check_alerts(token, used)
+        if record.outcome == "ok" and record.served_model is not None:
+            history = self._costs.setdefault(record.requested_model, deque(maxlen=_ESTIMATE_WINDOW))
+            history.append(actual)
+            info = self._routers.get(record.router or "")
+            if info is not None and info.controller is not None:
+                info.controller.observe(
+                    Outcome(
+                        record.predicted,
+                        record.served_model,
+                        float(record.cost_usd),
+                        record.latency_ms,
+                    )
+                )
+
+    # ---- budgets -------------------------------------------------------------------------------
+
+    def estimate(self, model: str) -> int:
+        """What a request on ``model`` (router or model) may cost: the most expensive of the recent
+        ones, so a reservation covers the actual cost; the configured default before any."""
+        history = self._costs.get(model)
+        if history:
+            return max(max(history), 1)
+        return to_nano(self._policy.reserve_usd)
+
+    async def _reserve(
+        self,
+        admission: Admission,
+        rules: list[BudgetRule],
+        model: str,
+        now: float,
+        info: _RouterInfo | None,
+    ) -> None:
+        assert self._counters is not None
+        limits = [r.limit(now) for r in rules]
+        unseeded = [lim.counter for lim in limits if lim.counter not in self._seeded]
+        if unseeded and self._seed_from_ledger and self.settings.storage:
+            await self._seed_all()  # a new period or a new key's budget
+        estimate = self.estimate(model)
+        minute = int(now // 60)
+        out = await self._counters.reserve(limits, estimate, minute)
+        if not out.ok:
+            assert out.failed is not None
+            rule, lim = rules[out.failed], limits[out.failed]
+            if out.kind == "rate":
+                retry = out.retry_after_s or 60.0
+                raise RateLimited(rule.rate_message(out.rate_used, retry), retry_after_s=retry)
+            used = (await self._counters.used([lim.counter]))[0]
+            await self._alert(rule, lim, used, "exhausted", now)
+            raise BudgetExceeded(
+                rule.hard_message(used, now), retry_after_s=rule.seconds_to_reset(now)
+            )
+        admission.token = Reservation(rules, limits, estimate, minute)
+        for rule, used in zip(rules, out.used, strict=True):
+            soft = rule.soft_limit_usd
+            if soft is None or used - estimate < to_nano(soft):
+                continue
+            note = (
+                f"soft limit of {rule.describe()} reached (${from_nano(used - estimate):,.4f} "
+                f"of ${soft:,.2f}): lighter models only"
+            )
+            admission.notes.append(note)
+            if info is not None:
+                admission.allowed = _narrow(admission.allowed, info.lighter, admission.notes)
+
+    def _check_alerts(self, token: Reservation, used: list[int]) -> None:
+        now = self._clock()
+        for rule, lim, u in zip(token.rules, token.limits, used, strict=True):
+            for threshold in rule.alert_thresholds:
+                label = f"{threshold:.0%}"
+                if (
+                    u >= threshold * lim.limit
+                    and f"alert:{lim.counter}:{label}" not in self._marked
+                ):
+                    task = asyncio.get_running_loop().create_task(
+                        self._alert(rule, lim, u, label, now)
+                    )
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+
+    async def _alert(self, rule: BudgetRule, lim: Limit, used: int, label: str, now: float) -> None:
+        assert self._counters is not None
+        mark = f"alert:{lim.counter}:{label}"
+        if mark in self._marked:
+            return
+        self._marked.add(mark)
+        try:
+            first = await self._counters.mark_once(mark, lim.ttl_s)
+        except Exception as exc:
+            log.error("budget alert bookkeeping failed: %s", exc)
+            return
+        if not first:
+            return  # another replica sent it
+        spent = from_nano(used)
+        self.alerts.send(
+            {
+                "type": "budget_alert",
+                "budget": rule.name,
+                "scope": dict(rule.scope),
+                "period": rule.period,
+                "threshold": label,
+                "spent_usd": round(spent, 6),
+                "limit_usd": rule.limit_usd,
+                "resets_at": rule.resets_at(now),
+                "message": (
+                    f"{rule.describe()}: {label} — ${spent:,.4f} of ${rule.limit_usd:,.2f} "
+                    f"this {rule.period}; resets at {rule.resets_at(now)}"
+                ),
+            }
+        )
+
+    # ---- status ----------------------------------------------------------------------------------
+
+    def controller(self, router: str) -> TargetsController | None:
+        info = self._routers.get(router)
+        return info.controller if info is not None else None
+
+    def controllers_status(self) -> list[dict[str, Any]]:
+        return [i.controller.status() for i in self._routers.values() if i.controller is not None]
+
+    async def budgets_status(self) -> list[dict[str, Any]]:
+        """Spend against every budget this period (for the dashboard's burn-down and reports)."""
+        if not self._started:
+            await self.start()
+        assert self._counters is not None
+        now = self._clock()
+        rules = self._rules + list(self._key_rules.values())
+        used = await self._counters.used([r.counter(now) for r in rules])
+        return [
+            {
+                "budget": r.name,
+                "scope": dict(r.scope),
+                "period": r.period,
+                "limit_usd": r.limit_usd,
+                "soft_limit_usd": r.soft_limit_usd,
+                "spent_usd": round(from_nano(u), 6),
+                "resets_at": r.resets_at(now),
+            }
+            for r, u in zip(rules, used, strict=True)
+        ]
+
+
+def _narrow(
+    current: Collection[str] | None, extra: Collection[str] | None, notes: list[str]
+) -> Collection[str] | None:
+    """Intersect two candidate restrictions; if nothing is left, the earlier one (budget) wins."""
+    if extra is None:
+        return current
+    if current is None:
+        return frozenset(extra)
+    both = frozenset(current) & frozenset(extra)
+    if not both:
+        notes.append("targets controller's latency preference dropped: the budget allows none")
+        return current
+    return both
