@@ -140,6 +140,7 @@ class GearshiftApp:
                 return
             except asyncio.CancelledError:
                 if watcher.client_gone:
+                    _uncancel()
                     return  # the pipeline has recorded the disconnect
                 raise
             except Exception:
@@ -181,6 +182,7 @@ class GearshiftApp:
         except asyncio.CancelledError:
             if not watcher.client_gone:
                 raise
+            _uncancel()
         except OSError:
             pass  # the socket went away under us: same as a disconnect
         finally:
@@ -263,6 +265,14 @@ class _RequestIds:
     def next(self) -> str:
         self._n += 1
         return f"{self._prefix}-{self._n:x}"
+
+
+def _uncancel() -> None:
+    """Forget a cancellation we caused ourselves (client gone), so later awaits in this task,
+    such as closing the upstream stream, are not cut short."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
 
 
 async def _send(send: Send, response: Response, id_header: tuple[bytes, bytes]) -> None:

@@ -1,0 +1,88 @@
+"""``gearshift serve --config FILE [--host 127.0.0.1] [--port 8080] [--workers N]``.
+
+Runs the gateway under uvicorn (uvloop + httptools). Configuration problems, a missing upstream
+API key among them, stop it before it binds a port, with a message naming what to fix. SIGTERM
+stops accepting connections, lets in-flight requests finish (``server.shutdown_grace_s``) and
+flushes the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+CONFIG_ENV = "GEARSHIFT_CONFIG"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gearshift serve",
+        description="Run the gateway: OpenAI, Anthropic and Bedrock APIs with per-prompt routing.",
+    )
+    parser.add_argument("--config", required=True, help="YAML configuration file")
+    parser.add_argument(
+        "--host", default=None, help="address to bind (default: server.host, 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=None, help="port (default: server.port, 8080)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: server.workers, 1)"
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return parser
+
+
+def run(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    from gearshift.api.pipeline import Gateway
+    from gearshift.config import load_settings
+
+    settings = load_settings(args.config)
+    # Fail here, before binding, with the model and variable named (lifespan would say it too,
+    # but buried in a server log).
+    Gateway(settings).check_environment()
+    server = settings.server
+    host = args.host or server.host
+    port = server.port if args.port is None else args.port
+    workers = args.workers or server.workers
+    if workers < 1:
+        from gearshift.errors import ConfigError
+
+        raise ConfigError("--workers must be at least 1")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    import uvicorn
+
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": args.log_level,
+        "timeout_graceful_shutdown": server.shutdown_grace_s,
+        "server_header": False,
+    }
+    if workers == 1:
+        from gearshift.api.app import create_app
+
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    # Several processes: each builds its own app from the same file (uvicorn needs a factory).
+    os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    uvicorn.run("gearshift.cli.serve:app_from_env", factory=True, workers=workers, **options)
+    return 0
+
+
+def app_from_env() -> Any:
+    """The app for one worker process, from the file named in ``GEARSHIFT_CONFIG``."""
+    from gearshift.api.app import create_app
+    from gearshift.config import load_settings
+
+    return create_app(load_settings(os.environ[CONFIG_ENV]))

@@ -1,0 +1,105 @@
+"""``gearshift serve`` as users run it: a subprocess with the issue's YAML file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import yaml
+from tests.conftest import free_port
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.gateway.conftest import LARGE_KEY, issue_config
+
+
+def _write_config(tmp_path: Path, upstream: FakeOpenAIServer, **overrides: Any) -> Path:
+    config = issue_config(upstream.base_url, **overrides)
+    config["storage"] = f"sqlite:///{tmp_path}/gearshift.db"
+    path = tmp_path / "gearshift.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _serve(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gearshift", "serve", "--config", str(config), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise TimeoutError("gearshift serve did not become healthy")
+
+
+def test_missing_upstream_key_is_a_clear_startup_error(
+    tmp_path: Path, upstream: FakeOpenAIServer
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LARGE_API_KEY"}
+    proc = _serve(_write_config(tmp_path, upstream), free_port(), env)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "model 'large' needs its API key in environment variable LARGE_API_KEY" in out
+
+
+def test_bad_config_is_a_clear_startup_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("models: [{name: a}]\nrouters: [{name: r, models: [a, b]}]\n")
+    proc = _serve(path, free_port(), dict(os.environ))
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "unknown model(s): b" in out
+
+
+def test_serve_answers_and_sigterm_drains_in_flight(
+    tmp_path: Path, upstream: FakeOpenAIServer
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _serve(
+        _write_config(tmp_path, upstream), port, {**os.environ, "LARGE_API_KEY": LARGE_KEY}
+    )
+    try:
+        _wait_healthy(url, proc)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        quick = client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": "hello"}]
+        )
+        assert quick.headers["x-gearshift-router"] == "auto"
+        upstream.okn.latency_s = 1.0
+        results: list[Any] = []
+        slow = threading.Thread(
+            target=lambda: results.append(
+                client.chat.completions.create(
+                    model="small", messages=[{"role": "user", "content": "slow"}]
+                )
+            )
+        )
+        slow.start()
+        time.sleep(0.4)  # the slow request is in flight upstream
+        proc.send_signal(signal.SIGTERM)
+        slow.join(10)
+        assert results and results[0].choices[0].message.content
+        # uvicorn re-raises the signal once it has shut down cleanly, as a well-behaved server does.
+        assert proc.wait(10) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
