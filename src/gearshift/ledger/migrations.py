@@ -1,0 +1,137 @@
+"""The ledger schema, as small named steps applied in order when a store opens.
+
+Each step runs once per database and is recorded in ``schema_migrations``. To change the schema,
+APPEND a step to ``MIGRATIONS`` (never edit or reorder one that has shipped): other packages do
+too (policy's keys table, analytics' rollups). A step gives SQL for both backends (``sql``) or
+per backend (``sqlite`` / ``postgres``); statements are separated by a ``;`` at the end of a line.
+A step may instead (or also) give ``apply``, a function run with the open connection after its SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Backend = Literal["sqlite", "postgresql"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    name: str
+    sql: str = ""
+    sqlite: str | None = None
+    postgres: str | None = None
+    apply: Callable[[Any, Backend], None] | None = None
+
+    def statements(self, backend: Backend) -> list[str]:
+        text = self.sqlite if backend == "sqlite" else self.postgres
+        if text is None:
+            text = self.sql
+        parts = [p.strip() for p in text.replace(";\r\n", ";\n").split(";\n")]
+        return [p.rstrip(";").strip() for p in parts if p.rstrip(";").strip()]
+
+
+_REQUESTS_COLUMNS = """
+    id TEXT PRIMARY KEY,
+    ts {real} NOT NULL,
+    dialect TEXT NOT NULL,
+    requested_model TEXT NOT NULL,
+    router TEXT,
+    key_id TEXT,
+    tags TEXT NOT NULL DEFAULT '{{}}',
+    predicted TEXT NOT NULL DEFAULT '{{}}',
+    difficulty {real},
+    prompt_kind TEXT,
+    tolerance {real},
+    chosen_model TEXT,
+    served_model TEXT,
+    fallbacks TEXT NOT NULL DEFAULT '[]',
+    stream {bool} NOT NULL DEFAULT {false},
+    prompt_tokens {int} NOT NULL DEFAULT 0,
+    completion_tokens {int} NOT NULL DEFAULT 0,
+    cached_tokens {int} NOT NULL DEFAULT 0,
+    cache_write_tokens {int} NOT NULL DEFAULT 0,
+    reasoning_tokens {int} NOT NULL DEFAULT 0,
+    cost_usd {money} NOT NULL DEFAULT 0,
+    counterfactual_model TEXT,
+    counterfactual_cost_usd {money} NOT NULL DEFAULT 0,
+    price_source TEXT,
+    ttfb_ms {real},
+    latency_ms {real},
+    status INTEGER NOT NULL DEFAULT 200,
+    outcome TEXT NOT NULL DEFAULT 'ok',
+    error TEXT,
+    cost_pusd {int} NOT NULL DEFAULT 0,
+    counterfactual_cost_pusd {int} NOT NULL DEFAULT 0
+"""
+
+_REQUESTS_INDEXES = """
+CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+CREATE INDEX IF NOT EXISTS requests_served_model_ts ON requests (served_model, ts);
+CREATE INDEX IF NOT EXISTS requests_router_ts ON requests (router, ts);
+CREATE INDEX IF NOT EXISTS requests_key_id_ts ON requests (key_id, ts);
+"""
+
+
+def _requests_table(real: str, bool_: str, false: str, int_: str, money: str) -> str:
+    cols = _REQUESTS_COLUMNS.format(real=real, bool=bool_, false=false, int=int_, money=money)
+    return f"CREATE TABLE IF NOT EXISTS requests ({cols});\n" + _REQUESTS_INDEXES
+
+
+M001_REQUESTS = Migration(
+    name="m001_requests",
+    # SQLite has no exact NUMERIC: money is decimal text there (and exact picodollar integers).
+    sqlite=_requests_table("REAL", "INTEGER", "0", "INTEGER", "TEXT"),
+    postgres=_requests_table("DOUBLE PRECISION", "BOOLEAN", "FALSE", "BIGINT", "NUMERIC"),
+)
+
+M002_REQUEST_TAGS = Migration(
+    name="m002_request_tags",
+    # One row per (request, tag) so reports group by any tag through an index; backfilled from
+    # the JSON ``tags`` column for rows written before this step existed.
+    sqlite="""
+CREATE TABLE IF NOT EXISTS request_tags (
+    request_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, ts REAL NOT NULL,
+    PRIMARY KEY (request_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS request_tags_key_value_ts ON request_tags (key, value, ts);
+INSERT OR IGNORE INTO request_tags (request_id, key, value, ts)
+    SELECT r.id, j.key, CAST(j.value AS TEXT), r.ts FROM requests r, json_each(r.tags) j;
+""",
+    postgres="""
+CREATE TABLE IF NOT EXISTS request_tags (
+    request_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    ts DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (request_id, key)
+);
+CREATE INDEX IF NOT EXISTS request_tags_key_value_ts ON request_tags (key, value, ts);
+INSERT INTO request_tags (request_id, key, value, ts)
+    SELECT r.id, j.key, j.value, r.ts FROM requests r, jsonb_each_text(r.tags::jsonb) j
+    ON CONFLICT DO NOTHING;
+""",
+)
+
+M003_FEEDBACK = Migration(
+    name="m003_feedback",
+    # Judge or user feedback on a served request, for the learning loop.
+    sqlite="""
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL, ts REAL NOT NULL, score REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT 'user', comment TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
+""",
+    postgres="""
+CREATE TABLE IF NOT EXISTS feedback (
+    id BIGSERIAL PRIMARY KEY,
+    request_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, score DOUBLE PRECISION NOT NULL,
+    source TEXT NOT NULL DEFAULT 'user', comment TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
+""",
+)
+
+# Ordered; append only.
+MIGRATIONS: list[Migration] = [M001_REQUESTS, M002_REQUEST_TAGS, M003_FEEDBACK]

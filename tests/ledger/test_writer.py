@@ -1,0 +1,157 @@
+"""LedgerWriter on SQLite and PostgreSQL: batching, idempotency, close flushes, a dead database
+spools to JSONL and replays when it returns (or at the next start), bad rows are isolated."""
+
+from __future__ import annotations
+
+import logging
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import orjson
+import pytest
+from test_store import full_record
+
+from gearshift.ledger import LedgerWriter, Spool
+from gearshift.ledger.codec import record_to_json_line
+
+if TYPE_CHECKING:
+    from conftest import Backend
+
+
+def wait_until(predicate: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_batches_and_flush(backend: Backend) -> None:
+    store = backend.open()
+    writer = LedgerWriter(store, batch_size=200, flush_interval_s=0.05)
+    records = [full_record(i) for i in range(1234)]
+    for r in records:
+        writer.submit(r)
+    assert writer.flush(timeout=30)
+    assert store.count() == 1234
+    assert writer.stats.written == 1234
+    assert 7 <= writer.stats.batches <= 1234 // 50  # batched, not one transaction per row
+    assert store.fetch() == records
+    writer.close()
+
+
+def test_duplicate_submissions_write_one_row(backend: Backend) -> None:
+    store = backend.open()
+    writer = LedgerWriter(store)
+    for _ in range(3):
+        writer.submit(full_record(7))
+        writer.flush(timeout=10)
+    writer.submit(full_record(8))
+    writer.close()
+    assert store.count() == 2
+    assert writer.stats.written == 2 and writer.stats.duplicates == 2
+
+
+def test_close_flushes_everything(backend: Backend) -> None:
+    store = backend.open()
+    # a long interval: nothing would be written before close() without the final drain
+    writer = LedgerWriter(store, batch_size=10_000, flush_interval_s=30)
+    for i in range(2500):
+        writer.submit(full_record(i))
+    writer.close(timeout=30)
+    assert store.count() == 2500
+    writer.close()  # twice is fine
+    writer.submit(full_record(9999))  # after close: written synchronously, not dropped
+    assert store.get("req-009999") is not None
+
+
+def test_dead_database_spools_then_replays(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = backend.open()
+    writer = LedgerWriter(store, batch_size=100, flush_interval_s=0.02, retry_interval_s=0.2)
+    writer.submit(full_record(0))
+    assert writer.flush(timeout=10)
+    with caplog.at_level(logging.WARNING, logger="gearshift.ledger"), backend.outage():
+        for i in range(1, 301):
+            writer.submit(full_record(i))
+        assert writer.flush(timeout=30)
+        assert not writer.healthy
+        assert writer.stats.spooled == 300
+        assert writer.spool.count() == 300
+        for i in range(301, 311):  # more traffic during the outage
+            writer.submit(full_record(i))
+        assert writer.flush(timeout=30)
+    # back up: the next retry replays the spool, then new rows go straight in
+    writer.submit(full_record(311))
+    assert wait_until(lambda: writer.flush(1) and store.count() == 312 and writer.healthy)
+    assert not writer.spool.pending()
+    writer.close()
+    assert store.ids() == {f"req-{i:06d}" for i in range(312)}
+    assert writer.stats.replayed >= 310
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "ledger database unavailable" in messages and "spooling rows to" in messages
+    assert "replayed" in messages
+
+
+def test_spool_replays_on_next_start(backend: Backend) -> None:
+    store = backend.open()
+    writer = LedgerWriter(store, flush_interval_s=0.02, retry_interval_s=60)
+    with backend.outage():
+        for i in range(250):
+            writer.submit(full_record(i))
+        writer.close(timeout=30)  # the database is still down: everything is in the spool
+        assert writer.spool.count() == 250
+    store.close()
+
+    fresh = backend.open()
+    assert fresh.count() == 0
+    restarted = LedgerWriter(fresh, flush_interval_s=0.02)
+    assert restarted.flush(timeout=30)
+    assert fresh.count() == 250
+    assert not restarted.spool.pending()
+    restarted.close()
+
+
+def test_bad_records_are_isolated_not_lost(backend: Backend) -> None:
+    store = backend.open()
+    writer = LedgerWriter(store)
+    good = [full_record(i) for i in range(5)]
+    bad = full_record(99, requested_model=None)  # violates NOT NULL
+    for r in [*good[:2], bad, *good[2:]]:
+        writer.submit(r)
+    writer.close()
+    assert store.count() == 5
+    assert writer.stats.rejected == 1
+    kept = writer.spool.rejected_path.read_bytes().splitlines()
+    assert [orjson.loads(line)["id"] for line in kept] == ["req-000099"]
+
+
+def test_torn_spool_line_is_kept_aside(backend: Backend) -> None:
+    store = backend.open()
+    spool = Spool(store.spool_path)
+    spool.path.parent.mkdir(parents=True, exist_ok=True)
+    with open(spool.path, "wb") as f:
+        f.write(record_to_json_line(full_record(1)))
+        f.write(record_to_json_line(full_record(2)))
+        f.write(b'{"id": "req-000003", "ts": 17')  # a crash mid-write
+    writer = LedgerWriter(store, spool=spool)
+    assert writer.flush(timeout=10)
+    writer.close()
+    assert store.ids() == {"req-000001", "req-000002"}
+    assert spool.rejected_path.read_bytes().startswith(b'{"id": "req-000003"')
+    assert not spool.pending()
+
+
+def test_spool_lines_round_trip_exactly(tmp_path: object) -> None:
+    from pathlib import Path
+
+    spool = Spool(Path(str(tmp_path)) / "s.jsonl")
+    records = [full_record(i, cost_usd=Decimal("0.000000000001") * i) for i in range(3)]
+    spool.append(records)
+    got: list[object] = []
+    assert spool.replay(lambda batch: got.extend(batch) or len(batch)) == 3
+    assert got == records
+    assert not spool.pending()
