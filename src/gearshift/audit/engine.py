@@ -1,0 +1,461 @@
+"""The audit pass: stream a log, predict once per distinct prompt, route at many tolerances at once.
+
+Per batch of requests, the router's predictor runs only on prompts not seen before (decisions for
+repeated prompts come from a bounded cache); everything else is numpy over the batch: the cost of
+each request on every candidate, the decision rule at every tolerance of the trade-off curve, and
+the sums per model, tag, prompt kind and difficulty. The rule is the router's own (see
+``gearshift.routing.engine``): among candidates that fit, the best predicted quality sets a floor
+``best − tolerance``; the cheapest candidate (by the router's expected cost, ties to the lower tier)
+at or above it is chosen. Context windows are checked against the log's honest token counts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from gearshift.audit.candidates import Candidates, match_candidate
+from gearshift.audit.costs import FloatArray, IntArray, ModelRates, model_rates
+from gearshift.audit.entry import LogEntry, ReadStats
+from gearshift.audit.groups import GroupTable
+from gearshift.audit.readers.content import count_tokens
+from gearshift.chat import ChatRequest, Message, Role, TextPart
+
+ASSUMED_COMPLETION_TOKENS = 256  # when a log has requests but no responses
+FEATURE_CHARS = 16_000  # per message, for prediction only (tokens are counted on the whole text)
+DEFAULT_TOLERANCES = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+CACHE_LIMIT = 200_000
+DIFFICULTY_BUCKETS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
+MAX_TAG_KEYS = 8
+_ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
+_UNPRICED_ORDER = 1e300  # an unpriced candidate is chosen only when nothing priced qualifies
+
+
+@dataclass(slots=True, frozen=True)
+class Prepared:
+    """What the predictor said about one distinct prompt."""
+
+    quality: tuple[float, ...]  # per candidate, in the auditor's column order
+    difficulty: float
+    kind: str
+    est_prompt_tokens: int  # the router's own estimate, for its expected-cost ordering
+
+
+@dataclass(slots=True)
+class CurvePoint:
+    tolerance: float
+    requests: int = 0
+    routed_cost: float = 0.0
+    moved: int = 0
+    quality: float = 0.0  # sum of predicted quality of the chosen model
+    model_requests: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    model_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+
+def _truncate(text: str) -> str:
+    if len(text) <= FEATURE_CHARS:
+        return text
+    head = FEATURE_CHARS * 3 // 4
+    return text[:head] + "\n…\n" + text[-(FEATURE_CHARS - head) :]
+
+
+def to_request(messages: list[dict[str, Any]], *, truncate: bool) -> ChatRequest:
+    out = []
+    for m in messages:
+        role = m["role"] if m["role"] in _ROLES else "user"
+        text = m.get("content") or ""
+        out.append(
+            Message(role=_role(role), content=[TextPart(_truncate(text) if truncate else text)])
+        )
+    return ChatRequest(model="audit", messages=out)
+
+
+def _role(name: str) -> Role:
+    if name == "system":
+        return "system"
+    if name == "assistant":
+        return "assistant"
+    if name == "tool":
+        return "tool"
+    return "user"
+
+
+def excerpt(messages: list[dict[str, Any]], limit: int = 220) -> str:
+    text = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Auditor:
+    """Accumulates one audit; ``feed`` batches of entries, then read the public fields."""
+
+    def __init__(
+        self,
+        candidates: Candidates,
+        *,
+        tolerances: Iterable[float] = DEFAULT_TOLERANCES,
+        assumed_model: str | None = None,
+        tag_keys: Iterable[str] = (),
+        samples_per_group: int = 3,
+    ) -> None:
+        from gearshift.pricing import Pricer
+        from gearshift.routing import build_router
+
+        self.candidates = candidates
+        router_cfg = candidates.router.model_copy(update={"sticky": False})
+        self.router = build_router(candidates.settings, router_cfg)
+        # Columns ordered by (tier, name): ``argmin`` keeps the first of equal costs, which is
+        # the router's own tie-break.
+        profiles = sorted(self.router.profiles, key=lambda p: (p.tier, p.name))
+        self.profiles = profiles
+        self.names: list[str] = [p.name for p in profiles]
+        self._router_column = [self.names.index(p.name) for p in self.router.profiles]
+        self.pricer = Pricer(candidates.settings.models)
+        self.rates: list[ModelRates] = [model_rates(self.pricer, n) for n in self.names]
+        self._in = np.array([p.input_per_token for p in profiles])
+        self._out = np.array([p.output_per_token for p in profiles])
+        self._priced = np.array([p.priced for p in profiles])
+        self._context = np.array([p.context_window or 2**62 for p in profiles], dtype=np.int64)
+        self.primary = float(self.router.tolerance)
+        self.tolerances = sorted({round(t, 4) for t in tolerances} | {round(self.primary, 4)})
+        self.curve = {t: CurvePoint(t) for t in self.tolerances}
+        for point in self.curve.values():
+            point.model_requests = np.zeros(len(self.names), np.int64)
+            point.model_cost = np.zeros(len(self.names))
+        self.assumed_model = assumed_model
+        self.samples_per_group = samples_per_group
+
+        self.cache: dict[int, Prepared] = {}
+        self.predictions = 0  # prompts the predictor actually ran on
+        self.requests = 0
+        self.actual_cost = 0.0
+        self.quality_logged = 0.0  # predicted quality of the logged model, where it is a candidate
+        self.quality_logged_n = 0
+        self.quality_routed_on_known = 0.0  # same rows, routed at the primary tolerance
+        self.quality_best = 0.0
+        self.counted_prompt_tokens = 0
+        self.assumed_completion_tokens = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.skipped: dict[str, int] = {}
+        self.ts_min = math.inf
+        self.ts_max = -math.inf
+
+        self.logged_names: list[str] = []
+        self._logged_index: dict[str, int] = {}
+        self._logged_rates: list[ModelRates] = []
+        self._logged_column: list[int] = []
+        self.logged_requests = np.zeros(0, np.int64)
+        self.logged_cost = np.zeros(0)
+
+        self.tag_keys = list(dict.fromkeys(tag_keys))[:MAX_TAG_KEYS]
+        self.groups: dict[str, GroupTable] = {
+            "kind": GroupTable(len(self.names)),
+            "difficulty": GroupTable(len(self.names)),
+        }
+        for key in self.tag_keys:
+            self.groups[f"tag:{key}"] = GroupTable(len(self.names))
+        for label in DIFFICULTY_BUCKETS:
+            self.groups["difficulty"].code(label)
+        self.moves: dict[tuple[str, str], int] = {}
+        self.move_samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.kind_samples: dict[str, list[dict[str, Any]]] = {}
+        self._sampled: set[int] = set()
+
+    # ---- per batch ------------------------------------------------------------------------
+
+    def _logged(self, name: str) -> int:
+        index = self._logged_index.get(name)
+        if index is None:
+            index = len(self.logged_names)
+            self._logged_index[name] = index
+            self.logged_names.append(name)
+            self._logged_rates.append(model_rates(self.pricer, name))
+            column = match_candidate(name, self.names)
+            self._logged_column.append(self.names.index(column) if column is not None else -1)
+            self.logged_requests = np.append(self.logged_requests, 0)
+            self.logged_cost = np.append(self.logged_cost, 0.0)
+        return index
+
+    def _skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def _predict(self, pending: dict[int, list[dict[str, Any]]]) -> None:
+        from gearshift.routing.features import extract
+        from gearshift.routing.tokens import estimate_request_tokens
+
+        keys = list(pending)
+        requests = [to_request(pending[k], truncate=False) for k in keys]
+        features = [
+            extract(to_request(pending[k], truncate=True)) if _long(pending[k]) else extract(r)
+            for k, r in zip(keys, requests, strict=True)
+        ]
+        difficulty, quality = self.router.predictor.predict_many(features, self.router.profiles)
+        quality = quality[:, np.argsort(self._router_column)]
+        if len(self.cache) + len(keys) > CACHE_LIMIT:
+            self.cache.clear()  # bounded memory: older prompts are simply predicted again
+        for i, key in enumerate(keys):
+            self.cache[key] = Prepared(
+                quality=tuple(float(q) for q in quality[i]),
+                difficulty=float(difficulty[i]),
+                kind=features[i].kind or "unknown",
+                est_prompt_tokens=estimate_request_tokens(requests[i]),
+            )
+        self.predictions += len(keys)
+
+    def _stored(self, entry: LogEntry) -> Prepared | None:
+        """A ledger row's stored predictions, when they cover every candidate."""
+        assert entry.predicted is not None
+        try:
+            quality = tuple(entry.predicted[n] for n in self.names)
+        except KeyError as missing:
+            self._skip(f"ledger row has no prediction for candidate {missing.args[0]}")
+            return None
+        return Prepared(quality, entry.difficulty or 0.0, entry.kind or "unknown", 0)
+
+    def feed(self, batch: list[LogEntry]) -> None:
+        dumps = orjson.dumps
+        keys: list[int | None] = []
+        pending: dict[int, list[dict[str, Any]]] = {}
+        for entry in batch:
+            if entry.predicted is not None:
+                keys.append(None)
+                continue
+            key = hash(dumps(entry.messages))
+            keys.append(key)
+            if key not in self.cache and key not in pending:
+                pending[key] = entry.messages
+        if pending:
+            self._predict(pending)
+
+        rows: list[LogEntry] = []
+        prepared: list[Prepared] = []
+        prepared_keys: list[int] = []
+        for entry, maybe_key in zip(batch, keys, strict=True):
+            if maybe_key is None:
+                p = self._stored(entry)
+            else:
+                p = self.cache.get(maybe_key) or self._recover(entry)
+            if p is None:
+                continue
+            if entry.model is None and self.assumed_model is None:
+                self._skip("no model named in the line (pass --model)")
+                continue
+            rows.append(entry)
+            prepared.append(p)
+            prepared_keys.append(maybe_key if maybe_key is not None else id(entry))
+        if rows:
+            self._route(rows, prepared, prepared_keys)
+
+    def _recover(self, entry: LogEntry) -> Prepared | None:
+        # The cache was cleared between prediction and use: predict this one again.
+        key = hash(orjson.dumps(entry.messages))
+        self._predict({key: entry.messages})
+        return self.cache.get(key)
+
+    def _route(self, rows: list[LogEntry], prepared: list[Prepared], keys: list[int]) -> None:
+        n = len(rows)
+        pt = np.empty(n, np.int64)
+        ct = np.empty(n, np.int64)
+        cached = np.empty(n, np.int64)
+        logged = np.empty(n, np.int64)
+        for i, e in enumerate(rows):
+            if e.prompt_tokens is None:
+                pt[i] = count_tokens(e.messages) if e.messages else 0
+                self.counted_prompt_tokens += 1
+            else:
+                pt[i] = e.prompt_tokens
+            if e.completion_tokens is None:
+                ct[i] = ASSUMED_COMPLETION_TOKENS
+                self.assumed_completion_tokens += 1
+            else:
+                ct[i] = e.completion_tokens
+            cached[i] = e.cached_tokens
+            logged[i] = self._logged(e.model or self.assumed_model or "")
+            if e.ts is not None:
+                self.ts_min = min(self.ts_min, e.ts)
+                self.ts_max = max(self.ts_max, e.ts)
+        quality = np.array([p.quality for p in prepared], dtype=np.float64).reshape(n, -1)
+        est_pt = np.array([p.est_prompt_tokens for p in prepared], dtype=np.int64)
+        est_pt = np.where(est_pt > 0, est_pt, pt)
+
+        eligible = (pt + ct)[:, None] <= self._context[None, :]
+        fits = eligible.any(axis=1)
+        if not fits.all():
+            self._skip("longer than every candidate's context window", int((~fits).sum()))
+            keep = np.nonzero(fits)[0]
+            rows = [rows[i] for i in keep]
+            prepared = [prepared[i] for i in keep]
+            keys = [keys[i] for i in keep]
+            pt, ct, cached, logged = pt[keep], ct[keep], cached[keep], logged[keep]
+            quality, est_pt, eligible = quality[keep], est_pt[keep], eligible[keep]
+            n = len(rows)
+            if n == 0:
+                return
+        self.requests += n
+        self.prompt_tokens += int(pt.sum())
+        self.completion_tokens += int(ct.sum())
+
+        cost = np.column_stack([r.cost(pt, ct, cached) for r in self.rates])
+        actual = np.zeros(n)
+        for li in np.unique(logged):
+            mask = logged == li
+            actual[mask] = self._logged_rates[li].cost(pt[mask], ct[mask], cached[mask])
+        self.actual_cost += float(actual.sum())
+        self.logged_requests += np.bincount(logged, minlength=len(self.logged_names))
+        self.logged_cost += np.bincount(logged, weights=actual, minlength=len(self.logged_names))
+
+        from gearshift.routing.engine import DEFAULT_COMPLETION_TOKENS
+
+        order = est_pt[:, None] * self._in[None, :] + DEFAULT_COMPLETION_TOKENS * self._out[None, :]
+        order = np.where(self._priced[None, :], order, _UNPRICED_ORDER)
+        masked = np.where(eligible, quality, -np.inf)
+        best = masked.max(axis=1)
+        self.quality_best += float(best.sum())
+        logged_col = np.array(self._logged_column, dtype=np.int64)[logged]
+        known = logged_col >= 0
+        idx = np.arange(n)
+        q_logged = np.where(known, quality[idx, np.maximum(logged_col, 0)], np.nan)
+        self.quality_logged += float(np.nansum(q_logged))
+        self.quality_logged_n += int(known.sum())
+
+        primary: tuple[Any, Any] | None = None
+        for t, point in self.curve.items():
+            within = eligible & (quality >= (best - t - 1e-9)[:, None])
+            chosen = np.argmin(np.where(within, order, np.inf), axis=1)
+            routed = cost[idx, chosen]
+            point.requests += n
+            point.routed_cost += float(routed.sum())
+            point.moved += int((chosen != logged_col).sum())
+            point.quality += float(quality[idx, chosen].sum())
+            point.model_requests += np.bincount(chosen, minlength=len(self.names))
+            point.model_cost += np.bincount(chosen, weights=routed, minlength=len(self.names))
+            if t == round(self.primary, 4):
+                primary = (chosen, routed)
+        assert primary is not None
+        chosen, routed = primary
+        self.quality_routed_on_known += float(quality[idx, chosen][known].sum())
+        self._group(rows, prepared, chosen, actual, routed, logged_col, quality)
+        self._collect_samples(rows, prepared, keys, chosen, actual, routed, logged, best)
+
+    def _group(
+        self,
+        rows: list[LogEntry],
+        prepared: list[Prepared],
+        chosen: IntArray,
+        actual: FloatArray,
+        routed: FloatArray,
+        logged_col: IntArray,
+        quality: FloatArray,
+    ) -> None:
+        moved = chosen != logged_col
+        q_chosen = quality[np.arange(len(rows)), chosen]
+        kinds = self.groups["kind"]
+        codes = {"kind": np.array([kinds.code(p.kind) for p in prepared], dtype=np.int64)}
+        buckets = np.minimum((np.array([p.difficulty for p in prepared]) * 5).astype(np.int64), 4)
+        codes["difficulty"] = buckets
+        for key in self.tag_keys:
+            table = self.groups[f"tag:{key}"]
+            codes[f"tag:{key}"] = np.array(
+                [table.code(e.tags.get(key, "(none)")) for e in rows], dtype=np.int64
+            )
+        for name, table in self.groups.items():
+            table.add(codes[name], chosen, actual, routed, moved, q_chosen)
+
+    def _collect_samples(
+        self,
+        rows: list[LogEntry],
+        prepared: list[Prepared],
+        keys: list[int],
+        chosen: IntArray,
+        actual: FloatArray,
+        routed: FloatArray,
+        logged: IntArray,
+        best: FloatArray,
+    ) -> None:
+        limit = self.samples_per_group
+        for i, entry in enumerate(rows):
+            pair = (self.logged_names[int(logged[i])], self.names[int(chosen[i])])
+            self.moves[pair] = self.moves.get(pair, 0) + 1
+            kind = prepared[i].kind
+            want_kind = len(self.kind_samples.get(kind, ())) < limit
+            want_move = len(self.move_samples.get(pair, ())) < limit
+            if not (want_kind or want_move) or keys[i] in self._sampled or not entry.messages:
+                continue
+            self._sampled.add(keys[i])
+            sample = self._sample(entry, prepared[i], int(chosen[i]), pair[0], float(best[i]))
+            sample["saved_usd"] = round(float(actual[i] - routed[i]), 8)
+            if want_kind:
+                self.kind_samples.setdefault(kind, []).append(sample)
+            if want_move:
+                self.move_samples.setdefault(pair, []).append(sample)
+
+    def _sample(
+        self, entry: LogEntry, p: Prepared, chosen: int, logged: str, best: float
+    ) -> dict[str, Any]:
+        floor = max(best - self.primary, 0.0)
+        name = self.names[chosen]
+        predicted = {m: round(q, 3) for m, q in zip(self.names, p.quality, strict=True)}
+        if match_candidate(logged, [name]) is not None:
+            cheaper = [
+                f"{m} {q:.2f}"
+                for m, q, r in zip(self.names, p.quality, self.rates, strict=True)
+                if m != name and q < floor - 1e-9 and r.input.base <= self.rates[chosen].input.base
+            ]
+            why = f"kept on {name}: the best predicted quality is {best:.2f}, so the floor is "
+            why += f"{floor:.2f}" + (
+                f"; cheaper models fall short ({', '.join(cheaper)})" if cheaper else ""
+            )
+        else:
+            why = (
+                f"moved to {name}: predicted quality {p.quality[chosen]:.2f} is within the "
+                f"tolerance {self.primary:.2f} of the best ({best:.2f}), and {name} is the "
+                "cheapest such model"
+            )
+        return {
+            "prompt": excerpt(entry.messages),
+            "kind": p.kind,
+            "difficulty": round(p.difficulty, 3),
+            "tags": dict(entry.tags),
+            "logged_model": logged,
+            "routed_model": name,
+            "predicted": predicted,
+            "reason": why,
+        }
+
+
+def _long(messages: list[dict[str, Any]]) -> bool:
+    return any(len(m.get("content") or "") > FEATURE_CHARS for m in messages)
+
+
+def run_entries(
+    auditor: Auditor,
+    entries: Iterable[LogEntry],
+    *,
+    batch_size: int = 4096,
+    on_batch: Callable[[int], None] | None = None,
+) -> None:
+    batch: list[LogEntry] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) >= batch_size:
+            auditor.feed(batch)
+            if on_batch is not None:
+                on_batch(len(batch))
+            batch = []
+    if batch:
+        auditor.feed(batch)
+        if on_batch is not None:
+            on_batch(len(batch))
+
+
+def merge_skips(auditor: Auditor, stats: ReadStats) -> dict[str, int]:
+    skipped = dict(stats.skipped)
+    for reason, n in auditor.skipped.items():
+        skipped[reason] = skipped.get(reason, 0) + n
+    return skipped
