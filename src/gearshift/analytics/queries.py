@@ -1,0 +1,338 @@
+"""FinOps questions answered from the ledger: spend, savings, routing mix, latency, cost drivers.
+
+``collect`` gathers the cells of a time range (rolled-up days plus raw edges, see ``rollup``);
+``build_report`` merges them into groups along one dimension. Money stays exact (``Decimal``
+from integer pico-dollars); percentiles come from histograms (precision in ``rollup``'s doc).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from gearshift.analytics import rollup
+from gearshift.analytics.db import LedgerDB
+from gearshift.analytics.rollup import DAY, HOUR, Cell, CellKey
+from gearshift.config import Settings
+
+FOREVER = 1e11  # "no upper bound" for a time range, far beyond any ledger row
+HOURLY_MAX_RANGE_S = 3 * DAY  # shorter ranges are read raw, by hour, for finer time series
+BUILTIN_DIMENSIONS = ("model", "router", "key", "day", "hour", "kind", "outcome")
+DRIVER_DIMENSIONS = ("kind", "feature", "key", "model")
+TOP_DRIVERS = 5
+
+
+@dataclass(slots=True)
+class Cells:
+    cells: dict[CellKey, Cell]
+    width: int  # seconds per period in the cells' keys (HOUR or DAY)
+    since: float
+    until: float
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` -> seconds."""
+    units = {"s": 1, "m": 60, "h": HOUR, "d": DAY, "w": 7 * DAY}
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in units:
+        raise ValueError(f"bad duration {text!r}: use a number and a unit, e.g. 7d, 12h, 30m")
+    try:
+        number = float(text[:-1])
+    except ValueError:
+        raise ValueError(f"bad duration {text!r}: use a number and a unit, e.g. 7d, 12h") from None
+    if number < 0 or not math.isfinite(number):
+        raise ValueError(f"bad duration {text!r}: must be a positive number")
+    return number * units[text[-1]]
+
+
+def parse_time(text: str, *, now: float) -> float:
+    """A relative duration back from ``now`` (``7d``), an ISO date/time (UTC if no zone), or a
+    unix timestamp."""
+    text = text.strip()
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"bad time {text!r}: use a duration back from now (7d, 12h), an ISO date "
+            "(2025-01-31, 2025-01-31T12:00) or a unix timestamp"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def plan(
+    since: float, until: float, rolled: int | None
+) -> tuple[tuple[int, int] | None, list[tuple[float, float]]]:
+    """Which whole days to read from the rollup and which ranges to aggregate raw."""
+    if rolled is None or until - since <= HOURLY_MAX_RANGE_S:
+        return None, [(since, until)]
+    first_day = math.ceil(since / DAY) * DAY
+    last_day = min(math.floor(until / DAY) * DAY, rolled)
+    if last_day <= first_day:
+        return None, [(since, until)]
+    raw = []
+    if since < first_day:
+        raw.append((since, float(first_day)))
+    if last_day < until:
+        raw.append((float(last_day), until))
+    return (first_day, last_day), raw
+
+
+def collect(
+    db: LedgerDB,
+    since: float | None = None,
+    until: float | None = None,
+    *,
+    now: float | None = None,
+    refresh: bool = True,
+) -> Cells:
+    now = time.time() if now is None else now
+    lo = 0.0 if since is None else since
+    hi = FOREVER if until is None else until
+    if hi <= lo:
+        raise ValueError("the time range is empty: --until must be after --since")
+    rolled = rollup.refresh(db, now=now) if refresh else rollup.rolled_until(db)
+    days, raw_ranges = plan(lo, hi, rolled)
+    width = DAY if days is not None else (HOUR if hi - lo <= HOURLY_MAX_RANGE_S else DAY)
+    cells: dict[CellKey, Cell] = rollup.load_rollup(db, *days) if days is not None else {}
+    for a, b in raw_ranges:
+        for key, cell in rollup.aggregate(db, a, b, width).items():
+            existing = cells.get(key)
+            if existing is None:
+                cells[key] = cell
+            else:
+                existing.add(cell)
+    return Cells(cells, width, lo, hi)
+
+
+class TagCache:
+    """Parses each distinct tags text once (a report meets the same few hundred many times)."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, dict[str, str]] = {}
+
+    def __call__(self, text: str) -> dict[str, str]:
+        tags = self._parsed.get(text)
+        if tags is None:
+            try:
+                loaded = json.loads(text) if text else {}
+            except ValueError:
+                loaded = {}
+            tags = {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+            self._parsed[text] = tags
+        return tags
+
+
+def dimension(key: CellKey, tags: Mapping[str, str], by: str) -> str:
+    if by == "model":
+        return key[2] or "(none)"
+    if by == "router":
+        return key[1] or "(direct)"
+    if by == "key":
+        return key[3] or "(anonymous)"
+    if by == "day":
+        return datetime.fromtimestamp(key[0], tz=UTC).strftime("%Y-%m-%d")
+    if by == "hour":
+        return datetime.fromtimestamp(key[0], tz=UTC).strftime("%Y-%m-%dT%H:00Z")
+    if by == "kind":
+        return key[5] or "(unknown)"
+    if by == "outcome":
+        return "ok" if key[6] else "failed"
+    tag = by.removeprefix("tag:")
+    return tags.get(tag, "(untagged)")
+
+
+def tier_lookup(settings: Settings | None) -> Callable[[str], int | None]:
+    """Model name -> tier (1 = lightest): config first, then the built-in catalogue."""
+    configured: dict[str, int | None] = {}
+    for m in settings.models if settings else ():
+        tier = m.tier
+        if tier is None:
+            tier = _catalogue_tier(m.upstream_model) or _catalogue_tier(m.name)
+        configured[m.name] = tier
+    cache: dict[str, int | None] = {}
+
+    def tier_of(name: str) -> int | None:
+        if name in configured:
+            return configured[name]
+        if name not in cache:
+            cache[name] = _catalogue_tier(name) if name else None
+        return cache[name]
+
+    return tier_of
+
+
+def _catalogue_tier(name: str) -> int | None:
+    from gearshift.catalogue import lookup
+
+    entry = lookup(name)
+    return entry.tier if entry else None
+
+
+@dataclass(slots=True)
+class Group:
+    cell: Cell = field(default_factory=Cell)
+    errors: int = 0
+    tier_requests: dict[str, int] = field(default_factory=dict)
+    lighter_requests: int = 0
+    lighter_cost_pico: int = 0
+
+    def add(self, key: CellKey, cell: Cell, tier_of: Callable[[str], int | None]) -> None:
+        self.cell.add(cell)
+        served, ok, within = key[2], key[6], key[7]
+        if not ok:
+            self.errors += cell.requests
+            return
+        tier = tier_of(served) if served else None
+        label = str(tier) if tier is not None else "unknown"
+        self.tier_requests[label] = self.tier_requests.get(label, 0) + cell.requests
+        if tier is not None and within:
+            lighter = [tier_of(m) for m in within.split(",") if m != served]
+            if any(t is not None and t < tier for t in lighter):
+                self.lighter_requests += cell.requests
+                self.lighter_cost_pico += cell.cost_pico
+
+
+def usd(pico: int) -> Decimal:
+    return Decimal(pico).scaleb(-12).normalize() if pico else Decimal(0)
+
+
+def _avg(pico: int, n: int) -> Decimal:
+    """Exact mean when it terminates within 1e-15 USD (always, for sums of ledger prices)."""
+    if not n:
+        return Decimal(0)
+    return (Decimal(pico).scaleb(-12) / n).quantize(Decimal("1e-15")).normalize()
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def summarise(group: Group) -> dict[str, Any]:
+    c = group.cell
+    savings = c.counterfactual_pico - c.cost_pico
+    served = sum(group.tier_requests.values())
+    p95_cost = rollup.percentile(c.cost_hist, 0.95)
+    return {
+        "requests": c.requests,
+        "errors": group.errors,
+        "fallbacks": c.fallbacks,
+        "prompt_tokens": c.prompt_tokens,
+        "completion_tokens": c.completion_tokens,
+        "cached_tokens": c.cached_tokens,
+        "reasoning_tokens": c.reasoning_tokens,
+        "cost_usd": usd(c.cost_pico),
+        "counterfactual_cost_usd": usd(c.counterfactual_pico),
+        "savings_usd": usd(savings),
+        "savings_pct": round(100 * savings / c.counterfactual_pico, 2)
+        if c.counterfactual_pico
+        else 0.0,
+        "avg_cost_usd": _avg(c.cost_pico, c.requests),
+        "p95_cost_usd": usd(round(p95_cost)) if p95_cost is not None else Decimal(0),
+        "latency_p50_ms": _ms(rollup.percentile(c.latency_hist, 0.50)),
+        "latency_p80_ms": _ms(rollup.percentile(c.latency_hist, 0.80)),
+        "latency_p95_ms": _ms(rollup.percentile(c.latency_hist, 0.95)),
+        "tier_share": {
+            t: round(n / served, 4) for t, n in sorted(group.tier_requests.items()) if served
+        },
+        "lighter_requests": group.lighter_requests,
+        "lighter_cost_usd": usd(group.lighter_cost_pico),
+    }
+
+
+def matches(key: CellKey, tags: Mapping[str, str], filters: Mapping[str, str]) -> bool:
+    return all(dimension(key, tags, name) == wanted for name, wanted in filters.items())
+
+
+def grouped(
+    data: Cells,
+    by: str,
+    settings: Settings | None,
+    filters: Mapping[str, str] | None = None,
+) -> dict[str, Group]:
+    tag_cache = TagCache()
+    tier_of = tier_lookup(settings)
+    groups: dict[str, Group] = {}
+    for key, cell in data.cells.items():
+        tags = tag_cache(key[4])
+        if filters and not matches(key, tags, filters):
+            continue
+        name = dimension(key, tags, by)
+        group = groups.get(name)
+        if group is None:
+            group = groups[name] = Group()
+        group.add(key, cell, tier_of)
+    return groups
+
+
+def top_drivers(data: Cells, filters: Mapping[str, str] | None) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    tag_cache = TagCache()
+    for dim in DRIVER_DIMENSIONS:
+        costs: dict[str, list[int]] = {}
+        for key, cell in data.cells.items():
+            tags = tag_cache(key[4])
+            if filters and not matches(key, tags, filters):
+                continue
+            entry = costs.setdefault(dimension(key, tags, dim), [0, 0])
+            entry[0] += cell.cost_pico
+            entry[1] += cell.requests
+        total = sum(v[0] for v in costs.values())
+        ranked = sorted(costs.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_DRIVERS]
+        out[dim] = [
+            {
+                "name": name,
+                "requests": n,
+                "cost_usd": usd(pico),
+                "share_pct": round(100 * pico / total, 2) if total else 0.0,
+            }
+            for name, (pico, n) in ranked
+        ]
+    return out
+
+
+def build_report(
+    data: Cells,
+    by: str,
+    settings: Settings | None = None,
+    filters: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The report's JSON contract: ``{"groups": [{<by>: name, ...}], "totals": {...}}``."""
+    groups = grouped(data, by, settings, filters)
+    total = Group()
+    for g in groups.values():
+        total.cell.add(g.cell)
+        total.errors += g.errors
+        for t, n in g.tier_requests.items():
+            total.tier_requests[t] = total.tier_requests.get(t, 0) + n
+        total.lighter_requests += g.lighter_requests
+        total.lighter_cost_pico += g.lighter_cost_pico
+    if by in ("day", "hour"):
+        order: Iterable[str] = sorted(groups)
+    else:
+        order = sorted(groups, key=lambda n: (-groups[n].cell.cost_pico, n))
+    rows = [{by: name, **summarise(groups[name])} for name in order]
+    totals = summarise(total)
+    totals["top_cost_drivers"] = top_drivers(data, filters)
+    totals["since"] = _iso(data.since) if data.since > 0 else None
+    totals["until"] = _iso(data.until) if data.until < FOREVER else None
+    return {"groups": rows, "totals": totals}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

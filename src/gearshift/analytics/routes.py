@@ -1,0 +1,175 @@
+"""``/metrics``, ``/dashboard`` and its ``/api/...`` data, in the gateway's route table.
+
+``register(routes, gateway)`` (called by ``create_app``) also adds the metrics observer to the
+gateway's pipeline. Ledger queries are blocking SQL, so they run in a worker thread, one at a time
+on one connection opened on first use. When ``server.admin_key_env`` is configured, every route
+here needs that key (``Authorization: Bearer``, ``x-api-key`` or, for a browser opening the page,
+``?admin_key=``); a configured variable that is unset locks the routes rather than opening them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import threading
+import time
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from gearshift.analytics.metrics import Metrics
+from gearshift.api.http import Request, Response, Routes
+from gearshift.config import Settings
+from gearshift.errors import AuthenticationError, InvalidRequest, NotFound
+
+if TYPE_CHECKING:
+    from gearshift.analytics.db import LedgerDB
+    from gearshift.api.pipeline import Gateway
+
+STATIC_FILES = {
+    "dashboard.js": b"text/javascript; charset=utf-8",
+    "dashboard.css": b"text/css; charset=utf-8",
+}
+RESERVED_PARAMS = frozenset({"since", "until", "by", "admin_key", "format"})
+
+
+def register(routes: Routes, gateway: Gateway) -> None:
+    analytics = Analytics(gateway.settings)
+    gateway.observers.append(analytics.metrics.observe)
+    routes.add("GET", "/metrics", analytics.metrics_page)
+    routes.add("GET", "/dashboard", analytics.dashboard_page)
+    routes.add("GET", "/dashboard/static/{name}", analytics.static_file)
+    routes.add("GET", "/api/dashboard", analytics.dashboard_api)
+    routes.add("GET", "/api/report", analytics.report_api)
+
+
+class Analytics:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._db: LedgerDB | None = None
+        self._lock = threading.Lock()
+
+    # ---- access ----------------------------------------------------------------------------
+
+    def _check_admin(self, request: Request, query: dict[str, str]) -> None:
+        env = self.settings.server.admin_key_env
+        if not env:
+            return
+        expected = os.environ.get(env)
+        if not expected:
+            raise AuthenticationError(
+                f"the dashboard is locked: server.admin_key_env names {env}, which is not set"
+            )
+        given = request.bearer_token() or query.get("admin_key") or ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise AuthenticationError(
+                "this page needs the admin key: send 'Authorization: Bearer <key>' "
+                "or open /dashboard?admin_key=<key>"
+            )
+
+    # ---- handlers --------------------------------------------------------------------------
+
+    async def metrics_page(self, request: Request) -> Response:
+        self._check_admin(request, _query(request))
+        body = self.metrics.render().encode()
+        return Response(200, body, [(b"content-type", b"text/plain; version=0.0.4")])
+
+    async def dashboard_page(self, request: Request) -> Response:
+        self._check_admin(request, _query(request))
+        return Response(200, _asset("dashboard.html"), _page_headers(b"text/html; charset=utf-8"))
+
+    async def static_file(self, request: Request) -> Response:
+        name = request.path_params.get("name", "")
+        content_type = STATIC_FILES.get(name)
+        if content_type is None:
+            raise NotFound(f"no dashboard asset named {name!r}")
+        return Response(200, _asset(name), _page_headers(content_type))
+
+    async def dashboard_api(self, request: Request) -> Response:
+        query = _query(request)
+        self._check_admin(request, query)
+        since, until = _range(query)
+        filters = _filters(query)
+
+        def build() -> dict[str, Any]:
+            from gearshift.analytics.dashboard import dashboard_data
+
+            return dashboard_data(self._open(), self.settings, since, until, filters)
+
+        return _exact_json(await self._run(build))
+
+    async def report_api(self, request: Request) -> Response:
+        query = _query(request)
+        self._check_admin(request, query)
+        since, until = _range(query)
+        by = query.get("by", "model")
+        filters = _filters(query)
+
+        def build() -> dict[str, Any]:
+            from gearshift.analytics import queries
+
+            cells = queries.collect(self._open(), since, until)
+            return queries.build_report(cells, by, self.settings, filters)
+
+        return _exact_json(await self._run(build))
+
+    # ---- ledger ----------------------------------------------------------------------------
+
+    async def _run(self, build: Any) -> Any:
+        def locked() -> Any:
+            with self._lock:
+                return build()
+
+        try:
+            return await asyncio.to_thread(locked)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
+
+    def _open(self) -> LedgerDB:
+        if self._db is None:
+            from gearshift.analytics.db import LedgerDB
+
+            self._db = LedgerDB(self.settings.storage)
+        return self._db
+
+
+def _query(request: Request) -> dict[str, str]:
+    return dict(parse_qsl(request.query.decode("latin-1")))
+
+
+def _range(query: dict[str, str]) -> tuple[float | None, float | None]:
+    from gearshift.analytics.queries import parse_time
+
+    now = time.time()
+    try:
+        since = parse_time(query["since"], now=now) if query.get("since") else None
+        until = parse_time(query["until"], now=now) if query.get("until") else None
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="since") from None
+    return since, until
+
+
+def _filters(query: dict[str, str]) -> dict[str, str]:
+    """Every other query parameter filters: ``?team=support&model=small``."""
+    return {k: v for k, v in query.items() if k not in RESERVED_PARAMS and v}
+
+
+def _exact_json(payload: Any) -> Response:
+    from gearshift.analytics.render import to_json
+
+    return Response(200, to_json(payload).encode(), [(b"content-type", b"application/json")])
+
+
+def _page_headers(content_type: bytes) -> list[tuple[bytes, bytes]]:
+    # Everything the page needs ships with it: forbid any other origin outright.
+    csp = b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'"
+    return [(b"content-type", content_type), (b"content-security-policy", csp)]
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("gearshift.analytics").joinpath("static", name).read_bytes()
+
+
+__all__ = ["Analytics", "register"]

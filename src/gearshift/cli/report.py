@@ -1,0 +1,90 @@
+"""``gearshift report``: spend, savings, routing mix and latency from the ledger.
+
+Reads the ledger named by ``--storage URL`` or by ``--config FILE``'s ``storage``, whether the
+gateway is running or not (SQLite in WAL mode allows a reader beside the writer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Sequence
+
+from gearshift.errors import ConfigError
+
+BY_HELP = (
+    "group by model, router, key, day, hour, kind, outcome, or any tag name "
+    "(feature, team, user, ...; 'tag:NAME' also works)"
+)
+_BY_PATTERN = re.compile(r"^(tag:)?[A-Za-z0-9_.\-]+$")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gearshift report",
+        description="Where the money goes and what routing saved, from the request ledger.",
+    )
+    p.add_argument("--since", help="start: a duration back from now (7d, 12h) or an ISO date")
+    p.add_argument("--until", help="end (exclusive): a duration back from now or an ISO date")
+    p.add_argument("--by", default="model", help=BY_HELP + " (default: model)")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="only requests whose dimension or tag NAME equals VALUE (repeatable), "
+        "e.g. --where team=support --where model=large",
+    )
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", help="gearshift YAML config (its storage and model tiers)")
+    source.add_argument("--storage", help="ledger URL: sqlite:///path.db or postgresql://...")
+    return p
+
+
+def parse_where(items: Sequence[str]) -> dict[str, str]:
+    filters: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"bad --where {item!r}: use NAME=VALUE, e.g. --where team=support")
+        filters[name.strip()] = value.strip()
+    return filters
+
+
+def run(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(list(argv))
+    from gearshift.analytics import queries, render
+    from gearshift.analytics.db import LedgerDB
+    from gearshift.config import Settings, load_settings
+
+    if not _BY_PATTERN.match(args.by):
+        raise ConfigError(f"bad --by {args.by!r}: {BY_HELP}")
+    filters = parse_where(args.where)
+    settings = load_settings(args.config) if args.config else None
+    url = args.storage or (settings.storage if settings else Settings().storage)
+    now = time.time()
+    try:
+        since = queries.parse_time(args.since, now=now) if args.since else None
+        until = queries.parse_time(args.until, now=now) if args.until else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    with LedgerDB(url) as db:
+        if not db.table_exists("requests"):
+            raise ConfigError(f"{url} holds no gearshift ledger (no 'requests' table)")
+        try:
+            cells = queries.collect(db, since, until, now=now)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    report = queries.build_report(cells, args.by, settings, filters)
+    if args.format == "json":
+        sys.stdout.write(render.to_json(report) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(render.to_csv(report, args.by))
+    else:
+        from rich.console import Console
+
+        render.print_tables(report, args.by, Console())
+    return 0
