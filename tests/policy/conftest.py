@@ -75,6 +75,16 @@ def redis_prefix() -> str:
     return f"gs-test-{uuid.uuid4().hex[:10]}:"
 
 
+def free_port_for_test() -> int:
+    """A loopback port nobody listens on (for unreachable-service tests)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def models_config(slow_small: bool = False) -> list[dict[str, Any]]:
     return [
         {
