@@ -74,7 +74,13 @@ class TargetsController:
         self._explore_every = explore_every
         self._gain = integral_gain
         self._window: deque[Outcome] = deque(maxlen=targets.window_requests)
+        # Latency per model kept apart from the window: an excluded model is seldom served, and
+        # its few exploration samples must not be diluted away (which would re-admit it).
+        self._latency: dict[str, deque[float]] = {
+            m: deque(maxlen=max(20, targets.window_requests // 5)) for m in self.models
+        }
         self._since_recompute = 0
+        self._recomputes = 0
         self._advised = 0
         # Long-run cost memory for the integral term: decayed sums, half-life ~10 windows.
         self._decay = 0.5 ** (1.0 / (10 * targets.window_requests))
@@ -102,6 +108,8 @@ class TargetsController:
 
     def observe(self, outcome: Outcome) -> None:
         self._window.append(outcome)
+        if outcome.served in self._latency and outcome.latency_ms is not None:
+            self._latency[outcome.served].append(outcome.latency_ms)
         if outcome.served is not None:
             self._cost_sum = self._cost_sum * self._decay + outcome.cost_usd
             self._count_sum = self._count_sum * self._decay + 1.0
@@ -147,7 +155,7 @@ class TargetsController:
             "latency_p80_ms": _p80(latencies),
         }
 
-        allowed = self._latency_allowed(served, messages)
+        allowed = self._latency_allowed(messages)
         if allowed is not None and t.light_share_min and not (allowed & self.light):
             conflict = True
             messages.append(
@@ -208,7 +216,9 @@ class TargetsController:
         observed["cost_goal_usd"] = cost_goal
         self._observed = observed
         state = "conflict" if conflict else ("unmet" if messages else "ok")
-        if state != self._state or messages != self._messages:
+        self._recomputes += 1
+        # Log when the state changes, and every 100 control steps while a target is missed.
+        if state != self._state or (state != "ok" and self._recomputes % 100 == 0):
             level = logging.INFO if state == "ok" else logging.WARNING
             log.log(level, "router %s targets %s: %s", self.router, state, "; ".join(messages))
         self._state = state
@@ -254,18 +264,14 @@ class TargetsController:
         )
         return pred, scale, names
 
-    def _latency_allowed(self, served: list[Outcome], messages: list[str]) -> frozenset[str] | None:
+    def _latency_allowed(self, messages: list[str]) -> frozenset[str] | None:
         target = self.targets.latency_p80_ms
         if target is None:
             return None
-        by_model: dict[str, list[float]] = {}
-        for o in served:
-            if o.latency_ms is not None and o.served is not None:
-                by_model.setdefault(o.served, []).append(o.latency_ms)
         too_slow = {
             m
-            for m, lat in by_model.items()
-            if len(lat) >= max(5, self._min_samples // 3) and (_p80(lat) or 0) > target
+            for m, lat in self._latency.items()
+            if len(lat) >= max(5, self._min_samples // 3) and (_p80(list(lat)) or 0) > target
         }
         if not too_slow:
             return None
