@@ -13,8 +13,8 @@ from tests.conftest import UvicornThread
 from tests.fakes.openai_server import FakeOpenAIServer
 
 from gearshift.api.app import GearshiftApp, create_app
-from gearshift.api.pipeline import Gateway
 from gearshift.config import Settings, parse_settings
+from gearshift.ledger import open_store
 from gearshift.ledger.record import LedgerRecord
 
 LARGE_KEY = "sk-large-fake"
@@ -72,6 +72,15 @@ class Running:
             base_url=f"{self.url}/v1", api_key="sk-client", max_retries=0, **kwargs
         )
 
+    def ledger_rows(self, ids: list[str] | None = None) -> list[LedgerRecord]:
+        """What the ledger database holds (after flushing the writer), oldest first."""
+        writer = self.app.gateway.ledger
+        assert writer is not None
+        writer.flush(10)  # type: ignore[attr-defined]
+        with open_store(self.app.settings.storage) as store:
+            rows = [store.get(i) for i in ids] if ids is not None else store.fetch()
+        return [r for r in rows if r is not None]
+
     def wait_records(self, n: int, timeout: float = 5.0) -> list[LedgerRecord]:
         import time
 
@@ -107,8 +116,8 @@ def start_gateway(
             data["storage"] = f"sqlite:///{tmp_path}/ledger.db"
         settings: Settings = parse_settings(data)
         records: list[LedgerRecord] = []
-        gateway = Gateway(settings, observers=[records.append])
-        app = create_app(settings, gateway=gateway)
+        app = create_app(settings)  # the real policy engine and ledger writer
+        app.gateway.observers.append(records.append)
         server = UvicornThread(app).start()
         started.append(server)
         return Running(server, app, records)

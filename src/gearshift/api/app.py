@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gearshift.api.http import (
     JSON_CONTENT,
@@ -32,9 +32,13 @@ from gearshift.api.http import (
     render_openai_error,
     too_large_message,
 )
-from gearshift.api.pipeline import Gateway, LedgerSink
+from gearshift.api.pipeline import Gateway
 from gearshift.config import Settings
 from gearshift.errors import GearshiftError, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from gearshift.ledger import LedgerWriter
+    from gearshift.policy.contract import PolicyEngine
 
 log = logging.getLogger("gearshift.app")
 
@@ -61,6 +65,7 @@ class GearshiftApp:
         self._idle = asyncio.Event()
         self._idle.set()
         self._ids = _RequestIds()
+        self._writer: LedgerWriter | None = None  # opened here, so closed here
         self.routes.add("GET", "/healthz", self._healthz)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -214,7 +219,8 @@ class GearshiftApp:
     async def startup(self) -> None:
         await self.gateway.open()
         if self.gateway.ledger is None:
-            self.gateway.ledger = open_ledger(self.settings)
+            self._writer = await asyncio.to_thread(open_ledger, self.settings)
+            self.gateway.ledger = self._writer
 
     async def shutdown(self) -> None:
         """Drain: wait for in-flight requests (up to the grace period), then flush and close."""
@@ -226,6 +232,12 @@ class GearshiftApp:
             except TimeoutError:
                 log.warning("%d request(s) still running after the grace period", self._inflight)
         await self.gateway.aclose()
+        writer = self._writer
+        if writer is not None:
+            self._writer = None
+            # Every record submitted so far is written (or spooled) before the process exits.
+            await asyncio.to_thread(writer.close)
+            await asyncio.to_thread(writer.store.close)
 
 
 class _DisconnectWatcher:
@@ -286,19 +298,11 @@ async def _send(send: Send, response: Response, id_header: tuple[bytes, bytes]) 
     await send({"type": "http.response.body", "body": response.body})
 
 
-def open_ledger(settings: Settings) -> LedgerSink | None:
-    """The ledger's batching writer for ``settings.storage`` (None until the ledger package
-    provides one)."""
-    try:
-        ledger = importlib.import_module("gearshift.ledger")
-    except ModuleNotFoundError:
-        return None
-    factory = getattr(ledger, "open_writer", None)
-    if factory is None:
-        log.warning("gearshift.ledger has no open_writer(); requests are not being recorded")
-        return None
-    writer: LedgerSink = factory(settings.storage)
-    return writer
+def open_ledger(settings: Settings) -> LedgerWriter:
+    """The ledger store for ``settings.storage`` (migrated) behind its batching writer."""
+    from gearshift.ledger import LedgerWriter, open_store
+
+    return LedgerWriter(open_store(settings.storage))
 
 
 def create_app(
@@ -321,15 +325,10 @@ def create_app(
     return app
 
 
-def _policy(settings: Settings) -> Any:
-    """The policy engine for these settings (``OpenPolicy`` until the policy package offers
-    ``build_policy``)."""
-    try:
-        policy = importlib.import_module("gearshift.policy")
-    except ModuleNotFoundError:
-        return None
-    build = getattr(policy, "build_policy", None)
-    return build(settings) if build is not None else None
+def _policy(settings: Settings) -> PolicyEngine:
+    from gearshift.policy import create_policy
+
+    return create_policy(settings)
 
 
 __all__ = ["JSON_CONTENT", "GearshiftApp", "create_app"]

@@ -31,7 +31,6 @@ from gearshift.errors import (
     GearshiftError,
     InvalidRequest,
     NotFound,
-    RateLimited,
     UpstreamError,
 )
 from gearshift.ledger.record import LedgerRecord
@@ -53,11 +52,10 @@ BACKOFF_CAP_S = 2.0
 
 
 class LedgerSink(Protocol):
-    """Where finished records go (the ledger's batching writer): ``submit`` never blocks."""
+    """Where finished records go (the ledger's batching ``LedgerWriter``): ``submit`` never
+    blocks. Whoever opened the sink closes it (the app, after draining)."""
 
     def submit(self, record: LedgerRecord) -> None: ...
-
-    async def aclose(self) -> None: ...
 
 
 class Pricer(Protocol):
@@ -151,6 +149,10 @@ class Gateway:
 
     async def open(self) -> None:
         self.check_environment()
+        start_policy = getattr(self.policy, "start", None)
+        if start_policy is not None:
+            # Load keys and seed budget counters now rather than on the first request.
+            await start_policy()
         if self.pricer is None:
             from gearshift.pricing import Pricer as DefaultPricer
 
@@ -174,8 +176,6 @@ class Gateway:
                 log.exception("closing provider %s failed", provider.kind)
         self._providers.clear()
         self._by_model.clear()
-        if self.ledger is not None:
-            await self.ledger.aclose()
         await self.policy.aclose()
 
     def provider_for(self, model: ModelConfig) -> Provider:
@@ -240,14 +240,18 @@ class Gateway:
         router_cfg = self.router_configs.get(request.model)
         model_cfg = self.models.get(request.model)
         if router_cfg is None and model_cfg is None:
-            raise NotFound(self._unknown_model_message(request.model), param="model")
-        caller = await self.policy.authenticate(ctx.api_key)
-        record.key_id = caller.key_id
-        if caller.tags:
-            record.tags = {**caller.tags, **ctx.tags}
+            missing = NotFound(self._unknown_model_message(request.model), param="model")
+            self._fail(record, ctx, missing.status, "error", missing.message)
+            self._publish(record)
+            raise missing
         try:
+            caller = await self.policy.authenticate(ctx.api_key)
+            record.key_id = caller.key_id
+            if caller.tags:
+                record.tags = {**caller.tags, **ctx.tags}
             admission = await self.policy.admit(router_cfg, request.model, record.tags, caller)
-        except RateLimited as exc:
+        except GearshiftError as exc:
+            # Refused before anything was reserved (bad key, budget, rate): recorded, not settled.
             self._fail(record, ctx, exc.status, "rejected", exc.message)
             self._publish(record)
             raise
