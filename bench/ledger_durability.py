@@ -1,0 +1,270 @@
+"""Ledger durability: zero lost rows over N requests through ``gearshift serve`` with a SIGTERM
+(and restart) in the middle of the run. Prints one JSON object.
+
+    .venv/bin/python bench/ledger_durability.py --requests 100000 --concurrency 32
+
+What runs: the fake OpenAI-compatible provider (tests/fakes/openai_server.py) and
+``gearshift serve``
+as subprocesses on loopback, with the ledger on SQLite (default) or ``--storage postgresql://...``.
+A client drives N chat completions with ``concurrency`` connections, each tagged with its sequence
+number (``x-gearshift-tags: bench_seq=<n>,attempt=<k>``). When ``--sigterm-at`` of them have been
+answered, the gateway gets SIGTERM: it must drain in-flight requests, flush the ledger and exit;
+a new gateway is started on the same port and the client carries on, retrying any request whose
+connection was refused or cut, until N requests have been answered. A final SIGTERM flushes.
+
+Checks, from the ledger itself: every answered request (its ``x-request-id``) has exactly one row;
+no (seq, attempt) pair has two rows; rows of attempts that got no answer (cut during the restart)
+are counted separately, as are rows left in the spool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up within {timeout}s")
+
+
+def write_config(directory: Path, provider_port: int, storage: str) -> Path:
+    config = directory / "gearshift.yaml"
+    config.write_text(
+        f"""
+models:
+  - name: small
+    provider: openai
+    base_url: http://127.0.0.1:{provider_port}/v1
+    tier: 1
+    price: {{input_per_mtok: 0.25, output_per_mtok: 1.25}}
+  - name: large
+    provider: openai
+    base_url: http://127.0.0.1:{provider_port}/v1
+    model: large-2025
+    tier: 3
+    price: {{input_per_mtok: 15, output_per_mtok: 75}}
+routers:
+  - name: auto
+    models: [small, large]
+    quality_tolerance: 0.1
+    fallback: large
+storage: {storage}
+server:
+  shutdown_grace_s: 30
+"""
+    )
+    return config
+
+
+def start_gateway(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gearshift", "serve", "--config", str(config), "--port", str(port)],
+        cwd=ROOT,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+class Driver:
+    def __init__(self, base_url: str, total: int, concurrency: int) -> None:
+        self.base_url = base_url
+        self.total = total
+        self.concurrency = concurrency
+        self.next_seq = 0
+        self.answered: dict[str, tuple[int, int]] = {}  # request id -> (seq, attempt)
+        self.statuses: Counter[int] = Counter()
+        self.unanswered_attempts: list[tuple[int, int]] = []  # (seq, attempt) cut or refused
+        self.answered_event = asyncio.Event()
+        self.threshold = total
+        self.started = time.perf_counter()
+
+    async def run(self) -> None:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=self.concurrency, force_close=False)
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            await asyncio.gather(*(self._worker(session) for _ in range(self.concurrency)))
+
+    async def _worker(self, session: Any) -> None:
+        import aiohttp
+
+        url = f"{self.base_url}/v1/chat/completions"
+        while self.next_seq < self.total:
+            seq = self.next_seq
+            self.next_seq += 1
+            attempt = 0
+            while True:
+                body = {
+                    "model": "auto",
+                    "messages": [{"role": "user", "content": f"request {seq}: say hello"}],
+                }
+                headers = {"x-gearshift-tags": f"bench_seq={seq},attempt={attempt}"}
+                try:
+                    async with session.post(url, json=body, headers=headers) as resp:
+                        await resp.read()
+                        request_id = resp.headers.get("x-request-id")
+                        status = resp.status
+                except (TimeoutError, aiohttp.ClientError):
+                    self.unanswered_attempts.append((seq, attempt))
+                    attempt += 1
+                    await asyncio.sleep(0.05)  # the gateway is restarting
+                    continue
+                if request_id is None:
+                    raise RuntimeError(f"response without x-request-id (status {status})")
+                self.answered[request_id] = (seq, attempt)
+                self.statuses[status] += 1
+                if len(self.answered) >= self.threshold:
+                    self.answered_event.set()
+                break
+
+
+def count_ledger(storage: str) -> tuple[dict[str, dict[str, str]], int]:
+    """(request id -> tags, rows still in the spool) of the ledger at ``storage``."""
+    from gearshift.ledger import Spool, open_store
+
+    with open_store(storage) as store:
+        tags: dict[str, dict[str, str]] = {}
+        for request_id, key, value in store.execute_read(
+            "SELECT request_id, key, value FROM request_tags WHERE key IN ('bench_seq', 'attempt')"
+        ):
+            tags.setdefault(str(request_id), {})[str(key)] = str(value)
+        for (request_id,) in store.execute_read("SELECT id FROM requests"):
+            tags.setdefault(str(request_id), {})
+        spool_rows = Spool(store.spool_path).count() if store.spool_path else 0
+    return tags, spool_rows
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="gearshift-durability-"))
+    storage = args.storage or f"sqlite:///{workdir / 'ledger.db'}"
+    provider_port, gateway_port = free_port(), free_port()
+    provider = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(provider_port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    config = write_config(workdir, provider_port, storage)
+    log = workdir / "gateway.log"
+    gateway = start_gateway(config, gateway_port, log)
+    result: dict[str, Any] = {"requests": args.requests, "concurrency": args.concurrency}
+    try:
+        wait_http(f"http://127.0.0.1:{provider_port}/v1/models")
+        wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
+        driver = Driver(f"http://127.0.0.1:{gateway_port}", args.requests, args.concurrency)
+        driver.threshold = int(args.requests * args.sigterm_at)
+        run = asyncio.create_task(driver.run())
+        await driver.answered_event.wait()
+
+        # SIGTERM mid-run: the gateway drains in-flight requests and flushes the ledger.
+        answered_at_sigterm = len(driver.answered)
+        t0 = time.perf_counter()
+        gateway.send_signal(signal.SIGTERM)
+        exit_code = await asyncio.to_thread(gateway.wait, 60)
+        drain_s = time.perf_counter() - t0
+        gateway = start_gateway(config, gateway_port, log)
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{gateway_port}/healthz")
+        restart_s = time.perf_counter() - t0
+
+        await run
+        elapsed = time.perf_counter() - driver.started
+        gateway.send_signal(signal.SIGTERM)
+        final_exit = await asyncio.to_thread(gateway.wait, 60)
+    finally:
+        for proc in (gateway, provider):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    rows, spool_rows = count_ledger(storage)
+    answered_ids = set(driver.answered)
+    lost = sorted(answered_ids - set(rows))
+    pairs = Counter(
+        (t.get("bench_seq"), t.get("attempt")) for t in rows.values() if "bench_seq" in t
+    )
+    duplicates = sum(n - 1 for n in pairs.values() if n > 1)
+    unanswered = set(driver.unanswered_attempts)
+    rows_unanswered = sum(
+        1
+        for rid, t in rows.items()
+        if rid not in answered_ids and (int(t["bench_seq"]), int(t["attempt"])) in unanswered
+    )
+    stray = len(rows) - len(answered_ids - set(lost)) - rows_unanswered
+    result.update(
+        {
+            "storage": "sqlite" if storage.startswith("sqlite") else "postgresql",
+            "answered": len(answered_ids),
+            "status_counts": {str(k): v for k, v in sorted(driver.statuses.items())},
+            "ledger_rows": len(rows),
+            "lost_rows": len(lost),
+            "lost_examples": lost[:5],
+            "duplicate_rows": duplicates,
+            "attempts_cut_by_restart": len(unanswered),
+            "rows_for_cut_attempts": rows_unanswered,
+            "unexplained_rows": stray,
+            "rows_left_in_spool": spool_rows,
+            "answered_at_sigterm": answered_at_sigterm,
+            "sigterm_exit_code": exit_code,
+            "final_exit_code": final_exit,
+            "drain_and_exit_s": round(drain_s, 3),
+            "restart_to_healthy_s": round(restart_s, 3),
+            "elapsed_s": round(elapsed, 2),
+            "answered_per_s": round(len(answered_ids) / elapsed, 1),
+            "ok": not lost and duplicates == 0 and stray == 0 and spool_rows == 0,
+        }
+    )
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        result["workdir"] = str(workdir)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--sigterm-at", type=float, default=0.5, help="fraction answered")
+    parser.add_argument("--storage", default=None, help="ledger URL (default: SQLite in a tmp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, ledger)")
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONPATH", str(ROOT / "src"))
+    result = asyncio.run(main_async(args))
+    print(json.dumps(result, indent=2))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
