@@ -4,10 +4,19 @@ and dummy AWS credentials (the fake Bedrock verifies signatures made with them).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from tests.conftest import UvicornThread
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.bedrock_server import FakeBedrock
+from tests.fakes.openai_server import FakeOpenAIServer
+
+from gearshift.api.app import create_app
+from gearshift.api.pipeline import Gateway
+from gearshift.config import parse_settings
+from gearshift.ledger.record import LedgerRecord
 
 AWS_ACCESS_KEY = "AKIDFAKEGEARSHIFT"
 AWS_SECRET_KEY = "fake-secret-key"
@@ -39,7 +48,7 @@ def fake_bedrock(bedrock_upstream: FakeBedrock) -> FakeBedrock:
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials through the standard chain's first link; nothing read from ~/.aws and
     no instance-metadata lookups."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_ACCESS_KEY)
@@ -51,3 +60,130 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/gearshift-aws-credentials")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("ANTHROPIC_TEST_KEY", ANTHROPIC_KEY)
+
+
+# ---- a running gearshift whose models sit on all three fake upstreams ------------------------
+
+# One model per provider kind, priced by config so expected costs are exact.
+PRICES: dict[str, dict[str, float]] = {
+    "oa": {"input_per_mtok": 0.15, "output_per_mtok": 0.6, "cache_read_per_mtok": 0.075},
+    "an": {
+        "input_per_mtok": 1,
+        "output_per_mtok": 5,
+        "cache_read_per_mtok": 0.1,
+        "cache_write_per_mtok": 1.25,
+    },
+    "br": {
+        "input_per_mtok": 3,
+        "output_per_mtok": 15,
+        "cache_read_per_mtok": 0.3,
+        "cache_write_per_mtok": 3.75,
+    },
+}
+UPSTREAM_IDS = {"oa": "gpt-fake-mini", "an": "claude-fake-haiku", "br": "amazon.nova-fake-v1:0"}
+TEXTS = {
+    "oa": "Hello from the fake OpenAI provider.",
+    "an": "Hello from the fake Anthropic API.",
+    "br": "Hello from the fake Bedrock runtime.",
+}
+
+
+def mixed_config(oa_url: str, an_url: str, br_url: str, storage: str) -> dict[str, Any]:
+    return {
+        "models": [
+            {
+                "name": "oa",
+                "provider": "openai",
+                "base_url": oa_url,
+                "model": UPSTREAM_IDS["oa"],
+                "tier": 1,
+                "price": PRICES["oa"],
+                "max_retries": 0,
+            },
+            {
+                "name": "an",
+                "provider": "anthropic",
+                "base_url": an_url,
+                "model": UPSTREAM_IDS["an"],
+                "api_key_env": "ANTHROPIC_TEST_KEY",
+                "tier": 2,
+                "price": PRICES["an"],
+                "max_retries": 0,
+            },
+            {
+                "name": "br",
+                "provider": "bedrock",
+                "base_url": br_url,
+                "model": UPSTREAM_IDS["br"],
+                "region": "us-east-1",
+                "tier": 3,
+                "price": PRICES["br"],
+                "max_retries": 0,
+            },
+        ],
+        "routers": [
+            {"name": "auto", "models": ["oa", "an", "br"], "quality_tolerance": 0.1},
+            {"name": "oa-an", "models": ["oa", "an"]},
+            {"name": "an-br", "models": ["an", "br"]},
+            {"name": "br-oa", "models": ["br", "oa"]},
+        ],
+        "storage": storage,
+    }
+
+
+@dataclass
+class Gearshift:
+    server: UvicornThread
+    records: list[LedgerRecord] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def wait_records(self, n: int, timeout: float = 5.0) -> list[LedgerRecord]:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.records) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.records)
+
+
+@pytest.fixture(scope="session")
+def openai_upstream() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def fake_openai(openai_upstream: FakeOpenAIServer) -> FakeOpenAIServer:
+    openai_upstream.reset()
+    openai_upstream.okn.text = TEXTS["oa"]
+    return openai_upstream
+
+
+@pytest.fixture
+def upstreams(
+    fake_openai: FakeOpenAIServer, fake_anthropic: FakeAnthropic, fake_bedrock: FakeBedrock
+) -> dict[str, Any]:
+    fake_anthropic.knobs.text = TEXTS["an"]
+    fake_bedrock.knobs.text = TEXTS["br"]
+    for fake in (fake_anthropic, fake_bedrock):
+        fake.knobs.tool_input = {"city": "Paris"}
+    return {"oa": fake_openai, "an": fake_anthropic, "br": fake_bedrock}
+
+
+@pytest.fixture
+def gearshift(upstreams: dict[str, Any], aws_env: None, tmp_path: Any) -> Iterator[Gearshift]:
+    config = mixed_config(
+        upstreams["oa"].base_url,
+        upstreams["an"].url,
+        upstreams["br"].url,
+        f"sqlite:///{tmp_path}/ledger.db",
+    )
+    settings = parse_settings(config)
+    running = Gearshift(server=None)  # type: ignore[arg-type]
+    gateway = Gateway(settings, observers=[running.records.append])
+    running.server = UvicornThread(create_app(settings, gateway=gateway)).start()
+    yield running
+    running.server.stop()

@@ -210,6 +210,7 @@ def from_anthropic_response(data: dict[str, Any], model: ModelConfig) -> ChatRes
         tool_calls=calls,
         finish_reason=STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
         usage=usage_from_anthropic(data.get("usage")),
+        raw=data,
     )
 
 

@@ -217,6 +217,7 @@ def from_converse_response(data: dict[str, Any], model: ModelConfig) -> ChatResp
         tool_calls=calls,
         finish_reason=STOP_REASONS.get(data.get("stopReason") or "", "stop"),
         usage=usage_from_bedrock(data.get("usage")),
+        raw=data,
     )
 
 

@@ -1,0 +1,401 @@
+"""Anthropic Messages wire format, client side: parse a ``/v1/messages`` body into a
+``ChatRequest``, render a ``ChatResponse`` as a Messages response, and turn stream events into the
+named SSE events the Anthropic SDKs read (the provider direction is in providers/anthropic.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+
+from gearshift.api import sse
+from gearshift.chat import (
+    ChatRequest,
+    ChatResponse,
+    ContentPart,
+    FinishReason,
+    ImagePart,
+    Message,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from gearshift.errors import GearshiftError, InvalidRequest
+
+STOP_REASONS: dict[FinishReason, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+    "error": "end_turn",
+}
+_KNOWN = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stop_sequences",
+        "stream",
+        "tools",
+        "tool_choice",
+        "metadata",
+    }
+)
+# Blocks gearshift does not model; they still reach an Anthropic upstream through the raw body.
+_SKIPPED_BLOCKS = frozenset(
+    {"thinking", "redacted_thinking", "document", "search_result", "server_tool_use"}
+)
+
+
+# ---- client body -> ChatRequest ----------------------------------------------------------------
+
+
+def parse_request(body: Any) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model: Field required (a router or model name)", param="model")
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise InvalidRequest("max_tokens: a positive integer is required", param="max_tokens")
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise InvalidRequest("messages: a non-empty list is required", param="messages")
+    messages = _parse_system(body.get("system"))
+    for index, raw in enumerate(raw_messages):
+        messages.extend(_parse_message(raw, index))
+    metadata = body.get("metadata")
+    user = metadata.get("user_id") if isinstance(metadata, dict) else None
+    stop = body.get("stop_sequences")
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        dialect="anthropic",
+        tools=_parse_tools(body.get("tools")),
+        tool_choice=_parse_tool_choice(body.get("tool_choice")),
+        max_tokens=max_tokens,
+        temperature=_number(body, "temperature"),
+        top_p=_number(body, "top_p"),
+        stop=[s for s in stop if isinstance(s, str)] if isinstance(stop, list) else [],
+        stream=body.get("stream") is True,
+        user=user if isinstance(user, str) else None,
+        extra={k: v for k, v in body.items() if k not in _KNOWN},
+        raw=body,
+    )
+
+
+def _parse_system(system: Any) -> list[Message]:
+    if system is None or system == "":
+        return []
+    if isinstance(system, str):
+        return [Message("system", [TextPart(system)])]
+    if isinstance(system, list):
+        text = "\n".join(
+            str(b.get("text", ""))
+            for b in system
+            if isinstance(b, dict) and b.get("type") == "text"
+        )
+        return [Message("system", [TextPart(text)])] if text else []
+    raise InvalidRequest("system: must be a string or a list of text blocks", param="system")
+
+
+def _parse_message(raw: Any, index: int) -> list[Message]:
+    where = f"messages.{index}"
+    if not isinstance(raw, dict):
+        raise InvalidRequest(f"{where}: must be an object", param=where)
+    role = raw.get("role")
+    if role not in ("user", "assistant"):
+        raise InvalidRequest(
+            f"{where}.role: must be 'user' or 'assistant', got {role!r}", param=f"{where}.role"
+        )
+    content = raw.get("content")
+    if isinstance(content, str):
+        return [Message(role, [TextPart(content)])]
+    if not isinstance(content, list):
+        raise InvalidRequest(
+            f"{where}.content: must be a string or a list of blocks", param=f"{where}.content"
+        )
+    parts: list[ContentPart] = []
+    calls: list[ToolCall] = []
+    results: list[Message] = []
+    for n, block in enumerate(content):
+        if not isinstance(block, dict):
+            raise InvalidRequest(f"{where}.content.{n}: must be an object")
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(TextPart(str(block.get("text", ""))))
+        elif kind == "image":
+            parts.append(_parse_image(block, f"{where}.content.{n}"))
+        elif kind == "tool_use":
+            calls.append(
+                ToolCall(
+                    str(block.get("id", "")),
+                    str(block.get("name", "")),
+                    orjson.dumps(block.get("input") or {}).decode(),
+                )
+            )
+        elif kind == "tool_result":
+            results.append(_parse_tool_result(block, f"{where}.content.{n}"))
+        elif kind not in _SKIPPED_BLOCKS:
+            raise InvalidRequest(f"{where}.content.{n}.type: unsupported block type {kind!r}")
+    if role == "assistant":
+        return [Message("assistant", parts, tool_calls=calls)]
+    # Tool results answer the previous assistant turn, so they come before any new user text.
+    return results + ([Message("user", parts)] if parts or not results else [])
+
+
+def _parse_tool_result(block: dict[str, Any], where: str) -> Message:
+    content = block.get("content")
+    parts: list[ContentPart]
+    if content is None:
+        parts = []
+    elif isinstance(content, str):
+        parts = [TextPart(content)]
+    elif isinstance(content, list):
+        parts = []
+        for inner in content:
+            if isinstance(inner, dict) and inner.get("type") == "text":
+                parts.append(TextPart(str(inner.get("text", ""))))
+            elif isinstance(inner, dict) and inner.get("type") == "image":
+                parts.append(_parse_image(inner, where))
+    else:
+        raise InvalidRequest(f"{where}.content: must be a string or a list of blocks")
+    return Message(
+        "tool",
+        parts,
+        tool_call_id=str(block.get("tool_use_id", "")),
+        is_error=block.get("is_error") is True,
+    )
+
+
+def _parse_image(block: dict[str, Any], where: str) -> ImagePart:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise InvalidRequest(f"{where}.source: required for an image block")
+    if source.get("type") == "url":
+        return ImagePart(url=str(source.get("url", "")))
+    try:
+        data = base64.b64decode(str(source.get("data", "")), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"{where}.source.data: not valid base64") from None
+    return ImagePart(media_type=str(source.get("media_type", "image/png")), data=data)
+
+
+def _parse_tools(tools: Any) -> list[Tool]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools: must be a list", param="tools")
+    parsed: list[Tool] = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise InvalidRequest(f"tools.{i}.name: Field required", param=f"tools.{i}")
+        schema = tool.get("input_schema")
+        if schema is None and tool.get("type") not in (None, "custom"):
+            continue  # a server tool (web search...): only an Anthropic upstream can run it
+        parsed.append(
+            Tool(
+                tool["name"],
+                str(tool.get("description") or ""),
+                schema if isinstance(schema, dict) else {"type": "object"},
+            )
+        )
+    return parsed
+
+
+def _parse_tool_choice(choice: Any) -> Any:
+    if not isinstance(choice, dict):
+        return None
+    kind = choice.get("type")
+    if kind == "tool" and isinstance(choice.get("name"), str):
+        return {"name": choice["name"]}
+    return {"auto": "auto", "any": "required", "none": "none"}.get(str(kind))
+
+
+def _number(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(f"{key}: must be a number", param=key)
+    return float(value)
+
+
+# ---- ChatResponse -> client body ---------------------------------------------------------------
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    """Anthropic counts cache reads and writes apart from ``input_tokens``."""
+    return {
+        "input_tokens": max(
+            0, usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+        ),
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+        "output_tokens": usage.output_tokens,
+    }
+
+
+def _tool_input(arguments: str) -> Any:
+    try:
+        parsed = orjson.loads(arguments) if arguments.strip() else {}
+    except orjson.JSONDecodeError:
+        return {"_raw_arguments": arguments}
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
+
+
+def render_response(response: ChatResponse, message_id: str, model: str) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [
+        {"type": "text", "text": p.text} for p in response.content if isinstance(p, TextPart)
+    ]
+    content += [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": _tool_input(c.arguments)}
+        for c in response.tool_calls
+    ]
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": STOP_REASONS[response.finish_reason],
+        "stop_sequence": None,
+        "usage": usage_body(response.usage),
+    }
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
+def error_status_and_type(exc: GearshiftError) -> tuple[int, str]:
+    """The status and ``error.type`` Anthropic would use for this failure."""
+    status = exc.status
+    upstream = getattr(exc, "upstream_status", None)
+    if status in (502, 503) or (status >= 500 and upstream in (429, 529)):
+        # Upstreams exhausted or unavailable: "overloaded" is what Anthropic SDKs retry on.
+        return 529, "overloaded_error"
+    if status == 504:
+        return 504, "timeout_error"
+    if status == 429:
+        return 429, "rate_limit_error"
+    if status >= 500:
+        return 500, "api_error"
+    kinds = {
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+    }
+    return status, kinds.get(status, "invalid_request_error")
+
+
+def error_body(exc: GearshiftError) -> dict[str, Any]:
+    _, kind = error_status_and_type(exc)
+    return {"type": "error", "error": {"type": kind, "message": exc.message}}
+
+
+# ---- stream events -> SSE ----------------------------------------------------------------------
+
+
+class StreamEncoder:
+    """Stateful: opens and closes content blocks as text and tool calls arrive."""
+
+    __slots__ = ("_block", "_block_kind", "_message_id", "_model", "_tool_blocks")
+
+    def __init__(self, message_id: str, model: str) -> None:
+        self._message_id = message_id
+        self._model = model
+        self._block = -1  # index of the open content block, -1 before the first
+        self._block_kind = ""  # "text" | "tool_use" | "" (none open)
+        self._tool_blocks: dict[int, int] = {}  # tool call index -> block index
+
+    def start(self) -> bytes:
+        # Input usage is not known until the end (OpenAI-style upstreams report it last); the
+        # final message_delta carries the full usage, which the SDKs read.
+        message: dict[str, Any] = {
+            "id": self._message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self._model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage_body(Usage()),
+        }
+        return sse.event("message_start", {"type": "message_start", "message": message}) + (
+            sse.event("ping", {"type": "ping"})
+        )
+
+    def _close_block(self) -> bytes:
+        if not self._block_kind:
+            return b""
+        self._block_kind = ""
+        return sse.event("content_block_stop", {"type": "content_block_stop", "index": self._block})
+
+    def _open_block(self, kind: str, block: dict[str, Any]) -> bytes:
+        out = self._close_block()
+        self._block += 1
+        self._block_kind = kind
+        return out + sse.event(
+            "content_block_start",
+            {"type": "content_block_start", "index": self._block, "content_block": block},
+        )
+
+    def encode(self, event: StreamEvent) -> bytes:
+        if isinstance(event, TextDelta):
+            out = (
+                b""
+                if self._block_kind == "text"
+                else self._open_block("text", {"type": "text", "text": ""})
+            )
+            delta = {"type": "text_delta", "text": event.text}
+            return out + sse.event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": self._block, "delta": delta},
+            )
+        if isinstance(event, ToolCallDelta):
+            out = b""
+            if event.index not in self._tool_blocks:
+                block = {
+                    "type": "tool_use",
+                    "id": event.id or "",
+                    "name": event.name or "",
+                    "input": {},
+                }
+                out = self._open_block("tool_use", block)
+                self._tool_blocks[event.index] = self._block
+            if not event.arguments:
+                return out
+            delta = {"type": "input_json_delta", "partial_json": event.arguments}
+            index = self._tool_blocks[event.index]
+            return out + sse.event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": delta},
+            )
+        return self.finish(event)
+
+    def finish(self, end: StreamEnd) -> bytes:
+        delta = {"stop_reason": STOP_REASONS[end.finish_reason], "stop_sequence": None}
+        return (
+            self._close_block()
+            + sse.event(
+                "message_delta",
+                {"type": "message_delta", "delta": delta, "usage": usage_body(end.usage)},
+            )
+            + sse.event("message_stop", {"type": "message_stop"})
+        )
+
+    def error(self, exc: GearshiftError) -> bytes:
+        return sse.event("error", error_body(exc))

@@ -1,0 +1,153 @@
+"""Every inbound dialect (real openai, anthropic and boto3 clients) against every provider kind
+(fake OpenAI, Anthropic and Bedrock upstreams on loopback), streaming and not, with and without
+tools; and upstream failures that fall back to a provider of another kind. Costs are asserted
+exactly from the configured prices, cache and reasoning tokens included."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from tests.dialects.conftest import PRICES, TEXTS, UPSTREAM_IDS, Gearshift
+from tests.dialects.sdk_calls import DIALECTS, ask
+
+from gearshift.chat import Usage
+
+KINDS = ("oa", "an", "br")
+CHEAPEST = {"x-gearshift-quality-tolerance": "1"}
+BEST = {"x-gearshift-quality-tolerance": "0"}
+# What each fake reports when the cache knobs below are set, as chat.Usage (all input tokens).
+USAGE = {
+    "oa": Usage(30, 12, cache_read_tokens=10, reasoning_tokens=4),
+    "an": Usage(21 + 100 + 50, 9, cache_read_tokens=100, cache_write_tokens=50),
+    "br": Usage(21 + 200 + 40, 9, cache_read_tokens=200, cache_write_tokens=40),
+}
+
+
+def set_cache_usage(upstreams: dict[str, Any]) -> None:
+    upstreams["oa"].okn.cached_tokens = 10
+    upstreams["oa"].okn.reasoning_tokens = 4
+    upstreams["an"].knobs.cache_read_tokens = 100
+    upstreams["an"].knobs.cache_write_tokens = 50
+    upstreams["br"].knobs.cache_read_tokens = 200
+    upstreams["br"].knobs.cache_write_tokens = 40
+
+
+def expected_cost(kind: str, usage: Usage) -> Decimal:
+    price = {k: Decimal(str(v)) for k, v in PRICES[kind].items()}
+    uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+    total = (
+        uncached * price["input_per_mtok"]
+        + usage.cache_read_tokens * price.get("cache_read_per_mtok", price["input_per_mtok"])
+        + usage.cache_write_tokens * price.get("cache_write_per_mtok", price["input_per_mtok"])
+        + usage.output_tokens * price["output_per_mtok"]
+    )
+    return total / Decimal(1_000_000)
+
+
+def upstream_saw_tool(kind: str, upstream: Any) -> bool:
+    body = upstream.received[-1].body
+    if kind == "oa":
+        return bool(body["tools"][0]["function"]["name"] == "get_weather")
+    if kind == "an":
+        return bool(body["tools"][0]["name"] == "get_weather")
+    return bool(body["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather")
+
+
+@pytest.mark.parametrize("tools", [False, True], ids=["text", "tools"])
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_dialect_reaches_provider(
+    gearshift: Gearshift,
+    upstreams: dict[str, Any],
+    dialect: str,
+    kind: str,
+    stream: bool,
+    tools: bool,
+) -> None:
+    set_cache_usage(upstreams)
+    answer = ask(dialect, gearshift.url, kind, stream=stream, tools=tools)
+
+    if tools:
+        assert answer.tool_calls == [("get_weather", {"city": "Paris"})]
+        assert answer.stop in ("tool_calls", "tool_use")
+        assert upstream_saw_tool(kind, upstreams[kind])
+    else:
+        assert answer.text == TEXTS[kind]
+        assert answer.tool_calls == []
+        assert answer.stop in ("stop", "end_turn")
+    assert answer.headers["x-gearshift-model"] == kind
+    usage = USAGE[kind]
+    # The client sees the upstream's usage, converted to its own dialect's convention.
+    assert answer.usage == (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens)
+    if kind != "oa":
+        assert upstreams["oa"].received == []
+    assert len(upstreams[kind].received) == 1
+
+    (record,) = gearshift.wait_records(1)
+    assert record.dialect == dialect
+    assert record.outcome == "ok" and record.status == 200
+    assert record.served_model == kind and record.stream is stream
+    assert (record.prompt_tokens, record.completion_tokens) == (
+        usage.input_tokens,
+        usage.output_tokens,
+    )
+    assert (record.cached_tokens, record.cache_write_tokens, record.reasoning_tokens) == (
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+    )
+    assert record.cost_usd == expected_cost(kind, usage)
+    assert record.cost_usd > 0  # a stream is never priced as $0
+    assert record.price_source == "config"
+    if not stream:
+        assert Decimal(answer.headers["x-gearshift-cost-usd"]) == record.cost_usd
+
+
+FALLBACKS = [
+    # router, preference, first choice (fails), expected fallback of another kind
+    ("oa-an", CHEAPEST, "oa", "an"),
+    ("an-br", CHEAPEST, "an", "br"),
+    ("br-oa", BEST, "br", "oa"),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+@pytest.mark.parametrize(("router", "preference", "failing", "fallback"), FALLBACKS)
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_upstream_failure_falls_back_to_another_kind(
+    gearshift: Gearshift,
+    upstreams: dict[str, Any],
+    dialect: str,
+    router: str,
+    preference: dict[str, str],
+    failing: str,
+    fallback: str,
+    stream: bool,
+) -> None:
+    upstreams[failing].fail_next(500)
+    answer = ask(dialect, gearshift.url, router, stream=stream, headers=preference)
+    assert answer.text == TEXTS[fallback]
+    assert answer.headers["x-gearshift-model"] == fallback
+    assert answer.headers["x-gearshift-router"] == router
+    assert answer.headers["x-gearshift-fallbacks"] == failing
+    assert len(upstreams[failing].received) == 1  # max_retries 0: straight to the fallback
+    (record,) = gearshift.wait_records(1)
+    assert record.chosen_model == failing and record.served_model == fallback
+    assert record.fallbacks == [failing]
+    assert record.cost_usd == expected_cost(fallback, USAGE_PLAIN[fallback]) > 0
+
+
+USAGE_PLAIN = {"oa": Usage(30, 12), "an": Usage(21, 9), "br": Usage(21, 9)}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_upstream_model_ids_reach_the_right_provider(
+    gearshift: Gearshift, upstreams: dict[str, Any], dialect: str
+) -> None:
+    ask(dialect, gearshift.url, "an")
+    ask(dialect, gearshift.url, "br")
+    assert upstreams["an"].received[-1].body["model"] == UPSTREAM_IDS["an"]
+    assert upstreams["br"].received[-1].path == "/model/amazon.nova-fake-v1%3A0/converse"
