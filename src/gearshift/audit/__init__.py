@@ -1,0 +1,116 @@
+"""Offline audit of prompt logs: what would routing have saved?
+
+``audit(sources, options) -> dict`` reads the logs (any supported format, streaming), proposes
+candidates (or takes a configured router), runs the router over every distinct prompt once and
+prices every request as logged and as routed, at several tolerances in one pass. The dict is the
+``--format json`` output; ``render_text`` and ``render_html`` present it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from gearshift.audit.engine import DEFAULT_TOLERANCES
+from gearshift.audit.entry import LogEntry, ReadStats
+
+__all__ = ["AuditOptions", "LogEntry", "ReadStats", "audit"]
+
+PEEK = 2000  # entries read before choosing candidates and tag dimensions
+_MAX_TAG_VALUES_IN_PEEK = 60  # a tag with more distinct values than this is an id, not a group
+
+
+@dataclass(slots=True)
+class AuditOptions:
+    config: str | None = None
+    router: str | None = None
+    tolerance: float | None = None
+    model: str | None = None  # the model for lines that name none
+    tolerances: tuple[float, ...] = DEFAULT_TOLERANCES
+    batch_size: int = 4096
+    progress: bool = False
+
+
+def _entries(sources: list[str], stats: ReadStats) -> Iterator[LogEntry]:
+    from gearshift.audit.readers import read_log
+
+    for source in sources:
+        yield from read_log(source, stats)
+
+
+def _tag_keys(peek: list[LogEntry]) -> list[str]:
+    values: dict[str, set[str]] = {}
+    counts: Counter[str] = Counter()
+    for e in peek:
+        for k, v in e.tags.items():
+            counts[k] += 1
+            seen = values.setdefault(k, set())
+            if len(seen) <= _MAX_TAG_VALUES_IN_PEEK:
+                seen.add(v)
+    return [k for k, _ in counts.most_common() if len(values[k]) <= _MAX_TAG_VALUES_IN_PEEK]
+
+
+def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, Any]:
+    from gearshift.audit.candidates import from_config, propose
+    from gearshift.audit.engine import Auditor, run_entries
+    from gearshift.audit.readers import detect_format
+    from gearshift.audit.report import build_report
+
+    options = options or AuditOptions()
+    for source in sources:  # fail fast on a missing or unknown file, before any work
+        detect_format(source)
+    stats = ReadStats()
+    stream = _entries(sources, stats)
+    peek = list(itertools.islice(stream, PEEK))
+    if options.config:
+        candidates = from_config(options.config, options.router, options.tolerance)
+    else:
+        seen = Counter(e.model or options.model for e in peek)
+        seen.pop(None, None)
+        if not seen and options.model:
+            seen[options.model] = 1
+        if not seen and not peek:
+            seen["gpt-4o"] = 1  # nothing to audit: any candidate set gives the empty report
+        candidates = propose([m for m, _ in seen.most_common() if m], options.tolerance)
+    auditor = Auditor(
+        candidates,
+        tolerances=options.tolerances,
+        assumed_model=options.model,
+        tag_keys=_tag_keys(peek),
+    )
+    progress = _progress_bar() if options.progress else None
+    try:
+        run_entries(
+            auditor,
+            itertools.chain(peek, stream),
+            batch_size=options.batch_size,
+            on_batch=progress[1] if progress else None,
+        )
+    finally:
+        if progress:
+            progress[0]()
+    return build_report(auditor, stats, sources)
+
+
+def _progress_bar() -> tuple[Callable[[], None], Callable[[int], None]]:
+    """A rich progress display on stderr: (stop, advance)."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("auditing: {task.completed:,} requests"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("audit", total=None)
+    progress.start()
+
+    def advance(n: int) -> None:
+        progress.advance(task, n)
+
+    return progress.stop, advance

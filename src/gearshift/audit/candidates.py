@@ -113,7 +113,9 @@ def propose(seen_models: Iterable[str], tolerance: float | None = None) -> Candi
             entries[relative.name] = relative
             proposed[relative.name] = f"lighter {relative.family} model (tier {relative.tier})"
     if not proposed:
-        raise ConfigError("the log names no model; pass --config FILE to say what it was sent to")
+        raise ConfigError(
+            "the log names no model: pass --model NAME (what it was sent to) or --config FILE"
+        )
     with _quiet_pricing():
         models = [_model_config(name, entries[name], pricer) for name in proposed]
     router_fields: dict[str, Any] = {"name": AUDIT_ROUTER, "models": list(proposed)}
