@@ -86,5 +86,7 @@ def run(argv: Sequence[str]) -> int:
     else:
         from rich.console import Console
 
-        render.print_tables(report, args.by, Console())
+        # Piped to a file or a pager: wide enough that no column is squeezed into "…".
+        width = None if sys.stdout.isatty() else 170
+        render.print_tables(report, args.by, Console(width=width))
     return 0

@@ -1,0 +1,174 @@
+"""End to end: known traffic through a real gearshift (uvicorn on loopback, the real ``openai``
+client, a fake upstream), then ``gearshift report`` as a real command, ``/api/report`` and
+``/metrics`` — every figure asserted exactly against the configured prices."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from tests.analytics.conftest import write
+from tests.conftest import UvicornThread
+from tests.fakes.openai_server import FakeOpenAIServer
+
+from gearshift.api.app import create_app
+from gearshift.api.pipeline import Gateway
+from gearshift.config import parse_settings
+from gearshift.ledger.record import LedgerRecord
+
+D = Decimal
+# The fake answers every call with 30 prompt and 12 completion tokens.
+SMALL = D(30) * D("0.25") / 10**6 + D(12) * D("1.25") / 10**6  # 0.0000225
+LARGE = D(30) * D(15) / 10**6 + D(12) * D(75) / 10**6  # 0.00135
+ADMIN_KEY = "admin-secret-for-tests"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server  # type: ignore[misc]
+
+
+def config(base_url: str, storage: str) -> dict[str, Any]:
+    model = {"provider": "openai", "base_url": base_url}
+    return {
+        "models": [
+            {
+                **model,
+                "name": "small",
+                "tier": 1,
+                "price": {"input_per_mtok": 0.25, "output_per_mtok": 1.25},
+            },
+            {
+                **model,
+                "name": "large",
+                "model": "large-2025",
+                "tier": 3,
+                "price": {"input_per_mtok": 15, "output_per_mtok": 75},
+            },
+        ],
+        "routers": [{"name": "auto", "models": ["small", "large"], "quality_tolerance": 0.1}],
+        "storage": storage,
+        "server": {"admin_key_env": "GEARSHIFT_TEST_ADMIN_KEY"},
+    }
+
+
+def send_traffic(client: openai.OpenAI) -> dict[str, str]:
+    """Known traffic; returns the model that served each auto-routed request (by its id)."""
+    ask = [{"role": "user", "content": "Reset my password please"}]
+    helpdesk = {"x-gearshift-tags": "feature=helpdesk,team=support"}
+    for _ in range(3):
+        client.chat.completions.create(model="small", messages=ask, extra_headers=helpdesk)
+    stream = client.chat.completions.create(
+        model="small", messages=ask, stream=True, extra_headers=helpdesk
+    )
+    for _ in stream:
+        pass
+    for _ in range(2):
+        client.chat.completions.create(
+            model="large",
+            messages=[{"role": "user", "content": "Summarise this contract"}],
+            extra_headers={"x-gearshift-tags": "feature=summary,team=legal"},
+        )
+    served: dict[str, str] = {}
+    for text in ("hi", "Prove that there are infinitely many primes, step by step."):
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto",
+            messages=[{"role": "user", "content": text}],
+            extra_headers={"x-gearshift-tags": "feature=chat"},
+        )
+        served[raw.headers["x-request-id"]] = raw.headers["x-gearshift-model"]
+    return served
+
+
+def sample(lines: set[str], series: str) -> Decimal:
+    values = [D(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(series + " ")]
+    assert len(values) == 1, f"{series} not exposed exactly once"
+    return values[0]
+
+
+def test_report_matches_known_traffic(
+    upstream: FakeOpenAIServer, ledger_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("GEARSHIFT_TEST_ADMIN_KEY", ADMIN_KEY)
+    upstream.reset()
+    write(ledger_url, [])  # create the schema, as a gateway's first start does
+    settings = parse_settings(config(upstream.base_url, ledger_url))
+    records: list[LedgerRecord] = []
+    gateway = Gateway(settings, observers=[records.append])
+    with UvicornThread(create_app(settings, gateway=gateway)) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-x", max_retries=0)
+        served = send_traffic(client)
+        deadline = time.monotonic() + 10
+        while len(records) < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(records) == 8
+        # Rows land through the ledger's store (idempotent if the gateway already wrote them).
+        write(ledger_url, records)
+
+        auto_cost = sum((SMALL if m == "small" else LARGE for m in served.values()), D(0))
+        expected = {
+            "helpdesk": (4, 4 * SMALL, 4 * SMALL),  # direct model: counterfactual is itself
+            "summary": (2, 2 * LARGE, 2 * LARGE),
+            "chat": (2, auto_cost, 2 * LARGE),  # routed: counterfactual is the large model
+        }
+
+        cfg = tmp_path / "gearshift.yaml"
+        cfg.write_text(json.dumps(config(upstream.base_url, ledger_url)))
+        command = [sys.executable, "-m", "gearshift", "report", "--config", str(cfg)]
+        cli = subprocess.run(
+            [*command, "--by", "feature", "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        report = json.loads(cli.stdout, parse_float=Decimal)
+        got = {
+            g["feature"]: (g["requests"], g["cost_usd"], g["counterfactual_cost_usd"])
+            for g in report["groups"]
+        }
+        assert got == expected
+        totals = report["totals"]
+        assert totals["requests"] == 8
+        assert totals["cost_usd"] == 4 * SMALL + 2 * LARGE + auto_cost
+        assert totals["savings_usd"] == 2 * LARGE - auto_cost
+        assert totals["prompt_tokens"] == 8 * 30 and totals["completion_tokens"] == 8 * 12
+        n_small = 4 + list(served.values()).count("small")
+        assert totals["tier_share"] == {
+            k: v
+            for k, v in {"1": round(n_small / 8, 4), "3": round((8 - n_small) / 8, 4)}.items()
+            if v
+        }
+
+        # The running gateway serves the same report, behind the admin key.
+        auth = {"authorization": f"Bearer {ADMIN_KEY}"}
+        assert httpx.get(f"{server.url}/api/report?by=feature").status_code == 401
+        api = httpx.get(f"{server.url}/api/report?by=feature", headers=auth)
+        assert api.status_code == 200
+        assert json.loads(api.text, parse_float=Decimal)["groups"] == report["groups"]
+
+        metrics = httpx.get(f"{server.url}/metrics", headers=auth)
+        assert metrics.status_code == 200
+        lines = set(metrics.text.splitlines())
+        assert 'gearshift_requests_total{router="",model="small",outcome="ok"} 4' in lines
+        assert sample(lines, 'gearshift_cost_usd_total{router="",model="small"}') == 4 * SMALL
+        assert 'gearshift_tag_requests_total{tag="feature",value="helpdesk"} 4' in lines
+        assert 'gearshift_tokens_total{router="",model="large",type="prompt"} 60' in lines
+        auto_saved = 2 * LARGE - auto_cost
+        saved = sum(
+            (
+                D(line.rsplit(" ", 1)[1])
+                for line in lines
+                if line.startswith('gearshift_savings_usd_total{router="auto"')
+            ),
+            D(0),
+        )
+        assert saved == auto_saved
