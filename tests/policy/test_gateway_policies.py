@@ -1,0 +1,256 @@
+"""Policies through a running gearshift, with the real openai, anthropic and boto3 clients: keys
+with ``auth: required`` (Bedrock clients present theirs as a Bedrock API key), hard budgets
+refused with 429 in each dialect's own shape, and a soft budget that routes to the lighter model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+import boto3
+import openai
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from tests.conftest import UvicornThread
+from tests.fakes.openai_server import FakeOpenAIServer
+
+from gearshift.api.app import GearshiftApp, create_app
+from gearshift.config import parse_settings
+from gearshift.ledger.record import LedgerRecord
+from gearshift.policy.keys import KeyStore
+
+HI = [{"role": "user", "content": "Hi"}]
+
+
+@dataclass
+class Running:
+    server: UvicornThread
+    app: GearshiftApp
+    storage: str
+    records: list[LedgerRecord] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def openai(self, key: str = "sk-anything") -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
+
+    def anthropic(self, key: str = "sk-anything") -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=0)
+
+    def bedrock(self) -> Any:
+        return boto3.client(
+            "bedrock-runtime",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+
+
+@pytest.fixture(scope="module")
+def fake_upstream() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def start(
+    fake_upstream: FakeOpenAIServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Running]]:
+    fake_upstream.reset()
+    # boto3 signs with these (the gateway ignores SigV4 and reads only bearer keys).
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDPOLICYTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "policy-test-secret")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    started: list[UvicornThread] = []
+
+    def run(policy: dict[str, Any], tolerance: float = 0.1) -> Running:
+        storage = f"sqlite:///{tmp_path}/ledger.db"
+        base = fake_upstream.base_url
+        settings = parse_settings(
+            {
+                "models": [
+                    {
+                        "name": "small",
+                        "base_url": base,
+                        "tier": 1,
+                        "max_retries": 0,
+                        "price": {"input_per_mtok": 0.25, "output_per_mtok": 1.25},
+                    },
+                    {
+                        "name": "large",
+                        "base_url": base,
+                        "tier": 3,
+                        "max_retries": 0,
+                        "price": {"input_per_mtok": 15, "output_per_mtok": 75},
+                    },
+                ],
+                "routers": [
+                    {"name": "auto", "models": ["small", "large"], "quality_tolerance": tolerance}
+                ],
+                "storage": storage,
+                "policy": policy,
+            }
+        )
+        app = create_app(settings)
+        running = Running(UvicornThread(app).start(), app, storage)
+        started.append(running.server)
+        app.gateway.observers.append(running.records.append)
+        return running
+
+    yield run
+    for server in started:
+        server.stop()
+
+
+def new_key(storage: str, **kw: Any) -> tuple[str, str]:
+    store = KeyStore.open(storage)
+    try:
+        secret, info = store.create(**kw)
+        return secret, info.id
+    finally:
+        store.close()
+
+
+def test_auth_required_in_every_dialect(
+    start: Callable[..., Running],
+) -> None:
+    gs = start({"auth": "required"})
+    secret, key_id = new_key(gs.storage, team="support", tags={"feature": "helpdesk"})
+
+    with pytest.raises(openai.AuthenticationError) as oa_err:
+        gs.openai("sk-live-provider-key-0123").chat.completions.create(model="small", messages=HI)
+    assert "not a valid gearshift virtual key" in str(oa_err.value)
+    assert "sk-live-provider-key-0123" not in str(oa_err.value.response.text)
+    with pytest.raises(anthropic.AuthenticationError):
+        gs.anthropic().messages.create(model="small", max_tokens=50, messages=HI)  # type: ignore[arg-type]
+    with pytest.raises(ClientError) as br_err:
+        gs.bedrock().converse(
+            modelId="small", messages=[{"role": "user", "content": [{"text": "Hi"}]}]
+        )
+    # AWS answers a bad credential with 403 (AccessDenied / UnrecognizedClient), as does gearshift.
+    assert br_err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "virtual key" in br_err.value.response["Error"]["Message"]
+
+    # The key works within seconds of creation (the gateway polls the keys table).
+    completion = _eventually(
+        lambda: gs.openai(secret).chat.completions.create(model="small", messages=HI)
+    )
+    assert completion.choices[0].message.content
+    gs.anthropic(secret).messages.create(model="small", max_tokens=50, messages=HI)  # type: ignore[arg-type]
+    # Over HTTPS, boto3 sends AWS_BEARER_TOKEN_BEDROCK as a bearer key; on plain-HTTP loopback it
+    # refuses to, so the key travels in x-api-key, added by a botocore event hook.
+    bedrock = gs.bedrock()
+    bedrock.meta.events.register(
+        "before-send.bedrock-runtime.*",
+        lambda request, **_: request.headers.__setitem__("x-api-key", secret),
+    )
+    bedrock.converse(modelId="small", messages=[{"role": "user", "content": [{"text": "Hi"}]}])
+
+    ok = [r for r in gs.records if r.outcome == "ok"]
+    assert len(ok) == 3
+    assert {r.key_id for r in ok} == {key_id}
+    assert all(r.tags["team"] == "support" and r.tags["feature"] == "helpdesk" for r in ok)
+    refused = [r for r in gs.records if r.outcome != "ok"]
+    assert refused and all(r.status == 401 and r.outcome == "rejected" for r in refused)
+    assert all(r.key_id is None and r.cost_usd == 0 for r in refused)
+    assert not any("sk-live-provider-key-0123" in (r.error or "") for r in refused)
+
+
+def _eventually(call: Callable[[], Any], timeout: float = 5.0) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except openai.AuthenticationError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+# 30 prompt + 12 completion tokens on "large" = $0.00135; the budget fits two such requests.
+HARD = {"budgets": [{"name": "all-traffic", "limit_usd": 0.004}], "reserve_usd": 0.0014}
+
+
+def test_hard_budget_openai(start: Callable[..., Running]) -> None:
+    gs = start(HARD)
+    client = gs.openai()
+    for _ in range(2):
+        client.chat.completions.create(model="large", messages=HI)
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.chat.completions.create(model="large", messages=HI)
+    err = exc.value
+    assert err.status_code == 429
+    body = err.response.json()["error"]
+    assert body["code"] == "budget_exceeded"
+    assert "budget 'all-traffic' (all traffic) is exhausted" in body["message"]
+    assert "$0.0027 of $0.00" in body["message"] or "$0.0027 of $0.0" in body["message"]
+    assert "resets at" in body["message"]
+    assert int(err.response.headers["retry-after"]) > 0
+    rejected = [r for r in gs.records if r.outcome == "rejected"]
+    assert len(rejected) == 1 and rejected[0].status == 429
+    assert sum(r.cost_usd for r in gs.records) == 2 * r_cost()
+
+    # Streams are held to the same budget.
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="large", messages=HI, stream=True)
+
+
+def r_cost() -> Any:
+    from decimal import Decimal
+
+    return Decimal("0.00135")
+
+
+def test_hard_budget_anthropic(start: Callable[..., Running]) -> None:
+    gs = start(HARD)
+    client = gs.anthropic()
+    for _ in range(2):
+        client.messages.create(model="large", max_tokens=50, messages=HI)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.RateLimitError) as exc:
+        client.messages.create(model="large", max_tokens=50, messages=HI)  # type: ignore[arg-type]
+    body = exc.value.response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+    assert "all-traffic" in body["error"]["message"] and "resets at" in body["error"]["message"]
+
+
+def test_hard_budget_bedrock(start: Callable[..., Running]) -> None:
+    gs = start(HARD)
+    client = gs.bedrock()
+    msgs = [{"role": "user", "content": [{"text": "Hi"}]}]
+    for _ in range(2):
+        client.converse(modelId="large", messages=msgs)
+    with pytest.raises(ClientError) as exc:
+        client.converse(modelId="large", messages=msgs)
+    err = exc.value.response
+    assert err["Error"]["Code"] == "ThrottlingException"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert "all-traffic" in err["Error"]["Message"]
+    with pytest.raises(ClientError) as stream_exc:
+        client.converse_stream(modelId="large", messages=msgs)
+    assert stream_exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+
+
+def test_soft_budget_routes_to_the_lighter_model(start: Callable[..., Running]) -> None:
+    policy = {
+        "budgets": [{"name": "soft", "limit_usd": 10, "soft_limit_usd": 0.002}],
+        "reserve_usd": 0.0014,
+    }
+    gs = start(policy, tolerance=0.0)  # tolerance 0: always the best predicted model
+    client = gs.openai()
+    prompt = [
+        {"role": "user", "content": "Prove that there are infinitely many primes, rigorously."}
+    ]
+    served = []
+    for _ in range(4):
+        raw = client.chat.completions.with_raw_response.create(model="auto", messages=prompt)
+        served.append(raw.headers["x-gearshift-model"])
+    # Two requests on "large" cross $0.002; from then on only the lighter model is allowed.
+    assert served == ["large", "large", "small", "small"]
