@@ -133,5 +133,26 @@ CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
 """,
 )
 
+M004_KEYS = Migration(
+    name="m004_keys",
+    # Virtual keys (gearshift.policy.keys): only the SHA-256 of a key is stored, never the key.
+    # ``updated_at`` moves on every change, so gateways poll (count, max(updated_at)) cheaply.
+    sql="""
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    key_hash TEXT NOT NULL UNIQUE,
+    key_prefix TEXT NOT NULL,
+    team TEXT,
+    tags TEXT NOT NULL DEFAULT '{}',
+    budget_usd DOUBLE PRECISION,
+    budget_period TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
+);
+""",
+)
+
 # Ordered; append only.
-MIGRATIONS: list[Migration] = [M001_REQUESTS, M002_REQUEST_TAGS, M003_FEEDBACK]
+MIGRATIONS: list[Migration] = [M001_REQUESTS, M002_REQUEST_TAGS, M003_FEEDBACK, M004_KEYS]

@@ -20,26 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gearshift.errors import ConfigError, InvalidRequest, NotFound
+from gearshift.ledger.migrations import M004_KEYS
 from gearshift.policy.db import Database, open_database
 from gearshift.policy.periods import Period
 
 KEY_PREFIX = "gs-"
 
-KEYS_TABLE_SQL = """
-CREATE TABLE IF NOT EXISTS keys (
-    id TEXT PRIMARY KEY,
-    name TEXT,
-    key_hash TEXT NOT NULL UNIQUE,
-    key_prefix TEXT NOT NULL,
-    team TEXT,
-    tags TEXT NOT NULL DEFAULT '{}',
-    budget_usd DOUBLE PRECISION,
-    budget_period TEXT,
-    created_at DOUBLE PRECISION NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL,
-    revoked_at DOUBLE PRECISION
-)
-"""
+KEYS_TABLE_SQL = M004_KEYS.statements("sqlite")[0]  # same text on both backends
 
 _COLUMNS = (
     "id, name, key_hash, key_prefix, team, tags, budget_usd, budget_period, "
