@@ -3,7 +3,7 @@ and dummy AWS credentials (the fake Bedrock verifies signatures made with them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,16 +174,31 @@ def upstreams(
 
 
 @pytest.fixture
-def gearshift(upstreams: dict[str, Any], aws_env: None, tmp_path: Any) -> Iterator[Gearshift]:
-    config = mixed_config(
-        upstreams["oa"].base_url,
-        upstreams["an"].url,
-        upstreams["br"].url,
-        f"sqlite:///{tmp_path}/ledger.db",
-    )
-    settings = parse_settings(config)
-    running = Gearshift(server=None)  # type: ignore[arg-type]
-    gateway = Gateway(settings, observers=[running.records.append])
-    running.server = UvicornThread(create_app(settings, gateway=gateway)).start()
-    yield running
-    running.server.stop()
+def start_gearshift(
+    upstreams: dict[str, Any], aws_env: None, tmp_path: Any
+) -> Iterator[Callable[..., Gearshift]]:
+    """Factory: ``start_gearshift(policy=None)`` runs gearshift on the mixed configuration."""
+    started: list[Gearshift] = []
+
+    def start(policy: Any = None) -> Gearshift:
+        config = mixed_config(
+            upstreams["oa"].base_url,
+            upstreams["an"].url,
+            upstreams["br"].url,
+            f"sqlite:///{tmp_path}/ledger-{len(started)}.db",
+        )
+        settings = parse_settings(config)
+        running = Gearshift(server=None)  # type: ignore[arg-type]
+        gateway = Gateway(settings, policy=policy, observers=[running.records.append])
+        running.server = UvicornThread(create_app(settings, gateway=gateway)).start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.server.stop()
+
+
+@pytest.fixture
+def gearshift(start_gearshift: Callable[..., Gearshift]) -> Gearshift:
+    return start_gearshift()
