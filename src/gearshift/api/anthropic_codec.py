@@ -37,6 +37,8 @@ STOP_REASONS: dict[FinishReason, str] = {
     "content_filter": "refusal",
     "error": "end_turn",
 }
+# Upstream statuses that mean the request itself is bad (another model would refuse it too).
+CLIENT_FAULTS = frozenset({400, 413, 422})
 _KNOWN = frozenset(
     {
         "model",
@@ -282,8 +284,11 @@ def render_response(response: ChatResponse, message_id: str, model: str) -> dict
 def error_status_and_type(exc: GearshiftError) -> tuple[int, str]:
     """The status and ``error.type`` Anthropic would use for this failure."""
     status = exc.status
-    upstream = getattr(exc, "upstream_status", None)
-    if status in (502, 503) or (status >= 500 and upstream in (429, 529)):
+    upstream_status = getattr(exc, "upstream_status", None)
+    if status == 502 and upstream_status in CLIENT_FAULTS:
+        return 400, "invalid_request_error"  # the upstream refused the request itself
+    upstream_busy = getattr(exc, "retryable", False) or upstream_status in (429, 503, 529)
+    if status == 503 or (status == 502 and upstream_busy):
         # Upstreams exhausted or unavailable: "overloaded" is what Anthropic SDKs retry on.
         return 529, "overloaded_error"
     if status == 504:

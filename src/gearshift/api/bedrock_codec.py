@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from gearshift.api.anthropic_codec import CLIENT_FAULTS
 from gearshift.api.eventstream import encode_event, encode_exception
 from gearshift.chat import (
     ChatRequest,
@@ -283,6 +284,8 @@ def error_status_and_type(exc: GearshiftError) -> tuple[int, str]:
         return 408, "ModelTimeoutException"
     if status == 502:
         upstream = getattr(exc, "upstream_status", None)
+        if upstream in CLIENT_FAULTS:
+            return 400, "ValidationException"  # the upstream refused the request itself
         if getattr(exc, "retryable", False) or upstream in (429, 503, 529):
             return 503, "ServiceUnavailableException"
         return 500, "InternalServerException"
