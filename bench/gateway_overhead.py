@@ -1,0 +1,366 @@
+"""Gateway overhead and throughput, side by side with LiteLLM's proxy, in one run.
+
+Starts, as separate processes on loopback: the fake OpenAI-compatible provider
+(tests/fakes/openai_server.py), ``gearshift serve`` with issue 3's configuration (routing and the
+SQLite ledger on), and, when ``--litellm`` names its binary, LiteLLM's proxy pointed at the same
+fake. Load comes from ``wrk`` (same tool, same body, for every target). Prints one JSON object:
+
+- ``latency_c1``: p50/p90/p99 at one connection, direct to the fake and through each gateway;
+  overhead = gateway p50 - direct p50;
+- ``throughput``: requests/s at ``--connections`` connections for each target;
+- ``stream_ttfb``: time to the first content event of a streamed answer, direct vs gearshift;
+- ``rss_mb``: gearshift's resident memory after ``--total`` requests (and LiteLLM's, idle and
+  after its load).
+
+    .venv/bin/python bench/gateway_overhead.py --litellm /tmp/litellm-venv/bin/litellm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = (
+    "Our customer says the export to CSV button on the billing page does nothing since "
+    "yesterday's release. Summarise the likely causes and list the first three checks "
+    "support should run before escalating to engineering."
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} not up after {timeout}s")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (uvicorn/LiteLLM may fork workers)."""
+    total = 0
+    pids = [pid]
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+        pids += [int(p) for p in out.stdout.split()]
+    except FileNotFoundError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
+def wrk(
+    url: str, script: Path, *, connections: int, threads: int, seconds: float
+) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, Any] = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    result["requests"] = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = int(errors.group(1)) if errors else 0
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if socket_errors:
+        result["socket_errors"] = socket_errors.group(1)
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out)
+        if m:
+            value = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+            result[f"p{pct}_ms"] = round(value, 3)
+    return result
+
+
+def wrk_script(path: Path, model: str, *, key: str = "sk-bench") -> Path:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": PROMPT}]})
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    return path
+
+
+def stream_ttfb_ms(port: int, path: str, model: str, n: int) -> list[float]:
+    """Sequential streamed requests on one keep-alive connection: ms from sending the request
+    to reading the first content event."""
+    body = json.dumps(
+        {"model": model, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    ).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    times: list[float] = []
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = sock.makefile("rb")
+    for _ in range(n):
+        started = time.perf_counter()
+        sock.sendall(head + body)
+        first: float | None = None
+        status = reader.readline()
+        assert b" 200 " in status, status
+        chunked = False
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"transfer-encoding: chunked"):
+                chunked = True
+        assert chunked, "expected a chunked event stream"
+        # Read chunks until the terminating zero-length chunk.
+        while True:
+            size = int(reader.readline().strip(), 16)
+            if size == 0:
+                reader.readline()
+                break
+            data = reader.read(size)
+            reader.readline()
+            if first is None and b'"content":"' in data.replace(b'"content": "', b'"content":"'):
+                if b'"content":""' not in data.replace(b'"content": ""', b'"content":""'):
+                    first = time.perf_counter()
+        times.append(((first or time.perf_counter()) - started) * 1000)
+    sock.close()
+    return times
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))], 3)
+
+
+class Procs:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=kw.pop("stderr", subprocess.DEVNULL), **kw
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def start_litellm(
+    procs: Procs, binary: str, fake_url: str, tmp: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    config = {
+        "model_list": [
+            {
+                "model_name": "small",
+                "litellm_params": {"model": "openai/small", "api_base": fake_url, "api_key": "x"},
+            }
+        ],
+        "litellm_settings": {"telemetry": False, "drop_params": True},
+    }
+    path = tmp / "litellm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no price download at start-up (offline)
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_LOG": "ERROR",
+    }
+    log = open(tmp / "litellm.log", "wb")  # noqa: SIM115 - kept open for the process's life
+    proc = procs.start(
+        [
+            binary,
+            "--config",
+            str(path),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--num_workers",
+            "1",
+        ],
+        env=env,
+        stderr=log,
+    )
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", proc, timeout=180)
+    return proc, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--total", type=int, default=100_000, help="requests before reading RSS")
+    parser.add_argument("--stream-requests", type=int, default=2000)
+    parser.add_argument("--litellm", default=None, help="path to LiteLLM's `litellm` binary")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench needs wrk (apt-get install wrk)")
+
+    procs = Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="gearshift-bench-"))
+    result: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    try:
+        fake_port = free_port()
+        fake = procs.start(
+            [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(fake_port)],
+            cwd=ROOT,
+        )
+        fake_url = f"http://127.0.0.1:{fake_port}/v1"
+        wait_http(f"{fake_url}/models", fake)
+
+        gw_port = free_port()
+        config = yaml.safe_load((ROOT / "bench" / "gateway_config.yaml").read_text())
+        for model in config["models"]:
+            model["base_url"] = fake_url
+        config["storage"] = f"sqlite:///{tmp}/gearshift.db"
+        (tmp / "gearshift.yaml").write_text(yaml.safe_dump(config))
+        gw = procs.start(
+            [
+                sys.executable,
+                "-m",
+                "gearshift",
+                "serve",
+                "--config",
+                str(tmp / "gearshift.yaml"),
+                "--port",
+                str(gw_port),
+                "--log-level",
+                "warning",
+            ],
+            env={**os.environ, "LARGE_API_KEY": "sk-bench-large"},
+        )
+        wait_http(f"http://127.0.0.1:{gw_port}/healthz", gw)
+        result["rss_mb"] = {"gearshift_idle": rss_mb(gw.pid)}
+
+        direct_script = wrk_script(tmp / "direct.lua", "small")
+        router_script = wrk_script(tmp / "router.lua", "auto")
+        direct_url = f"{fake_url}/chat/completions"
+        gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
+
+        # Warm up both paths (connection pools, first-call imports).
+        wrk(gw_url, router_script, connections=4, threads=1, seconds=2)
+        served = 0
+        c1: dict[str, Any] = {}
+        c1["direct"] = wrk(
+            direct_url, direct_script, connections=1, threads=1, seconds=args.seconds
+        )
+        c1["gearshift"] = wrk(gw_url, router_script, connections=1, threads=1, seconds=args.seconds)
+        served += c1["gearshift"]["requests"]
+        c1["gearshift_overhead_p50_ms"] = round(
+            c1["gearshift"]["p50_ms"] - c1["direct"]["p50_ms"], 3
+        )
+        result["latency_c1"] = c1
+
+        tput: dict[str, Any] = {"connections": args.connections}
+        conn, threads = args.connections, 2
+        tput["direct"] = wrk(
+            direct_url, direct_script, connections=conn, threads=threads, seconds=args.seconds
+        )
+        cpu_before = cpu_s(gw.pid)
+        tput["gearshift"] = wrk(
+            gw_url, router_script, connections=conn, threads=threads, seconds=args.seconds
+        )
+        tput["gearshift_cpu_ms_per_request"] = round(
+            (cpu_s(gw.pid) - cpu_before) * 1000 / max(tput["gearshift"]["requests"], 1), 3
+        )
+        served += tput["gearshift"]["requests"]
+        result["throughput"] = tput
+
+        direct_ttfb = stream_ttfb_ms(
+            fake_port, "/v1/chat/completions", "small", args.stream_requests
+        )
+        gw_ttfb = stream_ttfb_ms(gw_port, "/v1/chat/completions", "auto", args.stream_requests)
+        served += args.stream_requests
+        result["stream_ttfb"] = {
+            "direct_p50_ms": percentile(direct_ttfb, 50),
+            "gearshift_p50_ms": percentile(gw_ttfb, 50),
+            "overhead_p50_ms": round(percentile(gw_ttfb, 50) - percentile(direct_ttfb, 50), 3),
+            "direct_mean_ms": round(statistics.fmean(direct_ttfb), 3),
+            "gearshift_mean_ms": round(statistics.fmean(gw_ttfb), 3),
+        }
+
+        remaining = args.total - served
+        if remaining > 0:
+            rate = max(tput["gearshift"]["rps"], 100.0)
+            seconds = remaining / rate * 1.15 + 1
+            more = wrk(gw_url, router_script, connections=conn, threads=threads, seconds=seconds)
+            served += more["requests"]
+        result["rss_mb"]["gearshift_after_requests"] = served
+        result["rss_mb"]["gearshift_after"] = rss_mb(gw.pid)
+
+        if args.litellm:
+            litellm, ll_port = start_litellm(procs, args.litellm, fake_url, tmp)
+            result["rss_mb"]["litellm_idle"] = rss_mb(litellm.pid)
+            ll_url = f"http://127.0.0.1:{ll_port}/v1/chat/completions"
+            wrk(ll_url, direct_script, connections=4, threads=1, seconds=2)
+            c1["litellm"] = wrk(
+                ll_url, direct_script, connections=1, threads=1, seconds=args.seconds
+            )
+            c1["litellm_overhead_p50_ms"] = round(
+                c1["litellm"]["p50_ms"] - c1["direct"]["p50_ms"], 3
+            )
+            tput["litellm"] = wrk(
+                ll_url, direct_script, connections=conn, threads=threads, seconds=args.seconds
+            )
+            tput["gearshift_vs_litellm"] = round(
+                tput["gearshift"]["rps"] / max(tput["litellm"]["rps"], 1e-9), 1
+            )
+            result["rss_mb"]["litellm_after_load"] = rss_mb(litellm.pid)
+    finally:
+        procs.stop_all()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
