@@ -84,6 +84,13 @@ def rss_mb(pid: int) -> float:
     return round(total / 1024, 1)
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: unlike latency, not inflated by other
+    load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
     url: str, script: Path, *, connections: int, threads: int, seconds: float
 ) -> dict[str, Any]:
@@ -161,9 +168,10 @@ def stream_ttfb_ms(port: int, path: str, model: str, n: int) -> list[float]:
                 break
             data = reader.read(size)
             reader.readline()
-            if first is None and b'"content":"' in data.replace(b'"content": "', b'"content":"'):
-                if b'"content":""' not in data.replace(b'"content": ""', b'"content":""'):
-                    first = time.perf_counter()
+            # The first event that carries text (not the empty role-only opening event).
+            compact = data.replace(b'"delta": {"content": "', b'"delta":{"content":"')
+            if first is None and b'"delta":{"content":"' in compact:
+                first = time.perf_counter()
         times.append(((first or time.perf_counter()) - started) * 1000)
     sock.close()
     return times
