@@ -56,11 +56,7 @@ def detect_format(source: str) -> str:
     path = Path(source)
     if not path.is_file():
         raise InvalidRequest(f"log file not found: {source}")
-    try:
-        with _open_binary(path) as f:
-            head = f.read(65536)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise InvalidRequest(f"cannot read {source}: {exc}") from None
+    head = _head(path, source)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
         return "jsonl"  # empty: zero entries, reported as such
@@ -76,6 +72,26 @@ def detect_format(source: str) -> str:
         "Bedrock invocation logs, a gearshift ledger export), a CSV with a 'prompt' column, "
         "or a gearshift ledger (SQLite file, sqlite:/// or postgresql:// URL)."
     )
+
+
+def _head(path: Path, source: str, size: int = 65536) -> bytes:
+    """The first bytes of the (decompressed) file; a damaged gzip tail is the reader's problem."""
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        with _open_binary(path) as f:
+            while got < size:
+                chunk = f.read(4096)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+    except (EOFError, zlib.error, gzip.BadGzipFile):
+        if not chunks:
+            raise InvalidRequest(f"cannot read {source}: the compressed file is damaged") from None
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {source}: {exc.strerror or exc}") from None
+    return b"".join(chunks)
 
 
 def _timestamp_prefixed_json(line: bytes) -> bool:

@@ -1,0 +1,127 @@
+"""The README's first command on the committed sample log, the text report, and the engine's
+agreement with the router it replays."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tests.audit.helpers import REPO, SAMPLE, openai_line, write_lines
+
+from gearshift.audit.candidates import propose
+from gearshift.audit.engine import Auditor, to_request
+from gearshift.audit.entry import ReadStats
+from gearshift.audit.readers import read_log
+
+
+def test_sample_log_is_what_its_generator_writes(tmp_path: Path) -> None:
+    out = tmp_path / "helpdesk.jsonl"
+    subprocess.run(
+        [sys.executable, str(REPO / "examples" / "make_helpdesk.py"), "--out", str(out)],
+        check=True,
+    )
+    assert out.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_sample_log_is_varied_and_realistic() -> None:
+    features: dict[str, int] = {}
+    prompts = set()
+    lines = SAMPLE.read_bytes().splitlines()
+    for line in lines:
+        record = orjson.loads(line)
+        features[record["metadata"]["feature"]] = features.get(record["metadata"]["feature"], 0) + 1
+        prompts.add(record["request"]["messages"][-1]["content"])
+        assert record["request"]["model"] == "gpt-4o"
+        assert record["response"]["usage"]["prompt_tokens"] > 0
+    assert len(lines) >= 2000
+    assert len(features) >= 8 and len(prompts) > len(lines) // 2
+
+
+def test_make_demo_command_runs_offline_with_no_keys() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["NO_PROXY"] = "*"
+    done = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "gearshift"), "audit", "examples/helpdesk.jsonl"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for expected in (
+        "cost as logged", "savings", "Tolerance / savings trade-off", "Savings by feature",
+        "Which prompts moved, and why", "Recommended router", "quality_tolerance:",
+    ):  # fmt: skip
+        assert expected in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_text_report_explains_moves_and_counts_problems(
+    tmp_path: Path, run_audit: Callable[..., tuple[int, str, str]]
+) -> None:
+    log = write_lines(tmp_path / "log.jsonl", [openai_line("Reset my password please"), "oops"])
+    code, out, _ = run_audit(str(log), "--tolerance", "1")
+    assert code == 0
+    assert "gpt-4o → gpt-4o-mini: 1 requests" in out
+    assert "Reset my password please" in out and "cheapest such model" in out
+    assert "1 malformed" in out and "log.jsonl:2: not valid JSON" in out
+
+
+def test_bad_arguments_and_empty_logs_say_what_to_do(
+    tmp_path: Path, run_audit: Callable[..., tuple[int, str, str]]
+) -> None:
+    log = write_lines(tmp_path / "log.jsonl", [openai_line("hi")])
+    assert run_audit(str(log), "--tolerance", "2")[0] == 1
+    code, _, err = run_audit(str(log), "--format", "html")
+    assert code == 1 and "--out" in err
+    empty = write_lines(tmp_path / "empty.jsonl", ["", '{"cut off'])
+    code, _, err = run_audit(str(empty), "--format", "json")
+    assert code == 1 and "no usable requests" in err and "1 malformed" in err
+    no_model = write_lines(
+        tmp_path / "nomodel.jsonl", [{"messages": [{"role": "user", "content": "x"}]}]
+    )
+    code, _, err = run_audit(str(no_model))
+    assert code == 1 and "--model" in err
+    code, out, _ = run_audit(str(no_model), "--model", "gpt-4o", "--format", "json")
+    assert code == 0 and orjson.loads(out)["requests"] == 1
+
+
+def test_multi_tolerance_pass_agrees_with_the_routers_own_decisions() -> None:
+    """The one-pass curve must choose exactly what ``Router.decide`` chooses at each tolerance."""
+    candidates = propose(["gpt-4o"])
+    auditor = Auditor(candidates, tolerances=(0.0, 0.05, 0.1, 0.2))
+    entries = list(read_log(str(SAMPLE), ReadStats()))[:400]
+    auditor.feed(entries)
+    router = auditor.router
+    for t, point in auditor.curve.items():
+        expected: dict[str, int] = {}
+        for e in entries:
+            chosen = router.decide(to_request(e.messages, truncate=False), tolerance=t).chosen
+            expected[chosen] = expected.get(chosen, 0) + 1
+        got = {m: int(c) for m, c in zip(auditor.names, point.model_requests, strict=True) if c}
+        assert got == expected, f"tolerance {t}"
+
+
+def test_huge_prompts_are_audited_with_honest_token_counts(
+    tmp_path: Path, audit_json: Callable[..., dict[str, Any]]
+) -> None:
+    # 2.4 MB of text, about 596k tokens counted: beyond gpt-4o's and gpt-4o-mini's 128k context,
+    # within gpt-4.1-mini's 1M, so even at tolerance 0 it can only go there.
+    huge = "The quick brown fox jumps over the lazy dog. " * 53_000
+    beyond_all = "y" * 4_400_000  # 1.1M tokens: no candidate fits; counted, not crashed on
+    log = write_lines(
+        tmp_path / "log.jsonl",
+        [
+            openai_line(huge, prompt_tokens=None, completion_tokens=100),
+            openai_line("hello", prompt_tokens=50),
+            openai_line(beyond_all, prompt_tokens=None),
+        ],
+    )
+    r = audit_json(str(log), "--tolerance", "0", "--tolerances", "0")
+    assert r["requests"] == 2
+    assert r["tokens"]["prompt"] == (len(huge) + 3) // 4 + 4 + 3 + 50
+    assert r["by_model"]["gpt-4.1-mini"]["requests"] == 1
+    assert r["by_model"]["gpt-4o"]["requests"] == 1
+    assert r["skipped_reasons"] == {"longer than every candidate's context window": 1}
