@@ -81,6 +81,12 @@ PRICES: dict[str, dict[str, float]] = {
     },
 }
 UPSTREAM_IDS = {"oa": "gpt-fake-mini", "an": "claude-fake-haiku", "br": "amazon.nova-fake-v1:0"}
+# model name -> (upstream id, genai-prices provider id)
+GENAI_PRICED = {
+    "haiku-an": ("claude-3-5-haiku-20241022", "anthropic"),
+    "haiku-br": ("anthropic.claude-3-5-haiku-20241022-v1:0", "aws"),
+    "o4-oa": ("o4-mini", "openai"),
+}
 TEXTS = {
     "oa": "Hello from the fake OpenAI provider.",
     "an": "Hello from the fake Anthropic API.",
@@ -118,6 +124,30 @@ def mixed_config(oa_url: str, an_url: str, br_url: str, storage: str) -> dict[st
                 "region": "us-east-1",
                 "tier": 3,
                 "price": PRICES["br"],
+                "max_retries": 0,
+            },
+            # No price block: priced by genai-prices from the upstream id (offline snapshot).
+            {
+                "name": "haiku-an",
+                "provider": "anthropic",
+                "base_url": an_url,
+                "model": GENAI_PRICED["haiku-an"][0],
+                "api_key_env": "ANTHROPIC_TEST_KEY",
+                "max_retries": 0,
+            },
+            {
+                "name": "haiku-br",
+                "provider": "bedrock",
+                "base_url": br_url,
+                "model": GENAI_PRICED["haiku-br"][0],
+                "region": "us-east-1",
+                "max_retries": 0,
+            },
+            {
+                "name": "o4-oa",
+                "provider": "openai",
+                "base_url": oa_url,
+                "model": GENAI_PRICED["o4-oa"][0],
                 "max_retries": 0,
             },
         ],

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.dialects.conftest import PRICES, TEXTS, UPSTREAM_IDS, Gearshift
+from tests.dialects.conftest import GENAI_PRICED, PRICES, TEXTS, UPSTREAM_IDS, Gearshift
 from tests.dialects.sdk_calls import DIALECTS, ask
 
 from gearshift.chat import Usage
@@ -151,3 +151,37 @@ def test_upstream_model_ids_reach_the_right_provider(
     ask(dialect, gearshift.url, "br")
     assert upstreams["an"].received[-1].body["model"] == UPSTREAM_IDS["an"]
     assert upstreams["br"].received[-1].path == "/model/amazon.nova-fake-v1%3A0/converse"
+
+
+GENAI_KINDS = {"haiku-an": "an", "haiku-br": "br", "o4-oa": "oa"}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+@pytest.mark.parametrize("model", sorted(GENAI_KINDS))
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_genai_prices_cost_cached_and_reasoning_tokens_exactly(
+    gearshift: Gearshift, upstreams: dict[str, Any], dialect: str, model: str, stream: bool
+) -> None:
+    """Without a price block, the ledger cost equals genai-prices' own calculation for the
+    upstream model, with cache reads/writes and reasoning tokens as the provider reported them."""
+    from genai_prices import Usage as PriceUsage
+    from genai_prices import calc_price
+
+    set_cache_usage(upstreams)
+    ask(dialect, gearshift.url, model, stream=stream)
+    (record,) = gearshift.wait_records(1)
+    usage = USAGE[GENAI_KINDS[model]]
+    upstream_id, provider_id = GENAI_PRICED[model]
+    expected = calc_price(
+        PriceUsage(
+            input_tokens=usage.input_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            output_tokens=usage.output_tokens,
+        ),
+        upstream_id,
+        provider_id=provider_id,
+    ).total_price
+    assert record.price_source == "genai-prices"
+    assert record.reasoning_tokens == usage.reasoning_tokens
+    assert record.cost_usd == expected > 0
