@@ -73,7 +73,18 @@ class TargetsController:
         self._min_samples = min_samples
         self._explore_every = explore_every
         self._gain = integral_gain
-        self._window: deque[Outcome] = deque(maxlen=targets.window_requests)
+        # The window as ring buffers (one row per finished request), so a control step is a few
+        # vectorised operations instead of a walk over Python objects.
+        size = targets.window_requests
+        self._index = {m: i for i, m in enumerate(self.models)}
+        self._pred = np.zeros((size, len(self.models)))
+        self._cost = np.zeros(size)
+        self._lat = np.full(size, np.nan)
+        self._served = np.full(size, -1, dtype=np.int64)
+        self._pos = 0
+        self._filled = 0
+        self._is_light = np.array([m in self.light for m in self.models])
+        self._prior_arr = np.array([self._prior.get(m, 0.0) for m in self.models])
         # Latency per model kept apart from the window: an excluded model is seldom served, and
         # its few exploration samples must not be diluted away (which would re-admit it).
         self._latency: dict[str, deque[float]] = {
@@ -107,7 +118,14 @@ class TargetsController:
         return Advice(self._tolerance, allowed, notes)
 
     def observe(self, outcome: Outcome) -> None:
-        self._window.append(outcome)
+        row = self._pos
+        self._pos = (row + 1) % len(self._cost)
+        self._filled = min(self._filled + 1, len(self._cost))
+        pred = outcome.predicted
+        self._pred[row] = [pred.get(m, 0.0) for m in self.models]
+        self._cost[row] = outcome.cost_usd
+        self._lat[row] = np.nan if outcome.latency_ms is None else outcome.latency_ms
+        self._served[row] = self._index.get(outcome.served, -1) if outcome.served else -1
         if outcome.served in self._latency and outcome.latency_ms is not None:
             self._latency[outcome.served].append(outcome.latency_ms)
         if outcome.served is not None:
@@ -139,20 +157,22 @@ class TargetsController:
     # ---- the control step ----------------------------------------------------------------------
 
     def recompute(self) -> None:
-        served = [o for o in self._window if o.served is not None]
-        if len(served) < self._min_samples:
+        rows = self._served[: self._filled] >= 0
+        if int(rows.sum()) < self._min_samples:
             return
         t = self.targets
         messages: list[str] = []
         conflict = False
-        mean_cost = self._mean_costs(served)
-        costs = np.array([o.cost_usd for o in served])
-        latencies = [o.latency_ms for o in served if o.latency_ms is not None]
+        served = self._served[: self._filled][rows]
+        costs = self._cost[: self._filled][rows]
+        pred = self._pred[: self._filled][rows]
+        lat = self._lat[: self._filled][rows]
+        lat = lat[~np.isnan(lat)]
         observed: dict[str, Any] = {
             "requests": len(served),
             "avg_cost_usd": float(costs.mean()),
-            "light_share": sum(o.served in self.light for o in served) / len(served),
-            "latency_p80_ms": _p80(latencies),
+            "light_share": float(self._is_light[served].mean()),
+            "latency_p80_ms": _p80(lat),
         }
 
         allowed = self._latency_allowed(messages)
@@ -164,19 +184,18 @@ class TargetsController:
                 f"{t.latency_p80_ms:g}; latency wins"
             )
 
-        pred, scale, names = self._matrices(served, mean_cost)
-        cand_cost = scale[:, None] * np.array([mean_cost[m] for m in names])[None, :]
-        mask = np.array([allowed is None or m in allowed for m in names])
-        is_light = np.array([m in self.light for m in names])
-
-        everyone = np.ones(len(names), dtype=bool)
+        mean_cost = self._mean_costs(served, costs)
+        scale = np.where(mean_cost[served] > 0, costs / np.maximum(mean_cost[served], 1e-18), 1.0)
+        cand_cost = scale[:, None] * mean_cost[None, :]
+        mask = np.array([allowed is None or m in allowed for m in self.models])
+        everyone = np.ones(len(self.models), dtype=bool)
+        rows_idx = np.arange(len(served))
 
         def simulate(tol: float, allow: np.ndarray = mask) -> tuple[float, float]:
             best = np.where(allow[None, :], pred, -np.inf).max(axis=1, keepdims=True)
             ok = allow[None, :] & (pred >= best - tol - 1e-12)
             choice = np.where(ok, cand_cost, np.inf).argmin(axis=1)
-            rows = np.arange(len(choice))
-            return float(cand_cost[rows, choice].mean()), float(is_light[choice].mean())
+            return float(cand_cost[rows_idx, choice].mean()), float(self._is_light[choice].mean())
 
         cost_goal = self._cost_goal()
         lo, hi = self.base, t.max_quality_tolerance
@@ -209,7 +228,7 @@ class TargetsController:
             conflict = True
             messages.append(
                 "conflict: avg_cost_per_request_usd needs models that latency_p80_ms excludes "
-                f"({'/'.join(sorted(set(names) - allowed))}); latency wins"
+                f"({'/'.join(sorted(set(self.models) - allowed))}); latency wins"
             )
         self._tolerance = need
         self._allowed = allowed
@@ -235,34 +254,21 @@ class TargetsController:
         correction = self._gain * (target - long_run) / target
         return target * (1.0 + max(-0.5, min(0.5, correction)))
 
-    def _mean_costs(self, served: list[Outcome]) -> dict[str, float]:
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        for o in served:
-            assert o.served is not None
-            sums[o.served] = sums.get(o.served, 0.0) + o.cost_usd
-            counts[o.served] = counts.get(o.served, 0) + 1
-        observed = {m: sums[m] / counts[m] for m in sums if counts[m] >= 3}
-        # Unobserved models: their prior, rescaled by how observed models compare to theirs.
-        ratios = [observed[m] / self._prior[m] for m in observed if self._prior.get(m)]
-        scale = float(np.median(ratios)) if ratios else 1.0
-        out = {}
-        for m in self.models:
-            out[m] = observed.get(m, self._prior.get(m, 1.0) * scale)
-        return out
-
-    def _matrices(
-        self, served: list[Outcome], mean_cost: dict[str, float]
-    ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-        names = self.models
-        pred = np.array([[o.predicted.get(m, 0.0) for m in names] for o in served])
-        scale = np.array(
-            [
-                o.cost_usd / mean_cost[o.served] if o.served and mean_cost.get(o.served) else 1.0
-                for o in served
-            ]
+    def _mean_costs(self, served: np.ndarray, costs: np.ndarray) -> np.ndarray:
+        """Observed mean cost per model; unobserved models get their prior, rescaled by how the
+        observed models compare with theirs."""
+        n = len(self.models)
+        counts = np.bincount(served, minlength=n)
+        sums = np.bincount(served, weights=costs, minlength=n)
+        seen = counts >= 3
+        means = np.where(seen, sums / np.maximum(counts, 1), 0.0)
+        ratio_ok = seen & (self._prior_arr > 0)
+        scale = (
+            float(np.median(means[ratio_ok] / self._prior_arr[ratio_ok])) if ratio_ok.any() else 1.0
         )
-        return pred, scale, names
+        fallback = np.where(self._prior_arr > 0, self._prior_arr, 1.0) * scale
+        out: np.ndarray = np.where(seen, means, fallback)
+        return out
 
     def _latency_allowed(self, messages: list[str]) -> frozenset[str] | None:
         target = self.targets.latency_p80_ms
@@ -271,7 +277,7 @@ class TargetsController:
         too_slow = {
             m
             for m, lat in self._latency.items()
-            if len(lat) >= max(5, self._min_samples // 3) and (_p80(list(lat)) or 0) > target
+            if len(lat) >= max(5, self._min_samples // 3) and (_p80(lat) or 0.0) > target
         }
         if not too_slow:
             return None
@@ -285,14 +291,16 @@ class TargetsController:
         return fits
 
 
-def _p80(values: list[float]) -> float | None:
-    if not values:
+def _p80(values: Any) -> float | None:
+    """The 80th percentile (nearest rank), cheaper than np.percentile on small arrays."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
         return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(0.8 * len(ordered)) - 1)]
+    k = min(arr.size - 1, math.ceil(0.8 * arr.size) - 1)
+    return float(np.partition(arr, k)[k])
 
 
-def _smallest(ok: Any, lo: float, hi: float, steps: int = 18) -> float:
+def _smallest(ok: Any, lo: float, hi: float, steps: int = 12) -> float:
     """Smallest tolerance in [lo, hi] for which ``ok`` holds (ok is monotone in tolerance)."""
     if ok(lo):
         return lo
