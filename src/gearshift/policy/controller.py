@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,14 +118,7 @@ class TargetsController:
         return Advice(self._tolerance, allowed, notes)
 
     def observe(self, outcome: Outcome) -> None:
-        row = self._pos
-        self._pos = (row + 1) % len(self._cost)
-        self._filled = min(self._filled + 1, len(self._cost))
-        pred = outcome.predicted
-        self._pred[row] = [pred.get(m, 0.0) for m in self.models]
-        self._cost[row] = outcome.cost_usd
-        self._lat[row] = np.nan if outcome.latency_ms is None else outcome.latency_ms
-        self._served[row] = self._index.get(outcome.served, -1) if outcome.served else -1
+        self._append(outcome)
         if outcome.served in self._latency and outcome.latency_ms is not None:
             self._latency[outcome.served].append(outcome.latency_ms)
         if outcome.served is not None:
@@ -135,6 +128,37 @@ class TargetsController:
         if self._since_recompute >= self._recompute_every:
             self._since_recompute = 0
             self.recompute()
+
+    def _append(self, outcome: Outcome) -> None:
+        row = self._pos
+        self._pos = (row + 1) % len(self._cost)
+        self._filled = min(self._filled + 1, len(self._cost))
+        pred = outcome.predicted
+        self._pred[row] = [pred.get(m, 0.0) for m in self.models]
+        self._cost[row] = outcome.cost_usd
+        self._lat[row] = np.nan if outcome.latency_ms is None else outcome.latency_ms
+        self._served[row] = self._index.get(outcome.served, -1) if outcome.served else -1
+
+    def load(
+        self,
+        outcomes: Sequence[Outcome],
+        latency: Mapping[str, Sequence[float]],
+        cost_sum: float,
+        count_sum: float,
+    ) -> None:
+        """Replace the window by a shared one (oldest first) and re-decide: how replicas that
+        share Redis steer by the same recent traffic."""
+        self._served[:] = -1
+        self._pos = self._filled = 0
+        for outcome in outcomes[-len(self._cost) :]:
+            self._append(outcome)
+        for m, values in latency.items():
+            if m in self._latency:
+                self._latency[m].clear()
+                self._latency[m].extend(values)
+        self._cost_sum, self._count_sum = cost_sum, count_sum
+        self._since_recompute = 0
+        self.recompute()
 
     # ---- status ---------------------------------------------------------------------------------
 

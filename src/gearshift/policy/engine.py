@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gearshift.config import RouterConfig, Settings
 from gearshift.errors import AuthenticationError, BudgetExceeded, RateLimited
@@ -29,6 +29,9 @@ from gearshift.policy.keycache import KeyCache
 from gearshift.policy.keys import KeyInfo, KeyStore
 from gearshift.policy.periods import Clock, period_start
 from gearshift.policy.tiers import light_models, lighter_models, model_ranks, prior_costs
+
+if TYPE_CHECKING:
+    from gearshift.policy.controller_sync import ControllerSync
 
 log = logging.getLogger("gearshift.policy")
 
@@ -91,6 +94,7 @@ class GearshiftPolicy:
         self._started = False
         self._start_lock = asyncio.Lock()
         self._seeded: set[str] = set()
+        self._sync: ControllerSync | None = None
         self._marked: set[str] = set()  # alert marks already taken (here or by another replica)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -105,9 +109,20 @@ class GearshiftPolicy:
                 if self._policy.redis_url:
                     from gearshift.policy.redis_counters import RedisCounters
 
-                    self._counters = await RedisCounters.connect(
+                    counters = await RedisCounters.connect(
                         self._policy.redis_url, self._redis_prefix
                     )
+                    self._counters = counters
+                    controllers = {
+                        name: info.controller
+                        for name, info in self._routers.items()
+                        if info.controller is not None
+                    }
+                    if controllers:
+                        from gearshift.policy.controller_sync import ControllerSync
+
+                        self._sync = ControllerSync(counters.client, counters.prefix, controllers)
+                        await self._sync.start()
                 else:
                     self._counters = MemoryCounters()
             if self.settings.storage:
@@ -125,6 +140,9 @@ class GearshiftPolicy:
         if self._keys is not None:
             await self._keys.aclose()
             self._keys = None
+        if self._sync is not None:
+            await self._sync.aclose()
+            self._sync = None
         await self.alerts.aclose()
         if self._counters is not None:
             await self._counters.aclose()
@@ -225,14 +243,12 @@ class GearshiftPolicy:
             history.append(actual)
             info = self._routers.get(record.router or "")
             if info is not None and info.controller is not None:
-                info.controller.observe(
-                    Outcome(
-                        record.predicted,
-                        record.served_model,
-                        float(record.cost_usd),
-                        record.latency_ms,
-                    )
+                outcome = Outcome(
+                    record.predicted, record.served_model, float(record.cost_usd), record.latency_ms
                 )
+                info.controller.observe(outcome)
+                if self._sync is not None:
+                    self._sync.record(info.controller.router, outcome)
 
     # ---- budgets -------------------------------------------------------------------------------
 

@@ -81,6 +81,8 @@ return out
 
 class RedisCounters:
     def __init__(self, client: Any, prefix: str = "gs:") -> None:
+        self.client = client  # shared with the controllers' sync
+        self.prefix = prefix
         self._redis = client
         self._prefix = prefix
         self._reserve = client.register_script(_RESERVE)
@@ -92,7 +94,12 @@ class RedisCounters:
         import redis.asyncio as aioredis
         from redis.exceptions import RedisError
 
-        client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        # A blocking pool: a burst of concurrent requests waits for a connection instead of
+        # failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=10, socket_connect_timeout=2.0, socket_timeout=5.0
+        )
+        client = aioredis.Redis(connection_pool=pool)
         try:
             await client.ping()
         except (RedisError, OSError, ValueError) as exc:
