@@ -256,3 +256,29 @@ async def test_two_replicas_share_one_budget_through_redis(
     finally:
         for p in replicas:
             await p.aclose()
+
+
+async def test_a_burst_before_any_cost_is_known_waits_instead_of_refusing(
+    tmp_path: Path, clock: FakeClock, webhook: WebhookReceiver
+) -> None:
+    # 30 requests at once each reserve the default $0.10 on a $1 budget: only 10 fit at first,
+    # but they cost $0.01 each, so every one of them is served once earlier ones settle.
+    settings = make_settings(
+        tmp_path, budgets=[team_budget()], reserve_usd=0.1, alert_webhook=webhook.url
+    )
+    policy = GearshiftPolicy(settings, clock=clock, seed_from_ledger=False)
+    router = settings.router("auto")
+
+    async def one() -> None:
+        adm = await policy.admit(router, "auto", {"team": "support"}, Caller())
+        await asyncio.sleep(0.05)
+        await policy.settle(adm, record("0.01"))
+
+    try:
+        await asyncio.gather(*(one() for _ in range(30)))
+        [status] = await policy.budgets_status()
+        assert status["spent_usd"] == pytest.approx(0.3)
+        await policy.alerts.drain()
+        assert webhook.received == []  # reservations reached 100%, spend never reached 50%
+    finally:
+        await policy.aclose()

@@ -16,7 +16,7 @@ from gearshift.policy.keys import KeyInfo
 from gearshift.policy.periods import Period, format_reset, period_end, period_id
 
 _PERIOD_SECONDS = {"day": 86_400, "week": 7 * 86_400, "month": 31 * 86_400}
-_THIS = {"day": "today", "week": "this week", "month": "this month"}
+THIS_PERIOD = {"day": "today", "week": "this week", "month": "this month"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ class BudgetRule:
     def hard_message(self, used_nano: int, now: float) -> str:
         return (
             f"{self.describe()} is exhausted: ${from_nano(used_nano):,.4f} of "
-            f"${self.limit_usd:,.2f} spent {_THIS[self.period]}; it resets at "
+            f"${self.limit_usd:,.2f} spent {THIS_PERIOD[self.period]}; it resets at "
             f"{self.resets_at(now)}"
         )
 

@@ -54,9 +54,13 @@ class SpendCounters(Protocol):
 
     async def settle(
         self, limits: list[Limit], estimate: int, actual: int, minute: int
-    ) -> list[int]: ...
+    ) -> list[int]:
+        """Release the reservation, add the actual cost; returns the spend per limit after."""
+        ...
 
     async def used(self, counters: list[str]) -> list[int]: ...
+
+    async def spent(self, counters: list[str]) -> list[int]: ...
 
     async def seed(self, counter: str, spent: int, ttl_s: int) -> None: ...
 
@@ -113,18 +117,21 @@ class MemoryCounters:
     async def settle(
         self, limits: list[Limit], estimate: int, actual: int, minute: int
     ) -> list[int]:
-        used = []
+        spent = []
         for lim in limits:
             self._reserved[lim.counter] = self._reserved.get(lim.counter, 0) - estimate
             self._spent[lim.counter] = self._spent.get(lim.counter, 0) + actual
             if lim.rate_counter is not None and lim.rate_limit is not None:
                 buckets = self._rates.setdefault(lim.rate_counter, {})
                 buckets[minute] = buckets.get(minute, 0) + actual - estimate
-            used.append(self._spent[lim.counter] + self._reserved[lim.counter])
-        return used
+            spent.append(self._spent[lim.counter])
+        return spent
 
     async def used(self, counters: list[str]) -> list[int]:
         return [self._spent.get(c, 0) + self._reserved.get(c, 0) for c in counters]
+
+    async def spent(self, counters: list[str]) -> list[int]:
+        return [self._spent.get(c, 0) for c in counters]
 
     async def seed(self, counter: str, spent: int, ttl_s: int) -> None:
         self._spent.setdefault(counter, spent)

@@ -21,7 +21,7 @@ from gearshift.config import RouterConfig, Settings
 from gearshift.errors import AuthenticationError, BudgetExceeded, RateLimited
 from gearshift.ledger.record import LedgerRecord
 from gearshift.policy.alerts import AlertSender
-from gearshift.policy.budgets import BudgetRule
+from gearshift.policy.budgets import THIS_PERIOD, BudgetRule
 from gearshift.policy.contract import Admission, Caller
 from gearshift.policy.controller import Outcome, TargetsController
 from gearshift.policy.counters import Limit, MemoryCounters, SpendCounters, from_nano, to_nano
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gearshift.policy")
 
 _ESTIMATE_WINDOW = 200
+_CONTENTION_WAIT_S = 5.0
 
 
 @dataclass(slots=True)
@@ -236,8 +237,8 @@ class GearshiftPolicy:
         if isinstance(token, Reservation) and not token.settled:
             token.settled = True
             assert self._counters is not None
-            used = await self._counters.settle(token.limits, token.estimate, actual, token.minute)
-            self._check_alerts(token, used)
+            spent = await self._counters.settle(token.limits, token.estimate, actual, token.minute)
+            self._check_alerts(token, spent)
         if record.outcome == "ok" and record.served_model is not None:
             history = self._costs.setdefault(record.requested_model, deque(maxlen=_ESTIMATE_WINDOW))
             history.append(actual)
@@ -276,6 +277,18 @@ class GearshiftPolicy:
         estimate = self.estimate(model)
         minute = int(now // 60)
         out = await self._counters.reserve(limits, estimate, minute)
+        waited = 0.0
+        while not out.ok and out.kind == "hard" and waited < _CONTENTION_WAIT_S:
+            # Refused only because of other requests' reservations? Their actual costs may leave
+            # room (a burst before any cost was observed reserves the default each): wait for
+            # them to settle rather than refuse a budget that is not spent.
+            assert out.failed is not None
+            lim = limits[out.failed]
+            if (await self._counters.spent([lim.counter]))[0] + estimate > lim.limit:
+                break
+            await asyncio.sleep(0.01)
+            waited += 0.01
+            out = await self._counters.reserve(limits, estimate, minute)
         if not out.ok:
             assert out.failed is not None
             rule, lim = rules[out.failed], limits[out.failed]
@@ -300,9 +313,10 @@ class GearshiftPolicy:
             if info is not None:
                 admission.allowed = _narrow(admission.allowed, info.lighter, admission.notes)
 
-    def _check_alerts(self, token: Reservation, used: list[int]) -> None:
+    def _check_alerts(self, token: Reservation, spent: list[int]) -> None:
+        """Thresholds are crossed by what is spent, not by what is merely reserved."""
         now = self._clock()
-        for rule, lim, u in zip(token.rules, token.limits, used, strict=True):
+        for rule, lim, u in zip(token.rules, token.limits, spent, strict=True):
             for threshold in rule.alert_thresholds:
                 label = f"{threshold:.0%}"
                 if (
@@ -341,7 +355,7 @@ class GearshiftPolicy:
                 "resets_at": rule.resets_at(now),
                 "message": (
                     f"{rule.describe()}: {label} — ${spent:,.4f} of ${rule.limit_usd:,.2f} "
-                    f"this {rule.period}; resets at {rule.resets_at(now)}"
+                    f"{THIS_PERIOD[rule.period]}; resets at {rule.resets_at(now)}"
                 ),
             }
         )

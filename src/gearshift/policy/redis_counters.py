@@ -69,11 +69,11 @@ local est, actual, minute = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local out = {}
 for i = 1, #KEYS / 2 do
   local bkey, rkey = KEYS[2*i-1], KEYS[2*i]
-  local r = redis.call('HINCRBY', bkey, 'reserved', -est)
+  redis.call('HINCRBY', bkey, 'reserved', -est)
   local s = redis.call('HINCRBY', bkey, 'spent', actual)
   redis.call('EXPIRE', bkey, tonumber(ARGV[2*i+2]))
   if ARGV[2*i+3] == '1' then redis.call('HINCRBY', rkey, minute, actual - est) end
-  out[i] = r + s
+  out[i] = s
 end
 return out
 """
@@ -154,6 +154,13 @@ class RedisCounters:
         for c in counters:
             vals = await self._redis.hmget(self._prefix + c, "spent", "reserved")
             out.append(sum(int(v) for v in vals if v is not None))
+        return out
+
+    async def spent(self, counters: list[str]) -> list[int]:
+        out = []
+        for c in counters:
+            value = await self._redis.hget(self._prefix + c, "spent")
+            out.append(int(value) if value is not None else 0)
         return out
 
     async def seed(self, counter: str, spent: int, ttl_s: int) -> None:
