@@ -85,6 +85,9 @@ def test_dialect_reaches_provider(
     if kind != "oa":
         assert upstreams["oa"].received == []
     assert len(upstreams[kind].received) == 1
+    if stream and kind != "oa":
+        # The provider read the body to its end (so the pooled connection can be reused).
+        assert upstreams[kind].stream_outcomes == ["complete"]
 
     (record,) = gearshift.wait_records(1)
     assert record.dialect == dialect

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .threaded_server import Received, ThreadedServer, break_connection
+from .threaded_server import Received, ThreadedServer, break_connection, write_event
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -132,7 +132,9 @@ class FakeAnthropic(ThreadedServer):
         await response.prepare(request)
 
         async def send(event: str, data: dict[str, Any]) -> None:
-            await response.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+            await write_event(
+                self, response, f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+            )
 
         message = self._message(body)
         start_usage = {**self.usage(), "output_tokens": 1}
@@ -184,7 +186,12 @@ class FakeAnthropic(ThreadedServer):
             },
         )
         await send("message_stop", {"type": "message_stop"})
-        await response.write_eof()
+        try:
+            await response.write_eof()
+        except ConnectionResetError:
+            self.stream_outcomes.append("closed before end of body")
+            return response
+        self.stream_outcomes.append("complete")
         return response
 
     async def _fail_stream(

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from gearshift.api.eventstream import encode_event, encode_exception
 
-from .threaded_server import Received, ThreadedServer, break_connection
+from .threaded_server import Received, ThreadedServer, break_connection, write_event
 
 ERROR_TYPES = {
     400: "ValidationException",
@@ -182,7 +182,7 @@ class FakeBedrock(ThreadedServer):
         await response.prepare(request)
 
         async def send(event: str, payload: dict[str, Any]) -> None:
-            await response.write(encode_event(event, json.dumps(payload).encode()))
+            await write_event(self, response, encode_event(event, json.dumps(payload).encode()))
 
         content, stop = self._content(body)
         await send("messageStart", {"role": "assistant"})
@@ -207,7 +207,12 @@ class FakeBedrock(ThreadedServer):
             await send("contentBlockStop", {"contentBlockIndex": index})
         await send("messageStop", {"stopReason": stop})
         await send("metadata", {"usage": self.usage(), "metrics": {"latencyMs": 15}})
-        await response.write_eof()
+        try:
+            await response.write_eof()
+        except ConnectionResetError:
+            self.stream_outcomes.append("closed before end of body")
+            return response
+        self.stream_outcomes.append("complete")
         return response
 
     async def _fail_stream(

@@ -39,12 +39,14 @@ class Knobs:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     hang_s: float = 5.0
+    chunk_delay_s: float = 0.0  # pause between streamed events
 
 
 class ThreadedServer:
     def __init__(self) -> None:
         self.knobs = Knobs()
         self.received: list[Received] = []
+        self.stream_outcomes: list[str] = []  # per stream: "complete" or "disconnected"
         self._script: deque[Failure] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -65,6 +67,7 @@ class ThreadedServer:
     def reset(self) -> None:
         self.knobs = Knobs()
         self.received.clear()
+        self.stream_outcomes.clear()
         self._script.clear()
 
     @property
@@ -134,6 +137,17 @@ class ThreadedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def write_event(server: ThreadedServer, response: web.StreamResponse, data: bytes) -> None:
+    """Write one stream event; note a client (gearshift) that went away, then pause if asked."""
+    try:
+        await response.write(data)
+    except ConnectionResetError:
+        server.stream_outcomes.append("disconnected")
+        raise
+    if server.knobs.chunk_delay_s:
+        await asyncio.sleep(server.knobs.chunk_delay_s)
 
 
 async def break_connection(request: web.Request, response: web.StreamResponse) -> None:

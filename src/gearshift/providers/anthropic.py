@@ -35,6 +35,7 @@ from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError
 from gearshift.providers.upstream_http import (
     UpstreamSession,
+    drain_for_reuse,
     is_retryable_status,
     iter_chunks,
     json_or_none,
@@ -296,6 +297,8 @@ class AnthropicProvider:
             if response.status != 200:
                 raise upstream_error(response.status, await read_all(response, model), model)
             async for event in _translate_stream(iter_chunks(response, model), model):
+                if isinstance(event, StreamEnd):
+                    await drain_for_reuse(response)
                 yield event
         finally:
             response.close()

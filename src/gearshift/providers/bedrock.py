@@ -10,7 +10,9 @@ translated from ``ChatRequest``. Usage follows chat.py: ``input_tokens`` include
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -41,6 +43,7 @@ from gearshift.errors import InvalidRequest, UpstreamError
 from gearshift.providers.sigv4 import AwsSigner
 from gearshift.providers.upstream_http import (
     UpstreamSession,
+    drain_for_reuse,
     is_retryable_status,
     iter_chunks,
     json_or_none,
@@ -242,6 +245,12 @@ class BedrockProvider:
     def __init__(self, *_: Any, **__: Any) -> None:
         self._http = UpstreamSession()
         self._signer = AwsSigner()
+        # Built at gateway startup inside the server's loop: resolve the credential chain now,
+        # in the background, so the first request does not pay for it.
+        self._warming: asyncio.Task[None] | None = None
+        # Without a running loop (built offline, e.g. by a test) it is resolved on first use.
+        with contextlib.suppress(RuntimeError):
+            self._warming = asyncio.get_running_loop().create_task(self._signer.warm())
 
     async def _send(
         self, request: ChatRequest, model: ModelConfig, operation: str, accept: str
@@ -277,11 +286,15 @@ class BedrockProvider:
         )
         try:
             async for event in _translate_stream(iter_chunks(response, model), model):
+                if isinstance(event, StreamEnd):
+                    await drain_for_reuse(response)
                 yield event
         finally:
             response.close()
 
     async def aclose(self) -> None:
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
         await self._http.aclose()
 
 

@@ -10,12 +10,14 @@ before they expire, and we do that refresh off the event loop because it is netw
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Any
 
 from gearshift.errors import UpstreamError
 
 SERVICE = "bedrock"
+log = logging.getLogger("gearshift.providers.bedrock")
 
 
 class AwsSigner:
@@ -36,6 +38,15 @@ class AwsSigner:
             # botocore is imported here, not at module import: it costs tens of milliseconds.
             self._credentials, self._default_region = await asyncio.to_thread(_resolve_chain)
             self._resolved = True
+
+    async def warm(self) -> None:
+        """Resolve the chain and load the signer ahead of the first request (never raises:
+        a failure here is reported, with how to fix it, by the first request instead)."""
+        try:
+            await self._resolve()
+            await asyncio.to_thread(_import_signer)
+        except Exception:
+            log.warning("resolving AWS credentials at startup failed", exc_info=True)
 
     async def region_for(self, configured: str | None) -> str:
         if configured:
@@ -81,6 +92,13 @@ class AwsSigner:
         request = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
         SigV4Auth(credentials, SERVICE, region).add_auth(request)
         return {k: str(v) for k, v in request.headers.items()}
+
+
+def _import_signer() -> None:
+    import botocore.auth
+    import botocore.awsrequest
+
+    del botocore
 
 
 def _resolve_chain() -> tuple[Any, str | None]:

@@ -5,6 +5,8 @@ provider, per-model timeouts, and the mapping of transport failures and statuses
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +19,8 @@ from gearshift.errors import UpstreamError, UpstreamTimeout
 # 408 (request timeout), 409 (conflict, used for "model not ready"), 425, 429 and every 5xx
 # (Anthropic's 529 "overloaded" included) are worth another try or another model.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+# How long to wait for the end of a body after a stream's final event (normally it is there).
+DRAIN_TIMEOUT_S = 0.05
 
 
 def is_retryable_status(status: int) -> bool:
@@ -108,6 +112,14 @@ async def iter_chunks(response: aiohttp.ClientResponse, model: ModelConfig) -> A
         raise UpstreamError(
             f"{model.name}: the upstream stream broke: {exc}", model=model.name
         ) from None
+
+
+async def drain_for_reuse(response: aiohttp.ClientResponse) -> None:
+    """After a stream's last event, read the (normally empty) rest of the body so the pooled
+    connection is kept for the next call instead of being closed; give up quickly if the
+    upstream keeps it open."""
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        await asyncio.wait_for(response.content.read(), DRAIN_TIMEOUT_S)
 
 
 def json_or_none(raw: bytes) -> Any:
