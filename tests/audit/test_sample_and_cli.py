@@ -14,8 +14,9 @@ import orjson
 from tests.audit.helpers import REPO, SAMPLE, openai_line, write_lines
 
 from gearshift.audit.candidates import propose
-from gearshift.audit.engine import Auditor, to_request
+from gearshift.audit.engine import Auditor
 from gearshift.audit.entry import ReadStats
+from gearshift.audit.predict import to_request
 from gearshift.audit.readers import read_log
 
 

@@ -9,6 +9,7 @@ prices every request as logged and as routed, at several tolerances in one pass.
 from __future__ import annotations
 
 import itertools
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class AuditOptions:
     tolerances: tuple[float, ...] = DEFAULT_TOLERANCES
     batch_size: int = 4096
     progress: bool = False
+    workers: int = 0  # predictor processes; 0 = one per CPU core, 1 = in this process
 
 
 def _entries(sources: list[str], stats: ReadStats) -> Iterator[LogEntry]:
@@ -80,6 +82,7 @@ def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, 
         tolerances=options.tolerances,
         assumed_model=options.model,
         tag_keys=_tag_keys(peek),
+        workers=options.workers or os.cpu_count() or 1,
     )
     progress = _progress_bar() if options.progress else None
     try:
@@ -90,6 +93,7 @@ def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, 
             on_batch=progress[1] if progress else None,
         )
     finally:
+        auditor.close()
         if progress:
             progress[0]()
     return build_report(auditor, stats, sources)

@@ -23,27 +23,24 @@ from gearshift.audit.candidates import Candidates, match_candidate
 from gearshift.audit.costs import FloatArray, IntArray, ModelRates, model_rates
 from gearshift.audit.entry import LogEntry, ReadStats
 from gearshift.audit.groups import GroupTable
+from gearshift.audit.predict import Item, PredictionPool, Prepared
 from gearshift.audit.readers.content import count_tokens
-from gearshift.chat import ChatRequest, Message, Role, TextPart
 
 ASSUMED_COMPLETION_TOKENS = 256  # when a log has requests but no responses
-FEATURE_CHARS = 16_000  # per message, for prediction only (tokens are counted on the whole text)
 DEFAULT_TOLERANCES = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 CACHE_LIMIT = 200_000
 DIFFICULTY_BUCKETS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 MAX_TAG_KEYS = 8
-_ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 _UNPRICED_ORDER = 1e300  # an unpriced candidate is chosen only when nothing priced qualifies
 
 
-@dataclass(slots=True, frozen=True)
-class Prepared:
-    """What the predictor said about one distinct prompt."""
+@dataclass(slots=True)
+class Staged:
+    """A batch whose new prompts are being predicted."""
 
-    quality: tuple[float, ...]  # per candidate, in the auditor's column order
-    difficulty: float
-    kind: str
-    est_prompt_tokens: int  # the router's own estimate, for its expected-cost ordering
+    batch: list[LogEntry]
+    keys: list[int | None]
+    handle: Any
 
 
 @dataclass(slots=True)
@@ -55,34 +52,6 @@ class CurvePoint:
     quality: float = 0.0  # sum of predicted quality of the chosen model
     model_requests: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
     model_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
-
-
-def _truncate(text: str) -> str:
-    if len(text) <= FEATURE_CHARS:
-        return text
-    head = FEATURE_CHARS * 3 // 4
-    return text[:head] + "\n…\n" + text[-(FEATURE_CHARS - head) :]
-
-
-def to_request(messages: list[dict[str, Any]], *, truncate: bool) -> ChatRequest:
-    out = []
-    for m in messages:
-        role = m["role"] if m["role"] in _ROLES else "user"
-        text = m.get("content") or ""
-        out.append(
-            Message(role=_role(role), content=[TextPart(_truncate(text) if truncate else text)])
-        )
-    return ChatRequest(model="audit", messages=out)
-
-
-def _role(name: str) -> Role:
-    if name == "system":
-        return "system"
-    if name == "assistant":
-        return "assistant"
-    if name == "tool":
-        return "tool"
-    return "user"
 
 
 def excerpt(messages: list[dict[str, Any]], limit: int = 220) -> str:
@@ -102,6 +71,7 @@ class Auditor:
         assumed_model: str | None = None,
         tag_keys: Iterable[str] = (),
         samples_per_group: int = 3,
+        workers: int = 1,
     ) -> None:
         from gearshift.pricing import Pricer
         from gearshift.routing import build_router
@@ -114,7 +84,8 @@ class Auditor:
         profiles = sorted(self.router.profiles, key=lambda p: (p.tier, p.name))
         self.profiles = profiles
         self.names: list[str] = [p.name for p in profiles]
-        self._router_column = [self.names.index(p.name) for p in self.router.profiles]
+        self.pool = PredictionPool(candidates.settings, router_cfg, self.names, workers)
+        self._inflight: set[int] = set()
         self.pricer = Pricer(candidates.settings.models)
         self.rates: list[ModelRates] = [model_rates(self.pricer, n) for n in self.names]
         self._in = np.array([p.input_per_token for p in profiles])
@@ -166,6 +137,7 @@ class Auditor:
         self.move_samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.kind_samples: dict[str, list[dict[str, Any]]] = {}
         self._sampled: set[int] = set()
+        self._kind_codes: IntArray = np.zeros(0, np.int64)
 
     # ---- per batch ------------------------------------------------------------------------
 
@@ -185,28 +157,13 @@ class Auditor:
     def _skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 
-    def _predict(self, pending: dict[int, list[dict[str, Any]]]) -> None:
-        from gearshift.routing.features import extract
-        from gearshift.routing.tokens import estimate_request_tokens
-
-        keys = list(pending)
-        requests = [to_request(pending[k], truncate=False) for k in keys]
-        features = [
-            extract(to_request(pending[k], truncate=True)) if _long(pending[k]) else extract(r)
-            for k, r in zip(keys, requests, strict=True)
-        ]
-        difficulty, quality = self.router.predictor.predict_many(features, self.router.profiles)
-        quality = quality[:, np.argsort(self._router_column)]
-        if len(self.cache) + len(keys) > CACHE_LIMIT:
+    def _remember(self, results: list[tuple[int, Prepared]]) -> None:
+        if len(self.cache) + len(results) > CACHE_LIMIT:
             self.cache.clear()  # bounded memory: older prompts are simply predicted again
-        for i, key in enumerate(keys):
-            self.cache[key] = Prepared(
-                quality=tuple(float(q) for q in quality[i]),
-                difficulty=float(difficulty[i]),
-                kind=features[i].kind or "unknown",
-                est_prompt_tokens=estimate_request_tokens(requests[i]),
-            )
-        self.predictions += len(keys)
+        for key, prepared in results:
+            self.cache[key] = prepared
+            self._inflight.discard(key)
+        self.predictions += len(results)
 
     def _stored(self, entry: LogEntry) -> Prepared | None:
         """A ledger row's stored predictions, when they cover every candidate."""
@@ -218,29 +175,33 @@ class Auditor:
             return None
         return Prepared(quality, entry.difficulty or 0.0, entry.kind or "unknown", 0)
 
-    def feed(self, batch: list[LogEntry]) -> None:
+    def stage(self, batch: list[LogEntry]) -> Staged:
+        """Key every entry and send prompts not seen before to the predictor (without waiting)."""
         dumps = orjson.dumps
         keys: list[int | None] = []
-        pending: dict[int, list[dict[str, Any]]] = {}
+        pending: list[Item] = []
         for entry in batch:
             if entry.predicted is not None:
                 keys.append(None)
                 continue
             key = hash(dumps(entry.messages))
             keys.append(key)
-            if key not in self.cache and key not in pending:
-                pending[key] = entry.messages
-        if pending:
-            self._predict(pending)
+            if key not in self.cache and key not in self._inflight:
+                self._inflight.add(key)
+                pending.append((key, entry.messages))
+        return Staged(batch, keys, self.pool.submit(pending) if pending else [])
 
+    def finish(self, staged: Staged) -> None:
+        """Wait for a staged batch's predictions, then price and route it."""
+        fresh = dict(self.pool.collect(staged.handle))
         rows: list[LogEntry] = []
         prepared: list[Prepared] = []
         prepared_keys: list[int] = []
-        for entry, maybe_key in zip(batch, keys, strict=True):
+        for entry, maybe_key in zip(staged.batch, staged.keys, strict=True):
             if maybe_key is None:
                 p = self._stored(entry)
             else:
-                p = self.cache.get(maybe_key) or self._recover(entry)
+                p = fresh.get(maybe_key) or self.cache.get(maybe_key) or self._recover(entry)
             if p is None:
                 continue
             if entry.model is None and self.assumed_model is None:
@@ -249,37 +210,50 @@ class Auditor:
             rows.append(entry)
             prepared.append(p)
             prepared_keys.append(maybe_key if maybe_key is not None else id(entry))
+        self._remember(list(fresh.items()))
         if rows:
             self._route(rows, prepared, prepared_keys)
 
+    def feed(self, batch: list[LogEntry]) -> None:
+        self.finish(self.stage(batch))
+
+    def close(self) -> None:
+        self.pool.close()
+
     def _recover(self, entry: LogEntry) -> Prepared | None:
-        # The cache was cleared between prediction and use: predict this one again.
+        # Predicted for an earlier batch but dropped from the bounded cache since: predict again.
         key = hash(orjson.dumps(entry.messages))
-        self._predict({key: entry.messages})
-        return self.cache.get(key)
+        results = self.pool.local.predict([(key, entry.messages)])
+        self.predictions += 1
+        return results[0][1]
 
     def _route(self, rows: list[LogEntry], prepared: list[Prepared], keys: list[int]) -> None:
         n = len(rows)
-        pt = np.empty(n, np.int64)
-        ct = np.empty(n, np.int64)
-        cached = np.empty(n, np.int64)
-        logged = np.empty(n, np.int64)
-        for i, e in enumerate(rows):
-            if e.prompt_tokens is None:
-                pt[i] = count_tokens(e.messages) if e.messages else 0
-                self.counted_prompt_tokens += 1
-            else:
-                pt[i] = e.prompt_tokens
-            if e.completion_tokens is None:
-                ct[i] = ASSUMED_COMPLETION_TOKENS
-                self.assumed_completion_tokens += 1
-            else:
-                ct[i] = e.completion_tokens
-            cached[i] = e.cached_tokens
-            logged[i] = self._logged(e.model or self.assumed_model or "")
-            if e.ts is not None:
-                self.ts_min = min(self.ts_min, e.ts)
-                self.ts_max = max(self.ts_max, e.ts)
+        prompt_tokens = [e.prompt_tokens for e in rows]
+        if None in prompt_tokens:
+            for i, e in enumerate(rows):
+                if e.prompt_tokens is None:
+                    prompt_tokens[i] = count_tokens(e.messages) if e.messages else 0
+                    self.counted_prompt_tokens += 1
+        completion_tokens = [e.completion_tokens for e in rows]
+        if None in completion_tokens:
+            missing = [i for i, c in enumerate(completion_tokens) if c is None]
+            for i in missing:
+                completion_tokens[i] = ASSUMED_COMPLETION_TOKENS
+            self.assumed_completion_tokens += len(missing)
+        pt = np.array(prompt_tokens, dtype=np.int64)
+        ct = np.array(completion_tokens, dtype=np.int64)
+        cached = np.array([e.cached_tokens for e in rows], dtype=np.int64)
+        default_model = self.assumed_model or ""
+        index = self._logged_index
+        try:
+            logged = np.array([index[e.model or default_model] for e in rows], dtype=np.int64)
+        except KeyError:  # a model not seen before: register it
+            logged = np.array([self._logged(e.model or default_model) for e in rows], np.int64)
+        stamps = [e.ts for e in rows if e.ts is not None]
+        if stamps:
+            self.ts_min = min(self.ts_min, min(stamps))
+            self.ts_max = max(self.ts_max, max(stamps))
         quality = np.array([p.quality for p in prepared], dtype=np.float64).reshape(n, -1)
         est_pt = np.array([p.est_prompt_tokens for p in prepared], dtype=np.int64)
         est_pt = np.where(est_pt > 0, est_pt, pt)
@@ -357,6 +331,7 @@ class Auditor:
         q_chosen = quality[np.arange(len(rows)), chosen]
         kinds = self.groups["kind"]
         codes = {"kind": np.array([kinds.code(p.kind) for p in prepared], dtype=np.int64)}
+        self._kind_codes = codes["kind"]
         buckets = np.minimum((np.array([p.difficulty for p in prepared]) * 5).astype(np.int64), 4)
         codes["difficulty"] = buckets
         for key in self.tag_keys:
@@ -379,9 +354,26 @@ class Auditor:
         best: FloatArray,
     ) -> None:
         limit = self.samples_per_group
-        for i, entry in enumerate(rows):
+        m = len(self.names)
+        pair_codes = logged * m + chosen
+        counts = np.bincount(pair_codes)
+        for code in np.nonzero(counts)[0]:
+            pair = (self.logged_names[int(code) // m], self.names[int(code) % m])
+            self.moves[pair] = self.moves.get(pair, 0) + int(counts[code])
+        # Only rows that can still fill a sample slot are looked at one by one.
+        kind_codes = self._kind_codes
+        wanted = np.zeros(len(rows), dtype=bool)
+        for code in np.unique(kind_codes):
+            label = self.groups["kind"].labels[int(code)]
+            if len(self.kind_samples.get(label, ())) < limit:
+                wanted[np.nonzero(kind_codes == code)[0][: 20 * limit]] = True
+        for code in np.nonzero(counts)[0]:
+            pair = (self.logged_names[int(code) // m], self.names[int(code) % m])
+            if len(self.move_samples.get(pair, ())) < limit:
+                wanted[np.nonzero(pair_codes == code)[0][: 20 * limit]] = True
+        for i in np.nonzero(wanted)[0]:
+            entry = rows[i]
             pair = (self.logged_names[int(logged[i])], self.names[int(chosen[i])])
-            self.moves[pair] = self.moves.get(pair, 0) + 1
             kind = prepared[i].kind
             want_kind = len(self.kind_samples.get(kind, ())) < limit
             want_move = len(self.move_samples.get(pair, ())) < limit
@@ -429,10 +421,6 @@ class Auditor:
         }
 
 
-def _long(messages: list[dict[str, Any]]) -> bool:
-    return any(len(m.get("content") or "") > FEATURE_CHARS for m in messages)
-
-
 def run_entries(
     auditor: Auditor,
     entries: Iterable[LogEntry],
@@ -440,18 +428,30 @@ def run_entries(
     batch_size: int = 4096,
     on_batch: Callable[[int], None] | None = None,
 ) -> None:
+    """Feed ``entries`` in batches, one batch ahead: while workers predict batch k+1, this
+    process routes batch k."""
+    ahead: Staged | None = None
+
+    def done(staged: Staged) -> None:
+        auditor.finish(staged)
+        if on_batch is not None:
+            on_batch(len(staged.batch))
+
     batch: list[LogEntry] = []
     for entry in entries:
         batch.append(entry)
         if len(batch) >= batch_size:
-            auditor.feed(batch)
-            if on_batch is not None:
-                on_batch(len(batch))
-            batch = []
+            staged = auditor.stage(batch)
+            if ahead is not None:
+                done(ahead)
+            ahead, batch = staged, []
     if batch:
-        auditor.feed(batch)
-        if on_batch is not None:
-            on_batch(len(batch))
+        staged = auditor.stage(batch)
+        if ahead is not None:
+            done(ahead)
+        ahead = staged
+    if ahead is not None:
+        done(ahead)
 
 
 def merge_skips(auditor: Auditor, stats: ReadStats) -> dict[str, int]:

@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json", "html"), default="text")
     p.add_argument("--out", help="write the report here (required for --format html)")
     p.add_argument("--progress", action="store_true", help="progress bar even when not a TTY")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes predicting in parallel (default: one per CPU core; 1: no extra process)",
+    )
     p.add_argument("--batch-size", type=int, default=4096, help=argparse.SUPPRESS)
     return p
 
@@ -67,6 +73,7 @@ def run(argv: Sequence[str]) -> int:
         tolerance=args.tolerance,
         model=args.model,
         batch_size=max(args.batch_size, 1),
+        workers=max(args.workers, 0),
         progress=args.progress or sys.stderr.isatty(),
     )
     tolerances = _tolerances(args.tolerances)

@@ -9,6 +9,7 @@ from typing import Any
 _TOKENS_PER_MESSAGE = 4
 _TOKENS_PER_REQUEST = 3
 TAG_KEYS_MAX_LEN = 64
+_PLAIN_ROLES = frozenset({"system", "user", "assistant"})
 
 
 def text_of(content: Any) -> str:
@@ -43,6 +44,11 @@ def normalise_messages(messages: Any, system: Any = None) -> list[dict[str, Any]
     ``messages`` is not a list of messages."""
     if not isinstance(messages, list):
         return None
+    if not system and all(
+        type(m) is dict and type(m.get("content")) is str and m.get("role") in _PLAIN_ROLES
+        for m in messages
+    ):
+        return messages  # already plain OpenAI messages: no copy (the common case, and hot)
     out: list[dict[str, Any]] = []
     if system:
         out.append({"role": "system", "content": text_of(system)})
@@ -122,10 +128,15 @@ def as_timestamp(value: Any) -> float | None:
 
 def as_tags(*sources: Any) -> dict[str, str]:
     """Attribution tags from metadata-like dicts: short string keys, values as strings."""
+    dicts = [s for s in sources if isinstance(s, dict) and s]
+    if len(dicts) == 1 and all(
+        type(k) is str and type(v) is str and len(k) <= TAG_KEYS_MAX_LEN
+        and len(v) <= TAG_KEYS_MAX_LEN
+        for k, v in dicts[0].items()
+    ):  # fmt: skip
+        return dict(dicts[0])  # the common case, and hot
     tags: dict[str, str] = {}
-    for source in sources:
-        if not isinstance(source, dict):
-            continue
+    for source in dicts:
         for key, value in source.items():
             if not isinstance(key, str) or len(key) > TAG_KEYS_MAX_LEN:
                 continue

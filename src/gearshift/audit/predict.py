@@ -1,0 +1,149 @@
+"""Run the router's predictor on distinct prompts, in this process or in a pool of worker processes.
+
+Feature extraction is pure Python and costs most of an audit, so on a multi-core machine the
+audit's main process reads and prices while workers predict, one batch ahead (``submit`` now,
+``collect`` when the batch is routed). Each worker builds its own router from the same settings,
+so a worker's predictions are exactly the main process's.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gearshift.chat import ChatRequest, Message, Role, TextPart
+from gearshift.config import RouterConfig, Settings
+
+FEATURE_CHARS = 16_000  # per message, for prediction only (tokens are counted on the whole text)
+CHUNK = 256  # prompts per task sent to a worker
+
+Item = tuple[int, list[dict[str, Any]]]  # (prompt key, messages)
+
+
+@dataclass(slots=True, frozen=True)
+class Prepared:
+    """What the predictor said about one distinct prompt."""
+
+    quality: tuple[float, ...]  # per candidate, in the auditor's column order
+    difficulty: float
+    kind: str
+    est_prompt_tokens: int  # the router's own estimate, for its expected-cost ordering
+
+
+def _truncate(text: str) -> str:
+    if len(text) <= FEATURE_CHARS:
+        return text
+    head = FEATURE_CHARS * 3 // 4
+    return text[:head] + "\n…\n" + text[-(FEATURE_CHARS - head) :]
+
+
+def _role(name: str) -> Role:
+    if name in ("system", "assistant", "tool"):
+        return name  # type: ignore[return-value]
+    return "user"
+
+
+def to_request(messages: list[dict[str, Any]], *, truncate: bool) -> ChatRequest:
+    out = []
+    for m in messages:
+        text = m.get("content") or ""
+        part = TextPart(_truncate(text) if truncate else text)
+        out.append(Message(role=_role(str(m.get("role"))), content=[part]))
+    return ChatRequest(model="audit", messages=out)
+
+
+class Predictor:
+    """Predictions for one router, columns in the auditor's (tier, name) order."""
+
+    def __init__(self, settings: Settings, router_cfg: RouterConfig, names: list[str]) -> None:
+        from gearshift.routing import build_router
+
+        self.router = build_router(settings, router_cfg)
+        router_order = [p.name for p in self.router.profiles]
+        self._columns = [router_order.index(n) for n in names]
+
+    def predict(self, items: list[Item]) -> list[tuple[int, Prepared]]:
+        from gearshift.routing.features import extract
+        from gearshift.routing.tokens import estimate_request_tokens
+
+        if not items:
+            return []
+        requests = [to_request(messages, truncate=False) for _, messages in items]
+        features = []
+        for (_, messages), request in zip(items, requests, strict=True):
+            long = any(len(m.get("content") or "") > FEATURE_CHARS for m in messages)
+            features.append(extract(to_request(messages, truncate=True) if long else request))
+        difficulty, quality = self.router.predictor.predict_many(features, self.router.profiles)
+        quality = np.asarray(quality)[:, self._columns]
+        return [
+            (
+                key,
+                Prepared(
+                    quality=tuple(float(q) for q in quality[i]),
+                    difficulty=float(difficulty[i]),
+                    kind=features[i].kind or "unknown",
+                    est_prompt_tokens=estimate_request_tokens(requests[i]),
+                ),
+            )
+            for i, (key, _) in enumerate(items)
+        ]
+
+
+_WORKER: Predictor | None = None
+
+
+def _init_worker(settings: Settings, router_cfg: RouterConfig, names: list[str]) -> None:
+    global _WORKER
+    _WORKER = Predictor(settings, router_cfg, names)
+
+
+def _predict_in_worker(items: list[Item]) -> list[tuple[int, Prepared]]:
+    assert _WORKER is not None
+    return _WORKER.predict(items)
+
+
+Handle = list["Future[list[tuple[int, Prepared]]]"] | list[tuple[int, Prepared]]
+
+
+class PredictionPool:
+    """``submit(items)`` returns a handle at once; ``collect(handle)`` waits for its results.
+    With ``workers <= 1`` everything runs in this process, synchronously."""
+
+    def __init__(
+        self, settings: Settings, router_cfg: RouterConfig, names: list[str], workers: int
+    ) -> None:
+        self.local = Predictor(settings, router_cfg, names)
+        self._pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_init_worker,
+                initargs=(settings, router_cfg, names),
+            )
+
+    def submit(self, items: list[Item]) -> Handle:
+        if self._pool is None:
+            return self.local.predict(items)
+        return [
+            self._pool.submit(_predict_in_worker, items[i : i + CHUNK])
+            for i in range(0, len(items), CHUNK)
+        ]
+
+    def collect(self, handle: Handle) -> list[tuple[int, Prepared]]:
+        out: list[tuple[int, Prepared]] = []
+        for part in handle:
+            if isinstance(part, Future):
+                out.extend(part.result())
+            else:
+                out.append(part)
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
