@@ -33,41 +33,161 @@ MAX_TOKENS = 400  # per request, after windowing
 
 _TOKEN = re.compile(r"[a-z]+|\d+|[^\sa-z\d]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_CHOICE = re.compile(r"(?m)^\s*\(?[A-Ea-e][.)]\s")
-_LIST_ITEM = re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s")
-_FEWSHOT = re.compile(r"(?im)^(?:answer|a|q|question|example|input|output)\s*[:：]")
-_LATEX = re.compile(r"\\(?:frac|sqrt|sum|int|cdot|times|le|ge|pi|theta|alpha|boxed)|\$")
-_CODE = re.compile(
-    r"```|\bdef |\bclass |\breturn\b|\bimport |#include|\bfunction\b|=>|\bconst |\bpublic |"
-    r"\bSELECT\b|\bvoid\b|\);|\{\n|</"
+_UPPER = re.compile(r"[A-Z]")
+# Code and math marks are counted with ``str.count`` (C speed, whole focus text).
+_CODE_MARKS = (
+    "```",
+    "def ",
+    "class ",
+    "return ",
+    "import ",
+    "#include",
+    "function",
+    "=>",
+    "const ",
+    "public ",
+    "SELECT ",
+    "void ",
+    ");",
+    "{\n",
+    "</",
+    "self.",
+    "print(",
+    "console.",
 )
-_REASONING = re.compile(
-    r"(?i)step[- ]by[- ]step|\bprove\b|\bproof\b|\bderive\b|\bjustify\b|\bwhy\b|\banaly[sz]e\b|"
-    r"\bcompare\b|\bevaluate\b|\breason|\bcritique\b|\btrade-?offs?\b|\bimplications?\b"
-)
-_CONSTRAINT = re.compile(
-    r"(?i)\bmust\b|\bshould\b|\bexactly\b|\bat least\b|\bat most\b|\bno more than\b|"
-    r"\bwithout\b|\bonly\b|\bdo not\b|\bdon't\b|\bensure\b|\bformat\b|\binclude\b"
-)
-_LONG_OUTPUT = re.compile(
-    r"(?i)\bessay\b|\bin detail\b|\bdetailed\b|\bcomprehensive\b|\b\d{3,} words\b|"
-    r"\bpages?\b|\bchapter\b|\bfull\b|\bthorough"
-)
-_SHORT_OUTPUT = re.compile(
-    r"(?i)\bbrief(?:ly)?\b|\bshort\b|\bconcise\b|\bone (?:word|sentence|line)\b|\byes or no\b|"
-    r"\bsummar"
-)
-_EXTRACTION = re.compile(
-    r"(?i)\bextract\b|\bjson\b|\bparse\b|\blist all\b|\bidentify\b|\bclassify\b|\bcategori[sz]e\b"
-)
-_WRITING = re.compile(
-    r"(?i)\bwrite\b|\bpoem\b|\bstory\b|\bblog\b|\bemail\b|\bletter\b|\bdraft\b|\brewrite\b|\bcompose"
-)
-_ROLEPLAY = re.compile(r"(?i)\bpretend\b|\broleplay\b|\bact as\b|\byou are an?\b|\bimagine you")
-_MATH_WORDS = re.compile(
-    r"(?i)\bcalculate\b|\bcompute\b|\bsolve\b|\bequation\b|\bhow many\b|\bhow much\b|"
-    r"\bprobability\b|\bintegral\b|\bderivative\b|\btheorem\b|\bprime\b|\bmatrix\b"
-)
+_LATEX_MARKS = ("\\frac", "\\sqrt", "\\sum", "\\int", "\\cdot", "\\times", "\\pi", "\\boxed", "$")
+_OPERATORS = ("=", "+", "*", "/", "^", "<", ">")
+_CHOICE_MARKS = (*(f"\n{c}{p}" for c in "ABCDE" for p in ".)"), "(A)", "(B)", "(C)")
+_LIST_MARKS = ("\n- ", "\n* ", "\n• ", "\n1.", "\n2.", "\n3.", "\n1)", "\n2)")
+_FEWSHOT_MARKS = ("Answer:", "\nQ:", "\nA:", "Question:", "Example", "Input:", "Output:")
+
+# Word and phrase cues, matched against the focus text's unigrams and bigrams.
+_CUES: dict[str, tuple[str, ...]] = {
+    "reasoning": (
+        "step by",
+        "by step",
+        "prove",
+        "proof",
+        "derive",
+        "justify",
+        "why",
+        "analyze",
+        "analyse",
+        "compare",
+        "evaluate",
+        "reason",
+        "reasoning",
+        "critique",
+        "tradeoffs",
+        "implications",
+        "explain",
+    ),
+    "constraints": (
+        "must",
+        "should",
+        "exactly",
+        "at least",
+        "at most",
+        "no more",
+        "without",
+        "only",
+        "do not",
+        "don '",
+        "ensure",
+        "format",
+        "include",
+        "avoid",
+        "limit",
+    ),
+    "long_output": (
+        "essay",
+        "in detail",
+        "detailed",
+        "comprehensive",
+        "pages",
+        "chapter",
+        "thorough",
+        "thoroughly",
+        "elaborate",
+        "report",
+        "article",
+    ),
+    "short_output": (
+        "brief",
+        "briefly",
+        "short",
+        "concise",
+        "one word",
+        "one sentence",
+        "yes or",
+        "summarize",
+        "summarise",
+        "tl",
+        "quick",
+    ),
+    "extraction": (
+        "extract",
+        "json",
+        "parse",
+        "list all",
+        "identify",
+        "classify",
+        "categorize",
+        "categorise",
+        "label",
+        "table",
+        "csv",
+    ),
+    "writing": (
+        "write",
+        "poem",
+        "story",
+        "blog",
+        "email",
+        "letter",
+        "draft",
+        "rewrite",
+        "compose",
+        "slogan",
+        "tweet",
+        "song",
+        "lyrics",
+    ),
+    "roleplay": (
+        "pretend",
+        "roleplay",
+        "role play",
+        "act as",
+        "you are",
+        "imagine you",
+        "character",
+    ),
+    "math_words": (
+        "calculate",
+        "compute",
+        "solve",
+        "equation",
+        "how many",
+        "how much",
+        "probability",
+        "integral",
+        "derivative",
+        "theorem",
+        "prime",
+        "matrix",
+        "sum",
+        "percent",
+        "total",
+        "remainder",
+        "digits",
+        "integer",
+    ),
+}
+_CUE_INDEX: dict[str, tuple[int, ...]] = {}
+for _i, _words in enumerate(_CUES.values()):
+    for _w in _words:
+        _CUE_INDEX[_w] = (*_CUE_INDEX.get(_w, ()), _i)
+_CUE_NAMES = tuple(_CUES)
 
 DENSE_NAMES: tuple[str, ...] = (
     "log_chars_total",
@@ -182,18 +302,24 @@ def extract_text(
     if system:
         grams += ["s:" + t for t in _TOKEN.findall(system[:SYSTEM_CHARS].lower())]
 
-    code = len(_CODE.findall(focus))
-    latex = len(_LATEX.findall(question))
-    math_words = len(_MATH_WORDS.findall(question))
+    cues = [0] * len(_CUE_NAMES)
+    index = _CUE_INDEX
+    for g in grams:
+        hit = index.get(g)
+        if hit is not None:
+            for j in hit:
+                cues[j] += 1
+    reasoning, constraints, long_out, short_out, extraction, writing, roleplay, math_words = cues
+    code = sum(focus.count(m) for m in _CODE_MARKS)
+    latex = sum(question.count(m) for m in _LATEX_MARKS)
     numbers = len(_NUMBER.findall(question))
-    reasoning = len(_REASONING.findall(focus))
-    extraction = len(_EXTRACTION.findall(focus))
-    writing = len(_WRITING.findall(question))
-    roleplay = len(_ROLEPLAY.findall(focus)) + len(_ROLEPLAY.findall(system[:SYSTEM_CHARS]))
-    choices = len(_CHOICE.findall(question))
+    choices = sum(question.count(m) for m in _CHOICE_MARKS)
+    tail20k = last_user[-20000:]
+    fewshot = sum(tail20k.count(m) for m in _FEWSHOT_MARKS)
     q_words = question.count(" ") + 1
     n_focus = len(focus) or 1
-    letters = sum(1 for _ in re.finditer(r"[A-Z]", question[:400]))
+    q400 = question[:400]
+    letters = len(_UPPER.findall(q400))
     dense = [
         _log(total_chars if total_chars is not None else len(last_user) + len(system)),
         _log(len(last_user)),
@@ -208,25 +334,25 @@ def extract_text(
         _log(latex),
         _log(math_words),
         _log(numbers),
-        _log(sum(question.count(op) for op in "=+*/^<>")),
+        _log(sum(question.count(op) for op in _OPERATORS)),
         _log(question.count("?")),
-        _log(len(_LIST_ITEM.findall(focus))),
-        _log(len(_CONSTRAINT.findall(focus))),
+        _log(sum(focus.count(m) for m in _LIST_MARKS)),
+        _log(constraints),
         _log(reasoning),
-        _log(len(_LONG_OUTPUT.findall(focus))),
-        _log(len(_SHORT_OUTPUT.findall(focus))),
+        _log(long_out),
+        _log(short_out),
         _log(extraction),
         _log(writing),
         _log(roleplay),
         _log(choices),
-        _log(len(_FEWSHOT.findall(last_user[-20000:]))),
+        _log(fewshot),
         _log(focus.count("\n")),
         (n_focus - len(focus.encode("ascii", "ignore"))) / n_focus,
         _log(tools),
         _log(images),
         1.0 if json_mode else 0.0,
         min(len(question) / q_words, 20.0) / 10.0,
-        letters / max(1, min(len(question), 400)),
+        letters / max(1, len(q400)),
     ]
     kind = _kind(
         code, latex, math_words, numbers, reasoning, extraction, writing, roleplay, choices
