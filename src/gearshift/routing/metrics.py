@@ -6,7 +6,8 @@ prompts scoring ``>= threshold`` (``>`` at the top edge, so the last point sends
 strong model. Each threshold is a point (share of strong calls, mean quality).
 
 * **APGR** — the area under that curve (trapezoids over the strong share), normalised so the
-  weak model alone scores 0 and the strong model alone 1: ``(AUC − weak·span)/((strong − weak)·span)``.
+  weak model alone scores 0 and the strong model alone 1:
+  ``(AUC − weak·span) / ((strong − weak)·span)``.
   Random routing is about 0.5; an oracle can exceed 1 where the weak model is sometimes right and
   the strong one wrong.
 * **CPT(x%)** — the share of strong calls needed to recover x% of the quality gap, read off the
@@ -93,7 +94,7 @@ def cpt(curve: PairCurve, fraction: float) -> float:
 def route_by_tolerance(
     predicted: FloatArray, costs: FloatArray, tolerance: float
 ) -> npt.NDArray[np.int64]:
-    """Index of the chosen model per row: the cheapest within ``tolerance`` of the best prediction."""
+    """Chosen model per row: the cheapest within ``tolerance`` of the best prediction."""
     best = predicted.max(axis=1, keepdims=True)
     ok = predicted >= best - tolerance - 1e-12
     masked = np.where(ok, costs, np.inf)
