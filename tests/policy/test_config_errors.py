@@ -75,3 +75,17 @@ async def test_unreachable_redis_fails_async_start_too(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         await policy.start()
     assert "cannot reach Redis" in exc.value.message
+
+
+def test_budgets_with_several_workers_need_redis(tmp_path: Path) -> None:
+    settings = parse_settings(
+        {
+            "models": models_config(),
+            "server": {"workers": 4},
+            "storage": f"sqlite:///{tmp_path}/l.db",
+            "policy": {"budgets": [{"name": "b", "limit_usd": 5}]},
+        }
+    )
+    with pytest.raises(ConfigError) as exc:
+        create_policy(settings)
+    assert "set policy.redis_url" in exc.value.message

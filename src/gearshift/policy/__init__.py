@@ -16,8 +16,15 @@ __all__ = ["create_policy"]
 
 
 def create_policy(settings: Settings) -> GearshiftPolicy:
+    from gearshift.errors import ConfigError
     from gearshift.policy.engine import GearshiftPolicy
 
+    if settings.server.workers > 1 and settings.policy.budgets and not settings.policy.redis_url:
+        # Each worker process would count spend on its own and let N times the budget through.
+        raise ConfigError(
+            f"server.workers is {settings.server.workers} and policy.budgets are set: budgets "
+            "must be shared by the workers, so set policy.redis_url (or run one worker)"
+        )
     if settings.policy.redis_url:
         from gearshift.policy.redis_counters import check_reachable
 
