@@ -16,12 +16,10 @@ from decimal import Decimal
 from typing import Any
 
 from gearshift.errors import ConfigError
-from gearshift.ledger.codec import record_to_row
+from gearshift.ledger.codec import COLUMNS, record_to_row
 from gearshift.ledger.migrations import MIGRATIONS, Migration
 from gearshift.ledger.record import LedgerRecord
 from gearshift.ledger.store import (
-    INSERT_REQUEST_SQL,
-    INSERT_TAG_SQL,
     LedgerStore,
     LedgerUnavailable,
     default_spool_path,
@@ -48,6 +46,26 @@ def to_pyformat(sql: str) -> str:
     return _PLACEHOLDER.sub(swap, sql)
 
 
+# COPY into per-connection staging tables, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING:
+# far cheaper than a statement per row, and idempotent on id like every other write path.
+STAGING_SQL = (
+    "CREATE TEMP TABLE IF NOT EXISTS ledger_incoming "
+    "(LIKE requests INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS ledger_incoming_tags "
+    "(LIKE request_tags INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+)
+COPY_REQUESTS_SQL = f"COPY ledger_incoming ({', '.join(COLUMNS)}) FROM STDIN"
+COPY_TAGS_SQL = "COPY ledger_incoming_tags (request_id, key, value, ts) FROM STDIN"
+MERGE_REQUESTS_SQL = (
+    f"INSERT INTO requests ({', '.join(COLUMNS)}) "
+    f"SELECT {', '.join(COLUMNS)} FROM ledger_incoming ON CONFLICT (id) DO NOTHING"
+)
+MERGE_TAGS_SQL = (
+    "INSERT INTO request_tags (request_id, key, value, ts) "
+    "SELECT request_id, key, value, ts FROM ledger_incoming_tags ON CONFLICT DO NOTHING"
+)
+
+
 class PostgresStore(LedgerStore):
     backend = "postgresql"
 
@@ -61,10 +79,9 @@ class PostgresStore(LedgerStore):
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._writer: Any = None
+        self._staged: Any = None  # the connection whose staging tables exist
         self._reader: Any = None
         self._closed = False
-        self._insert_sql = to_pyformat(INSERT_REQUEST_SQL)
-        self._tag_sql = to_pyformat(INSERT_TAG_SQL)
         try:
             self._writer = self._connect()
         except LedgerUnavailable as exc:
@@ -102,15 +119,31 @@ class PostgresStore(LedgerStore):
         with self._write_lock:
             conn = self._writer_conn()
             try:
+                if self._staged is not conn:  # temp tables live as long as their connection
+                    for statement in STAGING_SQL:
+                        conn.execute(statement)  # autocommit: they outlive any rollback
+                    self._staged = conn
                 with conn.transaction(), conn.cursor() as cur:
-                    cur.executemany(self._insert_sql, rows)
-                    added = int(cur.rowcount)
-                    if tags:
-                        cur.executemany(self._tag_sql, tags)
+                    added = self._copy_in(cur, rows, tags)
             except (self._psycopg.OperationalError, self._psycopg.InterfaceError) as exc:
                 self._drop(conn)
                 raise LedgerUnavailable(f"PostgreSQL ledger {self.url}: {exc}") from exc
         return max(added, 0)
+
+    @staticmethod
+    def _copy_in(cur: Any, rows: list[tuple[Any, ...]], tags: list[tuple[Any, ...]]) -> int:
+        # A row with a value of the wrong type must fail here, as data, not as an outage.
+        with cur.copy(COPY_REQUESTS_SQL) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(MERGE_REQUESTS_SQL)
+        added = int(cur.rowcount)
+        if tags:
+            with cur.copy(COPY_TAGS_SQL) as copy:
+                for tag in tags:
+                    copy.write_row(tag)
+            cur.execute(MERGE_TAGS_SQL)
+        return added
 
     def execute_write(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._write_lock:
