@@ -4,6 +4,8 @@ refused with 429 in each dialect's own shape, and a soft budget that routes to t
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,3 +256,27 @@ def test_soft_budget_routes_to_the_lighter_model(start: Callable[..., Running]) 
         served.append(raw.headers["x-gearshift-model"])
     # Two requests on "large" cross $0.002; from then on only the lighter model is allowed.
     assert served == ["large", "large", "small", "small"]
+
+
+def test_key_revoked_while_the_gateway_runs(
+    start: Callable[..., Running], capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    from gearshift.cli.main import main
+
+    gs = start({"auth": "required", "key_refresh_s": 0.2})
+    config = tmp_path / "gearshift.yaml"
+    config.write_text(f"storage: {gs.storage}\n")
+    assert main(["keys", "create", "--team", "ops", "--config", str(config), "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    client = gs.openai(created["key"])
+    _eventually(lambda: client.chat.completions.create(model="small", messages=HI))
+
+    assert main(["keys", "revoke", created["id"], "--config", str(config)]) == 0
+    deadline = time.monotonic() + 5
+    while True:  # the gateway notices within about key_refresh_s, with no restart
+        try:
+            client.chat.completions.create(model="small", messages=HI)
+        except openai.AuthenticationError:
+            break
+        assert time.monotonic() < deadline, "revoked key still accepted after 5 s"
+        time.sleep(0.05)
