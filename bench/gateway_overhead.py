@@ -42,6 +42,9 @@ PROMPT = (
 )
 
 
+LITELLM_KEY = "sk-" + "5f" * 32
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -215,6 +218,8 @@ def start_litellm(
             }
         ],
         "litellm_settings": {"telemetry": False, "drop_params": True},
+        # LiteLLM refuses to start without a master key; wrk sends it as the bearer token.
+        "general_settings": {"master_key": LITELLM_KEY},
     }
     path = tmp / "litellm.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -256,7 +261,7 @@ def main() -> None:
         sys.exit("bench needs wrk (apt-get install wrk)")
 
     procs = Procs()
-    tmp = Path(tempfile.mkdtemp(prefix="gearshift-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="gs-overhead-"))
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
     try:
         fake_port = free_port()
@@ -351,6 +356,7 @@ def main() -> None:
             litellm, ll_port = start_litellm(procs, args.litellm, fake_url, tmp)
             result["rss_mb"]["litellm_idle"] = rss_mb(litellm.pid)
             ll_url = f"http://127.0.0.1:{ll_port}/v1/chat/completions"
+            direct_script = wrk_script(tmp / "litellm.lua", "small", key=LITELLM_KEY)
             wrk(ll_url, direct_script, connections=4, threads=1, seconds=2)
             c1["litellm"] = wrk(
                 ll_url, direct_script, connections=1, threads=1, seconds=args.seconds
@@ -367,6 +373,7 @@ def main() -> None:
             result["rss_mb"]["litellm_after_load"] = rss_mb(litellm.pid)
     finally:
         procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result, indent=2))
 
 

@@ -3,7 +3,6 @@ an ASGI app in a background thread (the way httpx tests its client: real sockets
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -11,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import uvloop
 
 
 def free_port() -> int:
@@ -50,7 +50,8 @@ class UvicornThread:
     def start(self) -> UvicornThread:
         def run() -> None:
             try:
-                asyncio.run(self.server.serve())
+                # The event loop gearshift serve uses, so tests exercise the same transports.
+                uvloop.run(self.server.serve())
             except BaseException as exc:
                 self._error = exc
 

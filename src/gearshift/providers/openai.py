@@ -26,48 +26,62 @@ from gearshift.chat import (
     Usage,
 )
 from gearshift.config import ModelConfig
-from gearshift.errors import UpstreamError
-from gearshift.providers.upstream_http import (
-    UpstreamSession,
-    is_retryable_status,
-    iter_chunks,
-    json_or_none,
-    post,
-    read_all,
-)
+from gearshift.errors import UpstreamError, UpstreamTimeout
+from gearshift.providers.http1 import Http1Pool, Http1Response
+from gearshift.providers.upstream_http import is_retryable_status, json_or_none
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-
-
-def completions_url(base_url: str | None) -> str:
-    return (base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
 
 
 class OpenAIProvider:
     kind = "openai"
 
     def __init__(self, base_url: str | None = None, **_: Any) -> None:
-        self._url = completions_url(base_url)
-        self._http = UpstreamSession(limit=0)
+        self._default_base = base_url or DEFAULT_BASE_URL
+        self._pools: dict[str, Http1Pool] = {}
+
+    def _pool(self, model: ModelConfig) -> Http1Pool:
+        base = model.base_url or self._default_base
+        pool = self._pools.get(base)
+        if pool is None:
+            pool = self._pools[base] = Http1Pool(base)
+        return pool
 
     def _headers(self, model: ModelConfig, *, stream: bool) -> dict[str, str]:
         headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if stream else "application/json",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
         }
         if model.api_key_env:
             key = os.environ.get(model.api_key_env)
             if key:
-                headers["authorization"] = f"Bearer {key}"
+                headers["Authorization"] = f"Bearer {key}"
         return headers
+
+    async def _post(self, model: ModelConfig, body: bytes, *, stream: bool) -> Http1Response:
+        pool = self._pool(model)
+        try:
+            return await pool.post(
+                "/chat/completions",
+                body,
+                self._headers(model, stream=stream),
+                connect_timeout=model.connect_timeout_s,
+                read_timeout=model.read_timeout_s,
+            )
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{model.name}: no answer from {pool.host_header} within the timeout",
+                model=model.name,
+            ) from None
+        except OSError as exc:
+            raise UpstreamError(
+                f"{model.name}: cannot reach {pool.host_header}: {exc}", model=model.name
+            ) from None
 
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
         body = orjson.dumps(encode_request(request, model.upstream_model, stream=False))
-        url = (model.base_url and completions_url(model.base_url)) or self._url
-        response = await post(
-            self._http.get(), url, body, self._headers(model, stream=False), model
-        )
-        raw = await read_all(response, model)
+        response = await self._post(model, body, stream=False)
+        raw = await _read(response, model)
         if response.status != 200:
             raise upstream_error(response.status, raw, model)
         data = json_or_none(raw)
@@ -85,20 +99,48 @@ class OpenAIProvider:
 
     async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
         body = orjson.dumps(encode_request(request, model.upstream_model, stream=True))
-        url = (model.base_url and completions_url(model.base_url)) or self._url
-        response = await post(self._http.get(), url, body, self._headers(model, stream=True), model)
+        response = await self._post(model, body, stream=True)
         try:
             if response.status != 200:
-                raise upstream_error(response.status, await read_all(response, model), model)
-            async for event in _events(iter_chunks(response, model), model):
+                raise upstream_error(response.status, await _read(response, model), model)
+            async for event in _events(_chunks(response, model), model):
                 yield event
         finally:
-            # Closing (rather than releasing) drops the connection when the stream did not finish,
-            # which is what cancels generation upstream when our client goes away.
+            # Dropping an unfinished response closes its connection, which is what cancels
+            # generation upstream when our client goes away.
             response.close()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools.values():
+            await pool.aclose()
+        self._pools.clear()
+
+
+async def _read(response: Http1Response, model: ModelConfig) -> bytes:
+    try:
+        return await response.read()
+    except TimeoutError:
+        raise UpstreamTimeout(
+            f"{model.name}: the upstream stopped sending mid-response (read timeout)",
+            model=model.name,
+        ) from None
+    except OSError as exc:
+        raise UpstreamError(f"{model.name}: {exc}", model=model.name) from None
+
+
+async def _chunks(response: Http1Response, model: ModelConfig) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.iter_chunks():
+            yield chunk
+    except TimeoutError:
+        raise UpstreamTimeout(
+            f"{model.name}: the upstream stream stalled (no bytes within the read timeout)",
+            model=model.name,
+        ) from None
+    except OSError as exc:
+        raise UpstreamError(
+            f"{model.name}: the upstream stream broke: {exc}", model=model.name
+        ) from None
 
 
 async def _events(chunks: AsyncIterator[bytes], model: ModelConfig) -> AsyncIterator[StreamEvent]:
