@@ -8,7 +8,9 @@ offered and the last turn is not a tool result, a ``tool_use`` block. Failures a
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -52,6 +54,7 @@ class FakeAnthropic(ThreadedServer):
     def __init__(self, api_key: str = "sk-ant-fake") -> None:
         super().__init__()
         self.api_key = api_key
+        self.record = True  # benchmarks switch recording off to keep memory flat
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -73,7 +76,8 @@ class FakeAnthropic(ThreadedServer):
             body = json.loads(raw)
         except ValueError:
             body = None
-        self.received.append(Received(request.path, dict(request.headers), body, raw))
+        if self.record:
+            self.received.append(Received(request.path, dict(request.headers), body, raw))
         if request.headers.get("x-api-key") != self.api_key:
             return error_response(401, "invalid x-api-key")
         if not request.headers.get("anthropic-version"):
@@ -203,3 +207,22 @@ class FakeAnthropic(ThreadedServer):
         else:
             await break_connection(request, response)
         return response
+
+
+def main() -> None:
+    """Standalone, for benchmarks: ``python -m tests.fakes.anthropic_server --port 9200``."""
+    parser = argparse.ArgumentParser(description="fake Anthropic Messages API (loopback)")
+    parser.add_argument("--port", type=int, default=9200)
+    parser.add_argument("--api-key", default="sk-ant-fake")
+    args = parser.parse_args()
+    server = FakeAnthropic(api_key=args.api_key)
+    server.record = False
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    web.run_app(server.make_app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

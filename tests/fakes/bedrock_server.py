@@ -8,7 +8,9 @@ a provider that signs the wrong bytes or path fails here as it would on AWS. Err
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
 import re
 import uuid
@@ -63,6 +65,7 @@ class FakeBedrock(ThreadedServer):
         self.access_key = access_key
         self.secret_key = secret_key
         self.api_key = api_key
+        self.record = True  # benchmarks switch recording off to keep memory flat
         self.regions: list[str] = []  # region named in each accepted signature
 
     def make_app(self) -> web.Application:
@@ -99,7 +102,8 @@ class FakeBedrock(ThreadedServer):
                 "The request signature we calculated does not match the signature you provided.",
                 "InvalidSignatureException",
             )
-        self.regions.append(match["region"])
+        if self.record:
+            self.regions.append(match["region"])
         return None
 
     def _expected_signature(self, request: web.Request, raw: bytes, match: re.Match[str]) -> str:
@@ -125,7 +129,8 @@ class FakeBedrock(ThreadedServer):
             body = json.loads(raw)
         except ValueError:
             body = None
-        self.received.append(Received(request.raw_path, dict(request.headers), body, raw))
+        if self.record:
+            self.received.append(Received(request.raw_path, dict(request.headers), body, raw))
         denied = self._check_auth(request, raw)
         if denied is not None:
             return denied
@@ -225,3 +230,23 @@ class FakeBedrock(ThreadedServer):
         else:
             await break_connection(request, response)
         return response
+
+
+def main() -> None:
+    """Standalone, for benchmarks: ``python -m tests.fakes.bedrock_server --port 9300``."""
+    parser = argparse.ArgumentParser(description="fake Bedrock runtime (loopback)")
+    parser.add_argument("--port", type=int, default=9300)
+    parser.add_argument("--access-key", default="AKIDFAKEGEARSHIFT")
+    parser.add_argument("--secret-key", default="fake-secret-key")
+    args = parser.parse_args()
+    server = FakeBedrock(access_key=args.access_key, secret_key=args.secret_key)
+    server.record = False
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    web.run_app(server.make_app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
