@@ -221,3 +221,16 @@ def test_oversize_body_is_413(small_body_gateway: Running, upstream: FakeOpenAIS
         json={"model": "small", "messages": [{"role": "user", "content": "hi"}]},
     )
     assert ok.status_code == 200
+
+
+def test_stream_without_upstream_usage_is_estimated_not_free(
+    gateway: Running, upstream: FakeOpenAIServer
+) -> None:
+    upstream.okn.omit_usage = True
+    chunks = gateway.client().chat.completions.create(
+        model="small", messages=[{"role": "user", "content": "Say hello to the team"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    [record] = gateway.wait_records(1)
+    assert record.prompt_tokens > 0 and record.completion_tokens > 0
+    assert record.cost_usd > 0

@@ -8,6 +8,7 @@ streams so a stream is never priced as $0).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -31,6 +32,7 @@ from gearshift.providers.http1 import Http1Pool, Http1Response
 from gearshift.providers.upstream_http import is_retryable_status, json_or_none
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+log = logging.getLogger("gearshift.providers.openai")
 
 
 class OpenAIProvider:
@@ -103,7 +105,7 @@ class OpenAIProvider:
         try:
             if response.status != 200:
                 raise upstream_error(response.status, await _read(response, model), model)
-            async for event in _events(_chunks(response, model), model):
+            async for event in _events(_chunks(response, model), model, request):
                 yield event
         finally:
             # Dropping an unfinished response closes its connection, which is what cancels
@@ -143,12 +145,15 @@ async def _chunks(response: Http1Response, model: ModelConfig) -> AsyncIterator[
         ) from None
 
 
-async def _events(chunks: AsyncIterator[bytes], model: ModelConfig) -> AsyncIterator[StreamEvent]:
+async def _events(
+    chunks: AsyncIterator[bytes], model: ModelConfig, request: ChatRequest
+) -> AsyncIterator[StreamEvent]:
     """Server-sent events -> stream events. Ends with ``StreamEnd`` at ``[DONE]``; a stream that
     stops before it is broken, and says so."""
     buffer = b""
     finish: FinishReason = "stop"
-    usage = Usage()
+    usage: Usage | None = None
+    produced = 0  # characters of text and tool arguments, for an estimate if usage never comes
     async for chunk in chunks:
         buffer += chunk
         while True:
@@ -161,7 +166,7 @@ async def _events(chunks: AsyncIterator[bytes], model: ModelConfig) -> AsyncIter
                 continue  # comments, event names, blank separators
             payload = line[5:].strip()
             if payload == b"[DONE]":
-                yield StreamEnd(finish, usage)
+                yield StreamEnd(finish, usage or _estimated_usage(request, produced))
                 return
             data = json_or_none(payload)
             if not isinstance(data, dict):
@@ -174,9 +179,11 @@ async def _events(chunks: AsyncIterator[bytes], model: ModelConfig) -> AsyncIter
                 delta = choice.get("delta") or {}
                 text = delta.get("content")
                 if text:
+                    produced += len(text)
                     yield TextDelta(text)
                 for call in delta.get("tool_calls") or ():
                     fn = call.get("function") or {}
+                    produced += len(fn.get("arguments") or "")
                     yield ToolCallDelta(
                         index=int(call.get("index", 0)),
                         id=call.get("id"),
@@ -187,6 +194,18 @@ async def _events(chunks: AsyncIterator[bytes], model: ModelConfig) -> AsyncIter
                     finish = finish_reason(choice["finish_reason"])
     raise UpstreamError(
         f"{model.name}: the upstream stream ended before [DONE]", model=model.name, retryable=True
+    )
+
+
+def _estimated_usage(request: ChatRequest, produced_chars: int) -> Usage:
+    """For upstreams that ignore ``stream_options.include_usage`` (older vLLM, some proxies): an
+    estimate from the text, so the stream is priced roughly rather than logged as $0."""
+    from gearshift.routing.tokens import estimate_request_tokens
+
+    log.warning("upstream sent no usage on a stream; tokens estimated from text length")
+    return Usage(
+        input_tokens=estimate_request_tokens(request),
+        output_tokens=max(1, (produced_chars + 3) // 4),
     )
 
 
