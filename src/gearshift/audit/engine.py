@@ -376,7 +376,9 @@ class Auditor:
             pair = (self.logged_names[int(logged[i])], self.names[int(chosen[i])])
             kind = prepared[i].kind
             want_kind = len(self.kind_samples.get(kind, ())) < limit
-            want_move = len(self.move_samples.get(pair, ())) < limit
+            moved_so_far = self.move_samples.get(pair, ())
+            # a move's examples show different kinds of prompt where the log has them
+            want_move = len(moved_so_far) < limit and all(s["kind"] != kind for s in moved_so_far)
             if not (want_kind or want_move) or keys[i] in self._sampled or not entry.messages:
                 continue
             self._sampled.add(keys[i])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO, Any
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -43,7 +44,9 @@ def _group_table(title: str, groups: list[dict[str, Any]], limit: int = 12) -> T
 
 
 def render_text(report: dict[str, Any], out: IO[str], *, width: int | None = None) -> None:
-    console = Console(file=out, width=width or 110, highlight=False, soft_wrap=False)
+    console = Console(file=out, width=width, highlight=False, soft_wrap=False)
+    if width is None and not console.is_terminal:
+        console.width = 100  # a stable layout for pipes, files and the README
     p = console.print
     period = report.get("period")
     span = f" over {period['days']:.1f} days" if period else ""
@@ -117,8 +120,9 @@ def render_text(report: dict[str, Any], out: IO[str], *, width: int | None = Non
         head = f"{move['from']} {verb} {move['to'] if verb == '→' else ''}".rstrip()
         p(f"  {head}: {move['requests']:,} requests")
         for ex in move["examples"][:2]:
-            p(f"    • “{ex['prompt'][:120]}”", style="dim")
-            p(f"      {ex['reason']}")
+            p(f"    • “{ex['prompt'][:90]}”", style="dim", overflow="ellipsis", no_wrap=True)
+            why = f"{ex['kind']}, difficulty {ex['difficulty']:.2f}: {ex['reason']}"
+            p(Padding(why, (0, 0, 0, 6)))
     p()
     rec_info = report["recommended_tolerance"]
     p(
