@@ -250,3 +250,54 @@ def test_agrees_with_genai_prices_across_catalogue() -> None:
         for ours, theirs in usages:
             expected = model.calc_price(GenaiUsage(**theirs), provider, genai_request_timestamp=now)  # type: ignore[attr-defined]
             assert quote(rates, ours).cost_usd == expected.total_price, (provider, model)
+
+
+@pytest.mark.parametrize(
+    ("config", "provider", "expected"),
+    [
+        # the provider comes from a public base_url when genai-prices knows its API address
+        (
+            {"model": "llama-3.3-70b-versatile", "base_url": "https://api.groq.com/openai/v1"},
+            "groq",
+            D("1.38"),
+        ),
+        (
+            {
+                "model": "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+                "base_url": "https://api.together.xyz/v1",
+            },
+            "together",
+            D("1.76"),
+        ),
+        # the bedrock provider kind maps to genai-prices' "aws"
+        (
+            {"provider": "bedrock", "model": "anthropic.claude-3-5-haiku-20241022-v1:0"},
+            "aws",
+            D("4.80"),
+        ),
+        # a loopback base_url (vLLM, a fake) says nothing: the kind and model id decide
+        ({"model": "gpt-4o", "base_url": "http://127.0.0.1:9/v1"}, "openai", D("12.5")),
+    ],
+)
+def test_provider_resolution(config: dict[str, str], provider: str, expected: Decimal) -> None:
+    from gearshift.config import ModelConfig
+
+    model = ModelConfig(name="m", **config)  # type: ignore[arg-type]
+    q = Pricer([model]).cost("m", Usage(input_tokens=1_000_000, output_tokens=1_000_000))
+    assert (q.provider, q.cost_usd, q.source) == (provider, expected, "genai-prices")
+
+
+def test_genai_prices_never_updates_from_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pricing reads the bundled snapshot only: an UpdatePrices start would be a bug."""
+    import genai_prices
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pricing tried to update prices from the network")
+
+    monkeypatch.setattr(genai_prices.UpdatePrices, "__init__", refuse)
+    monkeypatch.setattr(genai_prices.UpdatePrices, "start", refuse, raising=False)
+    p = Pricer()
+    assert p.cost("gpt-4o-mini", Usage(input_tokens=10**6)).cost_usd == D("0.15")
+    from genai_prices import data_snapshot
+
+    assert data_snapshot.get_snapshot().from_auto_update is False
