@@ -34,7 +34,7 @@ from gearshift.chat import (
 from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError
 from gearshift.providers.upstream_http import (
-    UpstreamSession,
+    UpstreamPools,
     drain_for_reuse,
     is_retryable_status,
     iter_chunks,
@@ -61,10 +61,11 @@ STOP_REASONS: dict[str, FinishReason] = {
 RETRYABLE_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
 
 
-def messages_url(base_url: str | None) -> str:
+def messages_endpoint(base_url: str | None) -> tuple[str, str]:
+    """(origin and prefix, path) of the Messages endpoint for a configured base URL."""
     base = (base_url or DEFAULT_BASE_URL).rstrip("/")
     # Accept both the SDK's base (".../") and an OpenAI-style base (".../v1").
-    return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+    return (base, "/messages") if base.endswith("/v1") else (base, "/v1/messages")
 
 
 def usage_from_anthropic(block: dict[str, Any] | None) -> Usage:
@@ -261,8 +262,9 @@ class AnthropicProvider:
     kind = "anthropic"
 
     def __init__(self, *_: Any, **__: Any) -> None:
-        # Accepts and ignores construction arguments so the pipeline may pass settings.
-        self._http = UpstreamSession()
+        # Accepts and ignores construction arguments (the pipeline passes base_url; each model
+        # carries its own).
+        self._pools = UpstreamPools()
 
     def _headers(self, model: ModelConfig) -> dict[str, str]:
         headers = {
@@ -278,8 +280,8 @@ class AnthropicProvider:
 
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
         body = orjson.dumps(to_anthropic_body(request, model, stream=False))
-        url = messages_url(model.base_url)
-        response = await post(self._http.get(), url, body, self._headers(model), model)
+        base, path = messages_endpoint(model.base_url)
+        response = await post(self._pools.get(base), path, body, self._headers(model), model)
         raw = await read_all(response, model)
         if response.status != 200:
             raise upstream_error(response.status, raw, model)
@@ -292,7 +294,8 @@ class AnthropicProvider:
         body = orjson.dumps(to_anthropic_body(request, model, stream=True))
         headers = self._headers(model)
         headers["accept"] = "text/event-stream"
-        response = await post(self._http.get(), messages_url(model.base_url), body, headers, model)
+        base, path = messages_endpoint(model.base_url)
+        response = await post(self._pools.get(base), path, body, headers, model)
         try:
             if response.status != 200:
                 raise upstream_error(response.status, await read_all(response, model), model)
@@ -304,7 +307,7 @@ class AnthropicProvider:
             response.close()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._pools.aclose()
 
 
 async def _translate_stream(

@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-import yarl
 
 from gearshift.api.eventstream import EventStreamDecoder, EventStreamError
 from gearshift.chat import (
@@ -42,7 +41,7 @@ from gearshift.config import ModelConfig
 from gearshift.errors import InvalidRequest, UpstreamError
 from gearshift.providers.sigv4 import AwsSigner
 from gearshift.providers.upstream_http import (
-    UpstreamSession,
+    UpstreamPools,
     drain_for_reuse,
     is_retryable_status,
     iter_chunks,
@@ -89,9 +88,9 @@ def endpoint(base_url: str | None, region: str) -> str:
     return (base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
 
 
-def operation_url(base: str, model_id: str, operation: str) -> str:
+def operation_path(model_id: str, operation: str) -> str:
     # A model id may be an ARN (":" and "/"), which must travel as one encoded path segment.
-    return f"{base}/model/{quote(model_id, safe='')}/{operation}"
+    return f"/model/{quote(model_id, safe='')}/{operation}"
 
 
 # ---- ChatRequest -> Converse body ------------------------------------------------------------
@@ -243,7 +242,7 @@ class BedrockProvider:
     kind = "bedrock"
 
     def __init__(self, *_: Any, **__: Any) -> None:
-        self._http = UpstreamSession()
+        self._pools = UpstreamPools()
         self._signer = AwsSigner()
         # Built at gateway startup inside the server's loop: resolve the credential chain now,
         # in the background, so the first request does not pay for it.
@@ -256,21 +255,22 @@ class BedrockProvider:
         self, request: ChatRequest, model: ModelConfig, operation: str, accept: str
     ) -> Any:
         region = await self._signer.region_for(model.region)
-        url = operation_url(endpoint(model.base_url, region), model.upstream_model, operation)
+        base = endpoint(model.base_url, region)
+        pool = self._pools.get(base)
+        path = operation_path(model.upstream_model, operation)
         body = orjson.dumps(to_converse_body(request))
-        headers = {"content-type": "application/json", "accept": accept}
+        headers = {"Content-Type": "application/json", "Accept": accept}
         api_key = os.environ.get(model.api_key_env) if model.api_key_env else None
         if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+            headers["Authorization"] = f"Bearer {api_key}"
         else:
-            headers = await self._signer.sign(url, body, region, headers)
-        # encoded=True: send the path exactly as signed (aiohttp would otherwise re-quote it).
-        response = await post(self._http.get(), yarl.URL(url, encoded=True), body, headers, model)
+            # Signed over exactly the URL the pool sends (same Host, same encoded path).
+            headers = await self._signer.sign(f"{base}{path}", body, region, headers)
+        response = await post(pool, path, body, headers, model)
         if response.status != 200:
             raw = await read_all(response, model)
-            raise upstream_error(
-                response.status, response.headers.get("x-amzn-ErrorType", ""), raw, model
-            )
+            error_type = _header(response.headers, b"x-amzn-errortype")
+            raise upstream_error(response.status, error_type, raw, model)
         return response
 
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
@@ -295,7 +295,7 @@ class BedrockProvider:
     async def aclose(self) -> None:
         if self._warming is not None and not self._warming.done():
             self._warming.cancel()
-        await self._http.aclose()
+        await self._pools.aclose()
 
 
 async def _translate_stream(
@@ -342,6 +342,14 @@ async def _translate_stream(
     raise UpstreamError(
         f"{model.name}: the Bedrock stream ended before messageStop", model=model.name
     )
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    """A response header by lower-case name from the pool's raw header list."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
 
 
 def _stream_exception(headers: dict[str, Any], payload: bytes, model: ModelConfig) -> UpstreamError:
