@@ -155,3 +155,42 @@ def test_spool_lines_round_trip_exactly(tmp_path: object) -> None:
     assert spool.replay(lambda batch: got.extend(batch) or len(batch)) == 3
     assert got == records
     assert not spool.pending()
+
+
+WRITER_PROCESS = """
+import sys
+from decimal import Decimal
+from gearshift.ledger import LedgerRecord, LedgerWriter, open_store
+
+url, spool_dir, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+store = open_store(url, spool_dir=spool_dir)   # both processes migrate a fresh database at once
+writer = LedgerWriter(store, batch_size=100)
+for i in range(n):
+    writer.submit(LedgerRecord(id=f"{prefix}-{i}", ts=float(i), dialect="openai",
+                               requested_model="auto", tags={"proc": prefix},
+                               cost_usd=Decimal("0.000001")))
+writer.close()
+store.close()
+"""
+
+
+def test_several_processes_share_one_ledger(backend: Backend) -> None:
+    """``gearshift serve --workers N``: N processes open, migrate and write the same ledger."""
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER_PROCESS, backend.url, str(backend.spool_dir), p, "1500"]
+        )
+        for p in ("a", "b", "c")
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    store = backend.open()
+    # rows a process spooled while another held SQLite's lock are replayed by the next writer
+    LedgerWriter(store).close()
+    assert store.count() == 4500
+    assert store.sum_cost()[0] == Decimal("0.0045")
+    assert store.applied_migrations().count("m001_requests") == 1
+    rows = store.execute_read("SELECT value, COUNT(*) FROM request_tags GROUP BY value")
+    assert sorted((v, int(n)) for v, n in rows) == [("a", 1500), ("b", 1500), ("c", 1500)]

@@ -62,6 +62,7 @@ class LedgerWriter:
         self._queue: deque[LedgerRecord | threading.Event] = deque()
         self._wake = threading.Event()
         self._closing = False
+        self._last_chance = False
         self._healthy = True
         self._next_retry = 0.0
         self._thread = threading.Thread(target=self._run, name="gearshift-ledger", daemon=True)
@@ -102,6 +103,7 @@ class LedgerWriter:
         """Write out everything queued, then stop the thread. Safe to call twice."""
         if not self._thread.is_alive():
             return
+        self._last_chance = True  # during an outage, still try the database once before spooling
         self._closing = True
         self._wake.set()
         self._thread.join(timeout)
@@ -152,8 +154,10 @@ class LedgerWriter:
         if not batch:
             return
         if not self._healthy and time.monotonic() < self._next_retry:
-            self._to_spool(batch)
-            return
+            if not self._last_chance:
+                self._to_spool(batch)
+                return
+            self._last_chance = False
         try:
             if self.spool.pending():
                 self._replay()
