@@ -123,8 +123,12 @@ def test_rollup_and_raw_agree(ledger_url: str) -> None:
     rolled = report(ledger_url, "feature")  # rolls every day up first
     with LedgerDB(ledger_url) as db:
         assert rollup.rolled_until(db) == DAY0 + 9 * 86400  # NOW minus the lag, floored
-        rows = db.fetchone("SELECT sum(requests) FROM analytics_rollup")
-        assert rows is not None and int(rows[0]) == 10
+        assert rollup.rolled_until(db, rollup.HOUR) == NOW - 3600
+        for width in (rollup.DAY, rollup.HOUR):
+            rows = db.fetchone(
+                "SELECT sum(requests) FROM analytics_rollup WHERE width = ?", (width,)
+            )
+            assert rows is not None and int(rows[0]) == 10
     assert render.to_json(raw) == render.to_json(rolled)
     # A range that starts mid-day and spans > 3 days mixes a raw edge with rolled days.
     mixed = report(ledger_url, "feature", since=DAY0 + 43200, until=DAY0 + 5 * 86400)
@@ -136,12 +140,13 @@ def test_refresh_is_idempotent_and_late_rows_count(ledger_url: str) -> None:
     write(ledger_url, crafted())
     report(ledger_url, "model")
     report(ledger_url, "model")  # a second refresh must not roll anything twice
-    write(ledger_url, [rec(11, NOW - 60, "small", "0.5", "1")])  # today: not rolled yet
+    write(ledger_url, [rec(11, NOW - 60, "small", "0.5", "1")])  # this hour: not rolled yet
     t = report(ledger_url, "model")["totals"]
     assert t["requests"] == 11
     assert t["cost_usd"] == D("0.526723456789")
+    assert report(ledger_url, "day")["groups"][-1]["requests"] == 1
     with LedgerDB(ledger_url) as db:
-        rows = db.fetchone("SELECT sum(requests) FROM analytics_rollup")
+        rows = db.fetchone("SELECT sum(requests) FROM analytics_rollup WHERE width = 86400")
         assert rows is not None and int(rows[0]) == 10
 
 
@@ -162,14 +167,16 @@ def test_empty_ledger(ledger_url: str) -> None:
     assert rep["totals"]["latency_p50_ms"] is None
 
 
-def test_plan_splits_range() -> None:
-    day = 86400
-    assert queries.plan(0, 10 * day, None) == (None, [(0, 10 * day)])
-    assert queries.plan(0.5 * day, 8.5 * day, 6 * day) == (
-        (day, 6 * day),
-        [(0.5 * day, float(day)), (6.0 * day, 8.5 * day)],
+def test_plan_covers_range_with_days_then_hours_then_raw() -> None:
+    day, hour = 86400, 3600
+    assert queries.plan(0, 10 * day, {}, (day, hour)) == ([], [(0, 10 * day)])
+    rolled = {day: 6 * day, hour: 7 * day + 5 * hour}
+    # 0.5 d .. 8.5 d: whole days 1-6 rolled, hours at both edges, raw beyond the rolled hours
+    assert queries.plan(0.5 * day + 60, 8.5 * day, rolled, (day, hour)) == (
+        [(hour, 13 * hour, day), (day, day, 6 * day), (hour, 6 * day, 7 * day + 5 * hour)],
+        [(0.5 * day + 60, 13.0 * hour), (7.0 * day + 5 * hour, 8.5 * day)],
     )
-    assert queries.plan(day, 2 * day, 6 * day) == (None, [(day, 2 * day)])  # short: raw, hourly
+    assert queries.plan(day, 2 * day, rolled, (hour,)) == ([(hour, day, 2 * day)], [])
 
 
 def test_parse_time_and_duration() -> None:
@@ -188,4 +195,3 @@ def test_histogram_percentile_precision() -> None:
     exact = sorted(values)[949]  # nearest rank of p95 over 1000 values
     approx = rollup.percentile(hist, 0.95)
     assert approx is not None and abs(approx - exact) / exact < rollup.BUCKET_RATIO - 1
-    assert rollup.parse_hist(rollup.hist_text(hist)) == hist

@@ -59,17 +59,25 @@ class LedgerDB:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
 
+    def _params(self, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        # psycopg parses '%' in the SQL only when given parameters: none means literal SQL.
+        if not params and self.dialect == "postgresql":
+            return None
+        return tuple(params)
+
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self._conn.execute(self._sql(sql), tuple(params))
+        cur = self._conn.execute(self._sql(sql), self._params(params))
         rows: list[tuple[Any, ...]] = cur.fetchall()
         return rows
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row: tuple[Any, ...] | None = self._conn.execute(self._sql(sql), tuple(params)).fetchone()
+        row: tuple[Any, ...] | None = self._conn.execute(
+            self._sql(sql), self._params(params)
+        ).fetchone()
         return row
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._conn.execute(self._sql(sql), tuple(params))
+        self._conn.execute(self._sql(sql), self._params(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if self.dialect == "sqlite":

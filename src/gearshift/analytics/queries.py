@@ -18,7 +18,7 @@ from typing import Any
 
 from gearshift.analytics import rollup
 from gearshift.analytics.db import LedgerDB
-from gearshift.analytics.rollup import DAY, HOUR, Cell, CellKey
+from gearshift.analytics.rollup import DAY, HOUR, Cell, Cube
 from gearshift.config import Settings
 
 FOREVER = 1e11  # "no upper bound" for a time range, far beyond any ledger row
@@ -30,10 +30,14 @@ TOP_DRIVERS = 5
 
 @dataclass(slots=True)
 class Cells:
-    cells: dict[CellKey, Cell]
+    cube: Cube
     width: int  # seconds per period in the cells' keys (HOUR or DAY)
     since: float
     until: float
+
+    @property
+    def cells(self) -> dict[rollup.CellKey, Cell]:
+        return self.cube.cells
 
 
 def parse_duration(text: str) -> float:
@@ -75,22 +79,27 @@ def parse_time(text: str, *, now: float) -> float:
     return parsed.timestamp()
 
 
+Segment = tuple[int, int, int]  # (rollup width, start, end)
+
+
 def plan(
-    since: float, until: float, rolled: int | None
-) -> tuple[tuple[int, int] | None, list[tuple[float, float]]]:
-    """Which whole days to read from the rollup and which ranges to aggregate raw."""
-    if rolled is None or until - since <= HOURLY_MAX_RANGE_S:
-        return None, [(since, until)]
-    first_day = math.ceil(since / DAY) * DAY
-    last_day = min(math.floor(until / DAY) * DAY, rolled)
-    if last_day <= first_day:
-        return None, [(since, until)]
-    raw = []
-    if since < first_day:
-        raw.append((since, float(first_day)))
-    if last_day < until:
-        raw.append((float(last_day), until))
-    return (first_day, last_day), raw
+    since: float, until: float, rolled: Mapping[int, int | None], widths: tuple[int, ...]
+) -> tuple[list[Segment], list[tuple[float, float]]]:
+    """Cover [since, until) with the coarsest rolled-up periods that fit (``widths``, coarsest
+    first), then finer ones at the edges, then raw rows for what is left."""
+    if until <= since:
+        return [], []
+    if not widths:
+        return [], [(since, until)]
+    width, finer = widths[0], widths[1:]
+    end = rolled.get(width)
+    first: int = math.ceil(since / width) * width
+    last: int = min(int(until // width) * width, end if end is not None else first)
+    if last <= first:
+        return plan(since, until, rolled, finer)
+    left_rolled, left_raw = plan(since, float(first), rolled, finer)
+    right_rolled, right_raw = plan(float(last), until, rolled, finer)
+    return [*left_rolled, (width, first, last), *right_rolled], [*left_raw, *right_raw]
 
 
 def collect(
@@ -100,24 +109,28 @@ def collect(
     *,
     now: float | None = None,
     refresh: bool = True,
+    collapse: bool = False,
 ) -> Cells:
+    """The cube of [since, until). ``collapse``: the caller ignores periods (not a time series),
+    so the database may merge the rolled-up days."""
     now = time.time() if now is None else now
     lo = 0.0 if since is None else since
     hi = FOREVER if until is None else until
     if hi <= lo:
         raise ValueError("the time range is empty: --until must be after --since")
-    rolled = rollup.refresh(db, now=now) if refresh else rollup.rolled_until(db)
-    days, raw_ranges = plan(lo, hi, rolled)
-    width = DAY if days is not None else (HOUR if hi - lo <= HOURLY_MAX_RANGE_S else DAY)
-    cells: dict[CellKey, Cell] = rollup.load_rollup(db, *days) if days is not None else {}
-    for a, b in raw_ranges:
-        for key, cell in rollup.aggregate(db, a, b, width).items():
-            existing = cells.get(key)
-            if existing is None:
-                cells[key] = cell
-            else:
-                existing.add(cell)
-    return Cells(cells, width, lo, hi)
+    if refresh:
+        rolled: dict[int, int | None] = dict(rollup.refresh(db, now=now))
+    else:
+        rolled = {w: rollup.rolled_until(db, w) for w in (HOUR, DAY)}
+    hourly = min(hi, now) - lo <= HOURLY_MAX_RANGE_S  # e.g. "since 24h": a time series by hour
+    width = HOUR if hourly else DAY
+    segments, raw_ranges = plan(lo, hi, rolled, (HOUR,) if hourly else (DAY, HOUR))
+    cube = Cube()
+    for seg_width, a, b in segments:
+        cube.merge(rollup.load_rollup(db, seg_width, a, b, as_width=width, collapse=collapse))
+    for start, end in raw_ranges:
+        cube.merge(rollup.aggregate(db, start, end, width))
+    return Cells(cube, width, lo, hi)
 
 
 class TagCache:
@@ -138,7 +151,8 @@ class TagCache:
         return tags
 
 
-def dimension(key: CellKey, tags: Mapping[str, str], by: str) -> str:
+def dimension(key: tuple[Any, ...], tags: Mapping[str, str], by: str) -> str:
+    """The value of dimension ``by`` for a cell key (any of the cube's three key shapes)."""
     if by == "model":
         return key[2] or "(none)"
     if by == "router":
@@ -150,9 +164,10 @@ def dimension(key: CellKey, tags: Mapping[str, str], by: str) -> str:
     if by == "hour":
         return datetime.fromtimestamp(key[0], tz=UTC).strftime("%Y-%m-%dT%H:00Z")
     if by == "kind":
-        return key[5] or "(unknown)"
+        return (key[6] or "(unknown)") if len(key) == 7 else "(unknown)"
     if by == "outcome":
-        return "ok" if key[6] else "failed"
+        ok = key[5]  # a lighter key holds its eligible set there: only successes have one
+        return "ok" if isinstance(ok, str) or ok else "failed"
     tag = by.removeprefix("tag:")
     return tags.get(tag, "(untagged)")
 
@@ -192,20 +207,26 @@ class Group:
     lighter_requests: int = 0
     lighter_cost_pico: int = 0
 
-    def add(self, key: CellKey, cell: Cell, tier_of: Callable[[str], int | None]) -> None:
+    def add(self, served: str, ok: int, cell: Cell, tier_of: Callable[[str], int | None]) -> None:
         self.cell.add(cell)
-        served, ok, within = key[2], key[6], key[7]
         if not ok:
             self.errors += cell.requests
             return
         tier = tier_of(served) if served else None
         label = str(tier) if tier is not None else "unknown"
         self.tier_requests[label] = self.tier_requests.get(label, 0) + cell.requests
-        if tier is not None and within:
-            lighter = [tier_of(m) for m in within.split(",") if m != served]
-            if any(t is not None and t < tier for t in lighter):
-                self.lighter_requests += cell.requests
-                self.lighter_cost_pico += cell.cost_pico
+
+    def add_eligible(
+        self, served: str, within: str, sums: list[int], tier_of: Callable[[str], int | None]
+    ) -> None:
+        """Successful requests whose eligible set was ``within``: lighter if any eligible
+        candidate has a lower tier than the model that served them."""
+        tier = tier_of(served) if served else None
+        if tier is None:
+            return
+        if any((t := tier_of(m)) is not None and t < tier for m in within.split(",")):
+            self.lighter_requests += sums[0]
+            self.lighter_cost_pico += sums[1]
 
 
 def usd(pico: int) -> Decimal:
@@ -255,7 +276,7 @@ def summarise(group: Group) -> dict[str, Any]:
     }
 
 
-def matches(key: CellKey, tags: Mapping[str, str], filters: Mapping[str, str]) -> bool:
+def matches(key: tuple[Any, ...], tags: Mapping[str, str], filters: Mapping[str, str]) -> bool:
     return all(dimension(key, tags, name) == wanted for name, wanted in filters.items())
 
 
@@ -268,15 +289,28 @@ def grouped(
     tag_cache = TagCache()
     tier_of = tier_lookup(settings)
     groups: dict[str, Group] = {}
-    for key, cell in data.cells.items():
+
+    def group_of(key: tuple[Any, ...]) -> Group | None:
         tags = tag_cache(key[4])
         if filters and not matches(key, tags, filters):
-            continue
+            return None
         name = dimension(key, tags, by)
         group = groups.get(name)
         if group is None:
             group = groups[name] = Group()
-        group.add(key, cell, tier_of)
+        return group
+
+    if by == "kind":  # kinds carry sums only: no percentiles or fallbacks per kind
+        for kkey, (n, cost, cf) in data.cube.kinds.items():
+            if (g := group_of(kkey)) is not None:
+                g.add(kkey[2], kkey[5], Cell(n, cost_pico=cost, counterfactual_pico=cf), tier_of)
+    else:
+        for key, cell in data.cells.items():
+            if (g := group_of(key)) is not None:
+                g.add(key[2], key[5], cell, tier_of)
+    for lkey, sums in data.cube.lighter.items():
+        if by != "kind" and (g := group_of(lkey)) is not None:
+            g.add_eligible(lkey[2], lkey[5], sums, tier_of)
     return groups
 
 
@@ -285,13 +319,18 @@ def top_drivers(data: Cells, filters: Mapping[str, str] | None) -> dict[str, lis
     tag_cache = TagCache()
     for dim in DRIVER_DIMENSIONS:
         costs: dict[str, list[int]] = {}
-        for key, cell in data.cells.items():
+        source: Iterable[tuple[tuple[Any, ...], int, int]] = (
+            ((k, v[1], v[0]) for k, v in data.cube.kinds.items())
+            if dim == "kind"
+            else ((k, c.cost_pico, c.requests) for k, c in data.cells.items())
+        )
+        for key, pico, n in source:
             tags = tag_cache(key[4])
             if filters and not matches(key, tags, filters):
                 continue
             entry = costs.setdefault(dimension(key, tags, dim), [0, 0])
-            entry[0] += cell.cost_pico
-            entry[1] += cell.requests
+            entry[0] += pico
+            entry[1] += n
         total = sum(v[0] for v in costs.values())
         ranked = sorted(costs.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_DRIVERS]
         out[dim] = [

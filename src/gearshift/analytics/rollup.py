@@ -1,24 +1,26 @@
-"""Aggregate ledger rows into *cells*, and keep a daily rollup of them so reports stay fast.
+"""Aggregate ledger rows into *cubes*, and keep a daily rollup of them so reports stay fast.
 
-A cell is one combination of (period, router, served model, key, tags, prompt kind, success,
-eligible set) with its sums and two sparse histograms (latency, cost per request). A report is a
-merge of cells, so it costs the same whether they come from raw rows or the rollup:
+A cube holds three kinds of cell, all keyed by (period, router, served model, key, tags, ...):
 
-- Complete UTC days that ended more than ``LAG_S`` ago are rolled up once into
-  ``analytics_rollup`` (one row per cell per day) and never scanned again.
-- The rest of a report's range (a partial first day, today, anything not yet rolled) is
-  aggregated from raw rows on the fly, by hour, through the ``requests(ts)`` index.
+- ``cells``: + success; sums (requests, fallbacks, tokens, cost, counterfactual) and two sparse
+  histograms (latency, cost per request) for percentiles;
+- ``kinds``: + success + prompt kind; requests, cost, counterfactual (the "top cost drivers");
+- ``lighter``: + the *eligible set* of a successful request: the candidates whose predicted
+  quality was within the row's tolerance of the best prediction. "Could have been lighter"
+  compares their tiers with the served model's at report time, so a tier change in the
+  configuration applies to old rows too.
 
-Money is summed exactly as integer pico-dollars (1e-12 USD): every ledger cost with at most 12
-decimal places (all per-token prices with up to 6 decimals per million tokens) is summed without
-rounding. Percentiles come from log-spaced histogram buckets of ratio ``BUCKET_RATIO`` that keep
-a count and a sum each: a reported percentile is the mean of the values in the nearest-rank
-bucket, so it is exact when they are equal (same-priced requests) and always within the bucket,
-i.e. within 10% of the exact nearest-rank value.
+A report merges cells, so it costs the same whether they come from raw rows or the rollup:
+complete UTC days that ended more than ``LAG_S`` ago are rolled up once (``refresh``) into the
+``analytics_rollup*`` tables and never scanned again; the rest of a range (a partial first day,
+today) is aggregated from raw rows through the ``requests(ts)`` index. When the report does not
+need periods, the database also merges the rolled days (``collapse``), so Python only sees one
+row per cell.
 
-The eligible set (``within_tol``) is the router's candidates whose predicted quality was within
-the row's tolerance of the best prediction; "could have been lighter" compares their tiers with
-the served model's at report time, so a tier change in the configuration applies to old rows too.
+Money is summed exactly as integer picodollars (the ledger's ``cost_pusd`` columns). Percentiles
+come from log-spaced histogram buckets of ratio ``BUCKET_RATIO`` that keep a count and a sum each:
+a reported percentile is the mean of the values in the nearest-rank bucket, so it is exact when
+they are equal (same-priced requests) and always within that bucket (10% wide).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gearshift.analytics.db import LedgerDB
 
@@ -37,37 +40,45 @@ CHUNK_DAYS = 7  # days rolled per transaction, so the write lock is never held l
 PICO = 10**12
 BUCKET_RATIO = 1.1
 LATENCY_BASE_MS = 0.1  # bucket 0 holds latencies <= 0.1 ms
-COST_BASE_USD = 1e-9  # bucket 0 holds zero cost; bucket 1 everything up to 1e-9 USD
+COST_BASE_PUSD = 1000  # 1e-9 USD; bucket 0 holds zero cost, bucket 1 anything up to this
 
-CellKey = tuple[int, str, str, str, str, str, int, str]
+CellKey = tuple[int, str, str, str, str, int]  # period, router, served, key, tags, ok
+KindKey = tuple[int, str, str, str, str, int, str]  # ... + prompt kind
+LighterKey = tuple[int, str, str, str, str, str]  # period, router, served, key, tags, eligible
 Hist = dict[int, list[float]]  # bucket -> [count, sum of values]
+DIMS = "period, router, served, key_id, tags"
 
+_CELL_COLUMNS = """
+    width INTEGER NOT NULL, period_start BIGINT NOT NULL, router TEXT NOT NULL,
+    served_model TEXT NOT NULL, key_id TEXT NOT NULL, tags TEXT NOT NULL"""
 ROLLUP_DDL = (
-    """CREATE TABLE IF NOT EXISTS analytics_rollup (
-        period_start BIGINT NOT NULL,
-        router TEXT NOT NULL,
-        served_model TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        tags TEXT NOT NULL,
-        prompt_kind TEXT NOT NULL,
-        ok INTEGER NOT NULL,
-        within_tol TEXT NOT NULL,
-        requests BIGINT NOT NULL,
-        fallbacks BIGINT NOT NULL,
-        prompt_tokens BIGINT NOT NULL,
-        completion_tokens BIGINT NOT NULL,
-        cached_tokens BIGINT NOT NULL,
-        reasoning_tokens BIGINT NOT NULL,
-        cost_pico BIGINT NOT NULL,
-        counterfactual_pico BIGINT NOT NULL,
-        latency_hist TEXT NOT NULL,
-        cost_hist TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS analytics_rollup_period ON analytics_rollup (period_start)",
+    f"""CREATE TABLE IF NOT EXISTS analytics_rollup ({_CELL_COLUMNS}, ok INTEGER NOT NULL,
+        requests BIGINT NOT NULL, fallbacks BIGINT NOT NULL, prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL, cached_tokens BIGINT NOT NULL,
+        reasoning_tokens BIGINT NOT NULL, cost_pico BIGINT NOT NULL,
+        counterfactual_pico BIGINT NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS analytics_rollup_hist ({_CELL_COLUMNS}, ok INTEGER NOT NULL,
+        metric TEXT NOT NULL, bucket INTEGER NOT NULL, n BIGINT NOT NULL,
+        total DOUBLE PRECISION NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS analytics_rollup_kind ({_CELL_COLUMNS}, ok INTEGER NOT NULL,
+        prompt_kind TEXT NOT NULL, requests BIGINT NOT NULL, cost_pico BIGINT NOT NULL,
+        counterfactual_pico BIGINT NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS analytics_rollup_lighter ({_CELL_COLUMNS},
+        within_tol TEXT NOT NULL, requests BIGINT NOT NULL, cost_pico BIGINT NOT NULL)""",
+    *(
+        f"CREATE INDEX IF NOT EXISTS {t}_wp ON {t} (width, period_start)"
+        for t in ("analytics_rollup", "analytics_rollup_hist", "analytics_rollup_kind")
+    ),
+    "CREATE INDEX IF NOT EXISTS analytics_rollup_lighter_wp"
+    " ON analytics_rollup_lighter (width, period_start)",
     """CREATE TABLE IF NOT EXISTS analytics_rollup_state (
-        id INTEGER PRIMARY KEY,
-        rolled_until BIGINT NOT NULL
-    )""",
+        width INTEGER PRIMARY KEY, rolled_until BIGINT NOT NULL)""",
+)
+ROLLUP_TABLES = (
+    "analytics_rollup",
+    "analytics_rollup_hist",
+    "analytics_rollup_kind",
+    "analytics_rollup_lighter",
 )
 
 
@@ -97,6 +108,33 @@ class Cell:
         merge_hist(self.cost_hist, other.cost_hist)
 
 
+@dataclass(slots=True)
+class Cube:
+    cells: dict[CellKey, Cell] = field(default_factory=dict)
+    kinds: dict[KindKey, list[int]] = field(default_factory=dict)  # [requests, cost, cf]
+    lighter: dict[LighterKey, list[int]] = field(default_factory=dict)  # [requests, cost]
+
+    def merge(self, other: Cube) -> None:
+        for key, cell in other.cells.items():
+            mine = self.cells.get(key)
+            if mine is None:
+                self.cells[key] = cell
+            else:
+                mine.add(cell)
+        for table, theirs in ((self.kinds, other.kinds), (self.lighter, other.lighter)):
+            for k, sums in theirs.items():
+                _add_sums(table, k, sums)
+
+
+def _add_sums(table: dict[Any, list[int]], key: Any, sums: list[int]) -> None:
+    mine = table.get(key)
+    if mine is None:
+        table[key] = list(sums)
+    else:
+        for i, v in enumerate(sums):
+            mine[i] += v
+
+
 def merge_hist(into: Hist, other: Hist) -> None:
     for bucket, (count, total) in other.items():
         add_to_hist(into, bucket, count, total)
@@ -109,23 +147,6 @@ def add_to_hist(hist: Hist, bucket: int, count: float, total: float) -> None:
     else:
         slot[0] += count
         slot[1] += total
-
-
-def hist_text(hist: Hist) -> str:
-    return ",".join(f"{b}:{int(c)}:{_num(t)}" for b, (c, t) in sorted(hist.items()))
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def parse_hist(text: str) -> Hist:
-    out: Hist = {}
-    if text:
-        for part in text.split(","):
-            b, c, t = part.split(":")
-            out[int(b)] = [int(c), int(t) if t.lstrip("-").isdigit() else float(t)]
-    return out
 
 
 def latency_bucket(ms: float) -> int:
@@ -149,10 +170,10 @@ def percentile(hist: Hist, q: float) -> float | None:
     return None
 
 
-def _aggregate_sql(dialect: str, width: int) -> str:
-    """One pass over ``requests`` in [lo, hi): sums per cell and per pair of histogram buckets."""
+def _row_sql(dialect: str, width: int, *, eligible: bool = False) -> str:
+    """Per-row dimensions and measures of ``requests`` in [lo, hi), as a subquery. The eligible
+    set (JSON work per row) is computed only for the query that needs it."""
     ln_ratio = math.log(BUCKET_RATIO)
-    base_pusd = COST_BASE_USD * PICO  # the ledger keeps exact integer picodollars beside cost_usd
     if dialect == "sqlite":
         period = f"CAST(r.ts / {width} AS INTEGER) * {width}"
         best = "(SELECT max(m.value) FROM json_each(r.predicted) m)"
@@ -165,9 +186,9 @@ def _aggregate_sql(dialect: str, width: int) -> str:
             f" THEN 0 ELSE CAST(ln(r.latency_ms / {LATENCY_BASE_MS}) / {ln_ratio} AS INTEGER)"
             " + 1 END"
         )
-        cb = (
-            f"CASE WHEN r.cost_pusd <= 0 THEN 0 ELSE max(1, CAST(ln(r.cost_pusd / {base_pusd})"
-            f" / {ln_ratio} AS INTEGER) + 1) END"
+        cost_b = (
+            "CASE WHEN r.cost_pusd <= 0 THEN 0 ELSE max(1, CAST(ln(r.cost_pusd * 1.0"
+            f" / {COST_BASE_PUSD}) / {ln_ratio} AS INTEGER) + 1) END"
         )
     else:
         period = f"CAST(floor(r.ts / {width}) * {width} AS BIGINT)"
@@ -183,71 +204,84 @@ def _aggregate_sql(dialect: str, width: int) -> str:
             f" THEN 0 ELSE CAST(floor(ln(CAST(r.latency_ms AS double precision)"
             f" / {LATENCY_BASE_MS}) / {ln_ratio}) AS INTEGER) + 1 END"
         )
-        cb = (
+        cost_b = (
             "CASE WHEN r.cost_pusd <= 0 THEN 0 ELSE greatest(1, CAST(floor(ln(CAST(r.cost_pusd"
-            f" AS double precision) / {base_pusd}) / {ln_ratio}) AS INTEGER) + 1) END"
+            f" AS double precision) / {COST_BASE_PUSD}) / {ln_ratio}) AS INTEGER) + 1) END"
         )
-    return f"""
-        SELECT period, router, served, key_id, tags, kind, ok, within_tol, lat_b, cost_b,
-               count(*), sum(fb), sum(pt), sum(ct), sum(cached), sum(rt), sum(cost), sum(cf),
-               sum(lat)
-        FROM (
-            SELECT {period} AS period,
-                   COALESCE(r.router, '') AS router,
-                   COALESCE(r.served_model, '') AS served,
-                   COALESCE(r.key_id, '') AS key_id,
-                   COALESCE(CAST(r.tags AS TEXT), '{{}}') AS tags,
-                   COALESCE(r.prompt_kind, '') AS kind,
-                   CASE WHEN r.outcome = 'ok' THEN 1 ELSE 0 END AS ok,
-                   COALESCE({within}, '') AS within_tol,
-                   {lat} AS lat_b,
-                   r.latency_ms AS lat,
-                   {cb} AS cost_b,
-                   CASE WHEN COALESCE(CAST(r.fallbacks AS TEXT), '[]') IN ('[]', '')
-                        THEN 0 ELSE 1 END AS fb,
-                   COALESCE(r.prompt_tokens, 0) AS pt,
-                   COALESCE(r.completion_tokens, 0) AS ct,
-                   COALESCE(r.cached_tokens, 0) AS cached,
-                   COALESCE(r.reasoning_tokens, 0) AS rt,
-                   COALESCE(r.cost_pusd, 0) AS cost,
-                   COALESCE(r.counterfactual_cost_pusd, 0) AS cf
-            FROM requests r
-            WHERE r.ts >= ? AND r.ts < ?
-        ) x
-        GROUP BY period, router, served, key_id, tags, kind, ok, within_tol, lat_b, cost_b
-    """
+    return f"""(
+        SELECT {period} AS period,
+               COALESCE(r.router, '') AS router,
+               COALESCE(r.served_model, '') AS served,
+               COALESCE(r.key_id, '') AS key_id,
+               COALESCE(CAST(r.tags AS TEXT), '{{}}') AS tags,
+               CASE WHEN r.outcome = 'ok' THEN 1 ELSE 0 END AS ok,
+               COALESCE(r.prompt_kind, '') AS kind,
+               {f"COALESCE({within}, '')" if eligible else "''"} AS within_tol,
+               {lat} AS lat_b,
+               r.latency_ms AS lat,
+               {cost_b} AS cost_b,
+               CASE WHEN COALESCE(CAST(r.fallbacks AS TEXT), '[]') IN ('[]', '')
+                    THEN 0 ELSE 1 END AS fb,
+               COALESCE(r.prompt_tokens, 0) AS pt,
+               COALESCE(r.completion_tokens, 0) AS ct,
+               COALESCE(r.cached_tokens, 0) AS cached,
+               COALESCE(r.reasoning_tokens, 0) AS rt,
+               COALESCE(r.cost_pusd, 0) AS cost,
+               COALESCE(r.counterfactual_cost_pusd, 0) AS cf
+        FROM requests r
+        WHERE r.ts >= ? AND r.ts < ?
+    ) x"""
 
 
-def aggregate(db: LedgerDB, lo: float, hi: float, width: int) -> dict[CellKey, Cell]:
-    """Cells for ledger rows with ``lo <= ts < hi``, periods ``width`` seconds long."""
-    cells: dict[CellKey, Cell] = {}
-    for row in db.fetchall(_aggregate_sql(db.dialect, width), (lo, hi)):
-        key: CellKey = (
-            int(row[0]),
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            int(row[6]),
-            row[7],
-        )
-        cell = cells.get(key)
+def _cell_key(r: tuple[Any, ...]) -> CellKey:
+    return (int(r[0]), r[1], r[2], r[3], r[4], int(r[5]))
+
+
+def _fold_hist(cube: Cube, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Rows of (cell key..., metric 'l'|'c', bucket, count, sum) into the cells' histograms."""
+    for r in rows:
+        cell = cube.cells.get(_cell_key(r))
         if cell is None:
-            cell = cells[key] = Cell()
-        n = int(row[10])
-        cell.requests += n
-        cell.fallbacks += int(row[11])
-        cell.prompt_tokens += int(row[12])
-        cell.completion_tokens += int(row[13])
-        cell.cached_tokens += int(row[14])
-        cell.reasoning_tokens += int(row[15])
-        cell.cost_pico += int(row[16])
-        cell.counterfactual_pico += int(row[17])
-        if row[8] is not None:
-            add_to_hist(cell.latency_hist, int(row[8]), n, float(row[18]))
-        add_to_hist(cell.cost_hist, int(row[9]), n, int(row[16]))
-    return cells
+            cell = cube.cells[_cell_key(r)] = Cell()
+        hist = cell.latency_hist if r[6] == "l" else cell.cost_hist
+        add_to_hist(hist, int(r[7]), int(r[8]), float(r[9]))
+
+
+def aggregate(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
+    """The cube of ledger rows with ``lo <= ts < hi``, periods ``width`` seconds long."""
+    rows = _row_sql(db.dialect, width)
+    cube = Cube()
+    bounds = (lo, hi)
+    # One scan for the sums of every (cell, prompt kind); the cells' sums are folded from it.
+    for r in db.fetchall(
+        f"SELECT {DIMS}, ok, kind, count(*), sum(fb), sum(pt), sum(ct), sum(cached), sum(rt),"
+        f" sum(cost), sum(cf) FROM {rows} GROUP BY {DIMS}, ok, kind",
+        bounds,
+    ):
+        key = _cell_key(r)
+        part = _cell_from(r[7:15])
+        cell = cube.cells.get(key)
+        if cell is None:
+            cube.cells[key] = part
+        else:
+            cell.add(part)
+        cube.kinds[(*key, r[6])] = [part.requests, part.cost_pico, part.counterfactual_pico]
+    hist = db.fetchall(
+        f"SELECT {DIMS}, ok, 'l', lat_b, count(*), sum(lat) FROM {rows}"
+        f" WHERE lat_b IS NOT NULL GROUP BY {DIMS}, ok, lat_b"
+        f" UNION ALL SELECT {DIMS}, ok, 'c', cost_b, count(*), sum(cost) FROM {rows}"
+        f" GROUP BY {DIMS}, ok, cost_b",
+        bounds * 2,
+    )
+    _fold_hist(cube, hist)
+    eligible = _row_sql(db.dialect, width, eligible=True)
+    for r in db.fetchall(
+        f"SELECT {DIMS}, within_tol, count(*), sum(cost) FROM {eligible}"
+        f" WHERE ok = 1 AND within_tol <> '' GROUP BY {DIMS}, within_tol",
+        bounds,
+    ):
+        cube.lighter[(int(r[0]), r[1], r[2], r[3], r[4], r[5])] = [int(r[6]), int(r[7])]
+    return cube
 
 
 def ensure_schema(db: LedgerDB) -> None:
@@ -256,100 +290,188 @@ def ensure_schema(db: LedgerDB) -> None:
         db.execute(statement)
 
 
-def rolled_until(db: LedgerDB, *, lock: bool = False) -> int | None:
-    """The end of the rolled-up days (unix seconds), or None before the first rollup."""
+def rolled_until(db: LedgerDB, width: int = DAY, *, lock: bool = False) -> int | None:
+    """Where the rollup of ``width``-long periods ends (unix seconds); None before the first."""
     if not lock and not db.table_exists("analytics_rollup_state"):
         return None
     suffix = " FOR UPDATE" if lock and db.dialect == "postgresql" else ""
-    row = db.fetchone(f"SELECT rolled_until FROM analytics_rollup_state WHERE id = 1{suffix}")
+    row = db.fetchone(
+        f"SELECT rolled_until FROM analytics_rollup_state WHERE width = ?{suffix}", (width,)
+    )
     return int(row[0]) if row else None
 
 
-def refresh(db: LedgerDB, *, now: float | None = None) -> int:
-    """Roll up every complete day not yet rolled; returns the new ``rolled_until``.
+def refresh(db: LedgerDB, *, now: float | None = None) -> dict[int, int]:
+    """Roll up every complete hour, then every complete day, not yet rolled; returns
+    ``{HOUR: rolled_until, DAY: rolled_until}``.
 
-    Each chunk is aggregated *before* taking the write lock, then written only if nobody else
-    rolled it meanwhile, so a gateway writing to the same SQLite file is never blocked for long.
+    Hours are aggregated from raw rows (in chunks, *before* taking the write lock, then written
+    only if nobody else rolled them meanwhile, so a gateway writing to the same SQLite file is
+    never blocked for long); days are summed from the hours inside the database.
     """
     ensure_schema(db)
-    target = int((time.time() if now is None else now) - LAG_S) // DAY * DAY
+    now = time.time() if now is None else now
+    hours = _roll_hours(db, int(now - LAG_S) // HOUR * HOUR)
+    days = _roll_days(db, min(hours, int(now - LAG_S) // DAY * DAY))
+    return {HOUR: hours, DAY: days}
+
+
+def _first_period(db: LedgerDB, width: int) -> int | None:
+    row = db.fetchone("SELECT min(ts) FROM requests")
+    return None if row is None or row[0] is None else int(float(row[0])) // width * width
+
+
+def _roll_hours(db: LedgerDB, target: int) -> int:
     while True:
-        state = rolled_until(db)
-        start = state
+        state = rolled_until(db, HOUR)
+        start = state if state is not None else _first_period(db, HOUR)
         if start is None:
-            row = db.fetchone("SELECT min(ts) FROM requests")
-            if row is None or row[0] is None:
-                return 0
-            start = int(float(row[0])) // DAY * DAY
+            return target
         if start >= target:
             return start
         end = min(target, start + CHUNK_DAYS * DAY)
-        cells = aggregate(db, start, end, DAY)
+        cube = aggregate(db, start, end, HOUR)
         with db.write_transaction():
-            if rolled_until(db, lock=True) != state:
+            if rolled_until(db, HOUR, lock=True) != state:
                 continue  # another report rolled this chunk first: re-read and go on
-            _insert(db, cells.items())
-            if state is None:
-                db.execute(
-                    "INSERT INTO analytics_rollup_state (id, rolled_until) VALUES (1, ?)", (end,)
-                )
-            else:
-                db.execute(
-                    "UPDATE analytics_rollup_state SET rolled_until = ? WHERE id = 1", (end,)
-                )
+            _insert(db, HOUR, cube)
+            _set_state(db, HOUR, state, end)
 
 
-def _insert(db: LedgerDB, cells: Iterable[tuple[CellKey, Cell]]) -> None:
-    rows = [
-        (
-            *key,
-            c.requests,
-            c.fallbacks,
-            c.prompt_tokens,
-            c.completion_tokens,
-            c.cached_tokens,
-            c.reasoning_tokens,
-            c.cost_pico,
-            c.counterfactual_pico,
-            hist_text(c.latency_hist),
-            hist_text(c.cost_hist),
+def _roll_days(db: LedgerDB, target: int) -> int:
+    with db.write_transaction():
+        state = rolled_until(db, DAY, lock=True)
+        start = state if state is not None else _first_period(db, DAY)
+        if start is None:
+            return target
+        if start >= target:
+            return start
+        _days_from_hours(db, start, target)
+        _set_state(db, DAY, state, target)
+        return target
+
+
+def _set_state(db: LedgerDB, width: int, old: int | None, new: int) -> None:
+    if old is None:
+        db.execute(
+            "INSERT INTO analytics_rollup_state (width, rolled_until) VALUES (?, ?)", (width, new)
         )
-        for key, c in cells
-    ]
-    if rows:
-        db.executemany(
-            "INSERT INTO analytics_rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?)",
-            rows,
+    else:
+        db.execute(
+            "UPDATE analytics_rollup_state SET rolled_until = ? WHERE width = ?", (new, width)
         )
 
 
-def load_rollup(db: LedgerDB, lo: int, hi: int) -> dict[CellKey, Cell]:
-    """Rolled-up cells for whole days in [lo, hi)."""
-    cells: dict[CellKey, Cell] = {}
-    sql = (
-        "SELECT period_start, router, served_model, key_id, tags, prompt_kind, ok, within_tol,"
-        " requests, fallbacks, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,"
-        " cost_pico, counterfactual_pico, latency_hist, cost_hist FROM analytics_rollup"
-        " WHERE period_start >= ? AND period_start < ?"
+def _days_from_hours(db: LedgerDB, start: int, end: int) -> None:
+    day = f"(period_start / {DAY}) * {DAY}"  # integer division truncates on both backends
+    dims = "router, served_model, key_id, tags"
+    spec = {
+        "analytics_rollup": (
+            "ok",
+            "sum(requests), sum(fallbacks), sum(prompt_tokens), sum(completion_tokens),"
+            " sum(cached_tokens), sum(reasoning_tokens), sum(cost_pico), sum(counterfactual_pico)",
+        ),
+        "analytics_rollup_hist": ("ok, metric, bucket", "sum(n), sum(total)"),
+        "analytics_rollup_kind": (
+            "ok, prompt_kind",
+            "sum(requests), sum(cost_pico), sum(counterfactual_pico)",
+        ),
+        "analytics_rollup_lighter": ("within_tol", "sum(requests), sum(cost_pico)"),
+    }
+    for table, (extra, sums) in spec.items():
+        db.execute(
+            f"INSERT INTO {table} SELECT {DAY}, {day}, {dims}, {extra}, {sums} FROM {table}"
+            f" WHERE width = {HOUR} AND period_start >= ? AND period_start < ?"
+            f" GROUP BY {day}, {dims}, {extra}",
+            (start, end),
+        )
+
+
+def _cell_from(values: tuple[Any, ...]) -> Cell:
+    n, fb, pt, ct, cached, rt, cost, cf = (int(v) for v in values)
+    return Cell(n, fb, pt, ct, cached, rt, cost, cf)
+
+
+def _sums(c: Cell) -> tuple[int, ...]:
+    return (
+        c.requests,
+        c.fallbacks,
+        c.prompt_tokens,
+        c.completion_tokens,
+        c.cached_tokens,
+        c.reasoning_tokens,
+        c.cost_pico,
+        c.counterfactual_pico,
     )
-    for row in db.fetchall(sql, (lo, hi)):
-        key: CellKey = (int(row[0]), row[1], row[2], row[3], row[4], row[5], int(row[6]), row[7])
-        cell = Cell(
-            int(row[8]),
-            int(row[9]),
-            int(row[10]),
-            int(row[11]),
-            int(row[12]),
-            int(row[13]),
-            int(row[14]),
-            int(row[15]),
-            parse_hist(row[16]),
-            parse_hist(row[17]),
-        )
-        existing = cells.get(key)
-        if existing is None:
-            cells[key] = cell
-        else:
-            existing.add(cell)
-    return cells
+
+
+def _insert(db: LedgerDB, width: int, cube: Cube) -> None:
+    cells = [(width, *key, *_sums(c)) for key, c in cube.cells.items()]
+    hist = [
+        (width, *key, metric, bucket, int(n), total)
+        for key, c in cube.cells.items()
+        for metric, h in (("l", c.latency_hist), ("c", c.cost_hist))
+        for bucket, (n, total) in h.items()
+    ]
+    kinds = [(width, *key, *sums) for key, sums in cube.kinds.items()]
+    lighter = [(width, *key, *sums) for key, sums in cube.lighter.items()]
+    batches: tuple[list[tuple[Any, ...]], ...] = (cells, hist, kinds, lighter)
+    for table, rows in zip(ROLLUP_TABLES, batches, strict=True):
+        if rows:
+            marks = ", ".join("?" for _ in rows[0])
+            db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+
+def load_rollup(
+    db: LedgerDB,
+    width: int,
+    lo: int,
+    hi: int,
+    *,
+    as_width: int | None = None,
+    collapse: bool = False,
+) -> Cube:
+    """The rolled-up cube of ``width``-long periods in [lo, hi), merged into ``as_width``-long
+    periods (hours into days, say). ``collapse`` merges all periods (reported as one, ``lo``)
+    for reports that do not look at time. The database does the merging."""
+    as_width = as_width or width
+    if collapse:
+        period = str(int(lo))
+    elif as_width == width:
+        period = "period_start"
+    else:
+        period = f"(period_start / {as_width}) * {as_width}"
+    dims = f"{period}, router, served_model, key_id, tags"
+    group = "router, served_model, key_id, tags" + ("" if collapse else f", {period}")
+    where = "WHERE width = ? AND period_start >= ? AND period_start < ?"
+    bounds = (width, lo, hi)
+    cube = Cube()
+    for r in db.fetchall(
+        f"SELECT {dims}, ok, sum(requests), sum(fallbacks), sum(prompt_tokens),"
+        " sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens), sum(cost_pico),"
+        f" sum(counterfactual_pico) FROM analytics_rollup {where} GROUP BY {group}, ok",
+        bounds,
+    ):
+        cube.cells[_cell_key(r)] = _cell_from(r[6:14])
+    _fold_hist(
+        cube,
+        db.fetchall(
+            f"SELECT {dims}, ok, metric, bucket, sum(n), sum(total) FROM analytics_rollup_hist"
+            f" {where} GROUP BY {group}, ok, metric, bucket",
+            bounds,
+        ),
+    )
+    for r in db.fetchall(
+        f"SELECT {dims}, ok, prompt_kind, sum(requests), sum(cost_pico),"
+        f" sum(counterfactual_pico) FROM analytics_rollup_kind {where}"
+        f" GROUP BY {group}, ok, prompt_kind",
+        bounds,
+    ):
+        cube.kinds[(*_cell_key(r), r[6])] = [int(r[7]), int(r[8]), int(r[9])]
+    for r in db.fetchall(
+        f"SELECT {dims}, within_tol, sum(requests), sum(cost_pico) FROM analytics_rollup_lighter"
+        f" {where} GROUP BY {group}, within_tol",
+        bounds,
+    ):
+        cube.lighter[(int(r[0]), r[1], r[2], r[3], r[4], r[5])] = [int(r[6]), int(r[7])]
+    return cube

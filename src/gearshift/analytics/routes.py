@@ -110,7 +110,8 @@ class Analytics:
         def build() -> dict[str, Any]:
             from gearshift.analytics import queries
 
-            cells = queries.collect(self._open(), since, until)
+            collapse = by not in ("day", "hour")
+            cells = queries.collect(self._open(), since, until, collapse=collapse)
             return queries.build_report(cells, by, self.settings, filters)
 
         return _exact_json(await self._run(build))

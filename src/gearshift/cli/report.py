@@ -75,7 +75,9 @@ def run(argv: Sequence[str]) -> int:
         if not db.table_exists("requests"):
             raise ConfigError(f"{url} holds no gearshift ledger (no 'requests' table)")
         try:
-            cells = queries.collect(db, since, until, now=now)
+            cells = queries.collect(
+                db, since, until, now=now, collapse=args.by not in ("day", "hour")
+            )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     report = queries.build_report(cells, args.by, settings, filters)

@@ -43,6 +43,10 @@ function usd(v) {
   return "$" + n.toPrecision(2);
 }
 
+function axisUsd(v) {
+  return usd(v).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+}
+
 function ms(v) {
   if (v === null || v === undefined) return "–";
   return v >= 1000 ? (v / 1000).toFixed(2) + " s" : Math.round(v) + " ms";
@@ -85,7 +89,7 @@ function stackedBars(container, periods, series, width) {
   const totals = periods.map((_, i) => names.reduce((s, n) => s + series[n][i], 0));
   const max = niceMax(Math.max(...totals));
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, container);
-  axisY(svg, max, L, W - R, T, H - B, usd);
+  axisY(svg, max, L, W - R, T, H - B, axisUsd);
   const step = (W - L - R) / periods.length;
   const bw = Math.max(1, step * 0.78);
   for (const name of names) {
@@ -130,7 +134,7 @@ function savingsChart(container, s, width) {
   const W = 720, H = 250, L = 62, R = 10, T = 10, B = 28;
   const max = niceMax(Math.max(...s.counterfactual, ...s.cost));
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, container);
-  axisY(svg, max, L, W - R, T, H - B, usd);
+  axisY(svg, max, L, W - R, T, H - B, axisUsd);
   const step = (W - L - R) / s.periods.length;
   const x = (i) => L + i * step + step / 2;
   const y = (v) => H - B - (v / max) * (H - B - T);
@@ -192,14 +196,14 @@ function latencyChart(container, groups) {
 function budgetsChart(container, budgets) {
   container.replaceChildren();
   for (const b of budgets) {
-    const W = 720, H = 170, L = 62, R = 120, T = 12, B = 24;
+    const W = 1100, H = 190, L = 62, R = 120, T = 12, B = 24;
     const limit = Number(b.limit_usd);
     const max = niceMax(Math.max(limit, ...b.cumulative_usd));
     const box = html("div", "budget", container);
     html("div", "", box, `${b.name} — ${Object.entries(b.scope).map(([k, v]) => k + "=" + v).join(", ") || "all traffic"}: ` +
       `${usd(b.spent_usd)} of ${usd(limit)} (${b.spent_pct.toFixed(1)}%), resets ${b.resets}`);
     const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, box);
-    axisY(svg, max, L, W - R, T, H - B, usd);
+    axisY(svg, max, L, W - R, T, H - B, axisUsd);
     const step = (W - L - R) / b.days_in_period;
     const y = (v) => H - B - (v / max) * (H - B - T);
     const g = el("g", { class: "series", "data-series": `budget ${b.name}` }, svg);
@@ -210,6 +214,11 @@ function budgetsChart(container, budgets) {
       el("line", { x1: L, x2: W - R, y1: y(b.soft_limit_usd), y2: y(b.soft_limit_usd), stroke: "#b26a00", "stroke-dasharray": "3 3" }, g);
       el("text", { x: W - R + 4, y: y(b.soft_limit_usd) + 4, class: "value" }, g, "soft " + usd(b.soft_limit_usd));
     }
+    const ticks = el("g", { class: "axis" }, svg);
+    el("text", { x: L, y: H - B + 16, "text-anchor": "start" }, ticks, b.period_start);
+    el("text", { x: W - R, y: H - B + 16, "text-anchor": "end" }, ticks, "resets " + b.resets);
+    const todayX = L + b.cumulative_usd.length * step;
+    el("text", { x: todayX, y: H - B + 16, "text-anchor": "middle" }, ticks, "today");
     const pts = b.cumulative_usd.map((v, i) => `${L + (i + 1) * step},${y(v)}`);
     el("polyline", { points: [`${L},${y(0)}`, ...pts].join(" "), fill: "none", stroke: "#2f5bea", "stroke-width": 2.4 }, g);
   }
@@ -276,7 +285,8 @@ function render(data) {
   stackedBars(document.getElementById("chart-spend-model"), data.series.periods, data.series.spend_by_model, width);
   stackedBars(document.getElementById("chart-spend-feature"), data.series.periods, data.series.spend_by_feature, width);
   savingsChart(document.getElementById("chart-savings"), data.series, width);
-  const answered = data.by_model.filter((g) => g.model !== "(none)");
+  const answered = data.by_model.filter((g) => g.model !== "(none)")
+    .sort((a, b) => b.requests - a.requests);
   const total = answered.reduce((s, g) => s + g.requests, 0) || 1;
   hbars(document.getElementById("chart-mix"),
     answered.map((g) => ({ name: g.model, value: g.requests, tier: Object.keys(g.tier_share)[0] })),
