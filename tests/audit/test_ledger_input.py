@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -70,3 +71,27 @@ def test_ledger_export_jsonl(tmp_path: Path, audit_json: Callable[..., dict[str,
     export = tmp_path / "ledger.jsonl"
     export.write_text("".join(json.dumps(record_to_json(r)) + "\n" for r in _records()))
     _check(audit_json(str(export), "--config", str(config)))
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    not os.environ.get("GEARSHIFT_TEST_POSTGRES_URL"), reason="needs GEARSHIFT_TEST_POSTGRES_URL"
+)
+def test_postgresql_ledger_url(tmp_path: Path, audit_json: Callable[..., dict[str, Any]]) -> None:
+    import psycopg
+
+    base = os.environ["GEARSHIFT_TEST_POSTGRES_URL"]
+    schema = f"audit_test_{os.getpid()}"  # a schema of its own: other tests' rows stay apart
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    config = tmp_path / "gearshift.yaml"
+    config.write_text(CONFIG)
+    try:
+        store = open_store(url)
+        store.insert_many(_records())
+        store.close()
+        _check(audit_json(url, "--config", str(config)))
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

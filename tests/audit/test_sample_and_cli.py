@@ -126,3 +126,13 @@ def test_huge_prompts_are_audited_with_honest_token_counts(
     assert r["by_model"]["gpt-4.1-mini"]["requests"] == 1
     assert r["by_model"]["gpt-4o"]["requests"] == 1
     assert r["skipped_reasons"] == {"longer than every candidate's context window": 1}
+
+
+def test_worker_processes_give_the_same_report_as_one_process(
+    tmp_path: Path, audit_json: Callable[..., dict[str, Any]]
+) -> None:
+    one = audit_json(str(SAMPLE), "--workers", "1", "--batch-size", "500")
+    two = audit_json(str(SAMPLE), "--workers", "2", "--batch-size", "500", "--progress")
+    for key in ("requests", "actual_cost_usd", "routed_cost_usd", "by_model", "curve", "by_kind"):
+        assert one[key] == two[key], key
+    assert one["distinct_prompts_predicted"] == two["distinct_prompts_predicted"]
