@@ -103,3 +103,32 @@ def test_serve_answers_and_sigterm_drains_in_flight(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_with_two_workers(tmp_path: Path, upstream: FakeOpenAIServer) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = _write_config(tmp_path, upstream)
+    args = ["serve", "--config", str(config), "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gearshift", *args],
+        env={**os.environ, "LARGE_API_KEY": LARGE_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_healthy(url, proc)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        for _ in range(4):
+            reply = client.chat.completions.create(
+                model="small", messages=[{"role": "user", "content": "hi"}]
+            )
+            assert reply.choices[0].message.content
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

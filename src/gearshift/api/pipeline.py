@@ -33,7 +33,7 @@ from gearshift.errors import (
     NotFound,
     UpstreamError,
 )
-from gearshift.ledger.record import LedgerRecord
+from gearshift.ledger.record import LedgerRecord, Outcome
 from gearshift.policy.contract import Admission, OpenPolicy, PolicyEngine
 from gearshift.providers.base import Provider, provider_class
 from gearshift.routing.decision import Decision, RouterEngine
@@ -386,7 +386,7 @@ class Gateway:
 
     @staticmethod
     def _fail(
-        record: LedgerRecord, ctx: RequestContext, status: int, outcome: Any, message: str
+        record: LedgerRecord, ctx: RequestContext, status: int, outcome: Outcome, message: str
     ) -> None:
         record.status = status
         record.outcome = outcome
@@ -445,16 +445,12 @@ class GatewayStream:
             try:
                 event = await anext(self._events)
             except StopAsyncIteration:
-                await self._end_failed(
-                    UpstreamError(
-                        f"{self._model.name}: the upstream stream ended without finishing",
-                        model=self._model.name,
-                    )
-                )
-                raise UpstreamError(
+                ended = UpstreamError(
                     f"{self._model.name}: the upstream stream ended without finishing",
                     model=self._model.name,
-                ) from None
+                )
+                await self._end_failed(ended)
+                raise ended from None
             except UpstreamError as exc:
                 await self._end_failed(exc)
                 raise
