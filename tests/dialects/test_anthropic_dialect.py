@@ -178,3 +178,23 @@ def test_caller_key_from_either_header(start_gearshift: Callable[..., Gearshift]
     assert policy.seen == ["gs-key-1", "gs-key-1"]
     records = gearshift.wait_records(2)
     assert [(r.key_id, r.tags) for r in records] == [("key-1", {"team": "support"})] * 2
+
+
+def test_count_tokens_exact_upstream_or_estimate(
+    gearshift: Gearshift, upstreams: dict[str, Any]
+) -> None:
+    c = client(gearshift)
+    kwargs: dict[str, Any] = {"messages": [{"role": "user", "content": QUESTION * 20}]}
+    exact = c.messages.with_raw_response.count_tokens(model="an", system="Be brief.", **kwargs)
+    assert exact.parse().input_tokens == 21
+    assert exact.headers["x-gearshift-token-count"] == "upstream"
+    sent = upstreams["an"].received[-1]
+    assert sent.path == "/v1/messages/count_tokens"
+    assert sent.body["model"] == "claude-fake-haiku" and sent.body["system"] == "Be brief."
+    for model in ("auto", "br"):
+        estimate = c.messages.with_raw_response.count_tokens(model=model, **kwargs)
+        assert estimate.headers["x-gearshift-token-count"] == "estimate"
+        assert 20 * len(QUESTION) // 5 < estimate.parse().input_tokens < 20 * len(QUESTION)
+    with pytest.raises(anthropic.NotFoundError):
+        c.messages.count_tokens(model="nope", **kwargs)
+    assert gearshift.records == []  # counting is not a request to a model

@@ -59,6 +59,7 @@ class FakeAnthropic(ThreadedServer):
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         return app
 
     def usage(self) -> dict[str, int]:
@@ -101,6 +102,20 @@ class FakeAnthropic(ThreadedServer):
             await break_connection(request, response)
             return response
         return web.json_response(self._message(body))
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        body = json.loads(raw)
+        if self.record:
+            self.received.append(Received(request.path, dict(request.headers), body, raw))
+        if request.headers.get("x-api-key") != self.api_key:
+            return error_response(401, "invalid x-api-key")
+        if "max_tokens" in body:
+            return error_response(400, "max_tokens: Extra inputs are not permitted")
+        k = self.knobs
+        return web.json_response(
+            {"input_tokens": k.input_tokens + k.cache_read_tokens + k.cache_write_tokens}
+        )
 
     def _content(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         if self.knobs.tool_call and _wants_tool(body):

@@ -22,12 +22,17 @@ from gearshift.api.context import request_context, served_headers, usd
 from gearshift.api.http import Headers, Request, Response, Routes, StreamResponse, json_response
 from gearshift.api.pipeline import Gateway, GatewayStream
 from gearshift.chat import ChatRequest, StreamEnd
-from gearshift.errors import GearshiftError
+from gearshift.errors import GearshiftError, NotFound
+
+COUNT_HEADER = b"x-gearshift-token-count"  # "upstream" (exact) or "estimate"
 
 
 def register(routes: Routes, gateway: Gateway) -> None:
     dialect = AnthropicDialect(gateway)
     routes.add("POST", "/v1/messages", dialect.messages, errors=render_anthropic_error)
+    routes.add(
+        "POST", "/v1/messages/count_tokens", dialect.count_tokens, errors=render_anthropic_error
+    )
 
 
 def render_anthropic_error(exc: GearshiftError, request: Request | None = None) -> Response:
@@ -62,6 +67,33 @@ class AnthropicDialect:
         else:
             body = render_response(response, message_id, served.upstream_model)
         return json_response(200, body, served_headers(served, with_cost=True))
+
+    async def count_tokens(self, request: Request) -> Response:
+        """Exact from the upstream when ``model`` is an Anthropic model; otherwise (a router,
+        or another provider kind) gearshift's own estimate, marked as such in a header."""
+        body = request.json()
+        if isinstance(body, dict):
+            body = {**body, "max_tokens": 1}  # not part of this API; parse_request wants it
+        chat = parse_request(body)
+        model = self.gateway.models.get(chat.model)
+        if model is None and chat.model not in self.gateway.router_configs:
+            routers, models = self.gateway.known_names()
+            raise NotFound(
+                f"model {chat.model!r} is neither a router nor a model configured in this "
+                f"gateway; routers: {', '.join(routers) or '(none)'}; "
+                f"models: {', '.join(models) or '(none)'}",
+                param="model",
+            )
+        if model is not None and model.provider == "anthropic":
+            provider = self.gateway.provider_for(model)
+            count = getattr(provider, "count_tokens", None)
+            if count is not None:
+                tokens = await count(chat, model)
+                return json_response(200, {"input_tokens": tokens}, [(COUNT_HEADER, b"upstream")])
+        from gearshift.routing.tokens import estimate_request_tokens
+
+        tokens = estimate_request_tokens(chat)
+        return json_response(200, {"input_tokens": tokens}, [(COUNT_HEADER, b"estimate")])
 
 
 async def _events(

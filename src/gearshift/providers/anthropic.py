@@ -306,6 +306,27 @@ class AnthropicProvider:
         finally:
             response.close()
 
+    async def count_tokens(self, request: ChatRequest, model: ModelConfig) -> int:
+        """Exact prompt tokens from the upstream's ``/v1/messages/count_tokens``."""
+        body = to_anthropic_body(request, model, stream=False)
+        for unused in ("max_tokens", "stream", "temperature", "top_p", "stop_sequences"):
+            body.pop(unused, None)
+        base, path = messages_endpoint(model.base_url)
+        response = await post(
+            self._pools.get(base),
+            f"{path}/count_tokens",
+            orjson.dumps(body),
+            self._headers(model),
+            model,
+        )
+        raw = await read_all(response, model)
+        if response.status != 200:
+            raise upstream_error(response.status, raw, model)
+        data = json_or_none(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
+            raise UpstreamError(f"{model.name}: count_tokens answered without input_tokens")
+        return int(data["input_tokens"])
+
     async def aclose(self) -> None:
         await self._pools.aclose()
 
