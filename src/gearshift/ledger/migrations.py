@@ -154,5 +154,52 @@ CREATE TABLE IF NOT EXISTS keys (
 """,
 )
 
+M005_ANALYTICS_ROLLUP = Migration(
+    name="m005_analytics_rollup",
+    # Hourly and daily aggregates of ``requests`` for fast reports (gearshift.analytics.rollup
+    # fills them at report time and documents each column); ``width`` is 3600 or 86400 seconds.
+    sql="""
+CREATE TABLE IF NOT EXISTS analytics_rollup (
+    width INTEGER NOT NULL, period_start BIGINT NOT NULL, router TEXT NOT NULL,
+    served_model TEXT NOT NULL, key_id TEXT NOT NULL, tags TEXT NOT NULL, ok INTEGER NOT NULL,
+    requests BIGINT NOT NULL, fallbacks BIGINT NOT NULL, prompt_tokens BIGINT NOT NULL,
+    completion_tokens BIGINT NOT NULL, cached_tokens BIGINT NOT NULL,
+    reasoning_tokens BIGINT NOT NULL, cost_pico BIGINT NOT NULL,
+    counterfactual_pico BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS analytics_rollup_hist (
+    width INTEGER NOT NULL, period_start BIGINT NOT NULL, router TEXT NOT NULL,
+    served_model TEXT NOT NULL, key_id TEXT NOT NULL, tags TEXT NOT NULL, ok INTEGER NOT NULL,
+    metric TEXT NOT NULL, bucket INTEGER NOT NULL, n BIGINT NOT NULL,
+    total DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS analytics_rollup_kind (
+    width INTEGER NOT NULL, period_start BIGINT NOT NULL, router TEXT NOT NULL,
+    served_model TEXT NOT NULL, key_id TEXT NOT NULL, tags TEXT NOT NULL, ok INTEGER NOT NULL,
+    prompt_kind TEXT NOT NULL, requests BIGINT NOT NULL, cost_pico BIGINT NOT NULL,
+    counterfactual_pico BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS analytics_rollup_lighter (
+    width INTEGER NOT NULL, period_start BIGINT NOT NULL, router TEXT NOT NULL,
+    served_model TEXT NOT NULL, key_id TEXT NOT NULL, tags TEXT NOT NULL,
+    within_tol TEXT NOT NULL, requests BIGINT NOT NULL, cost_pico BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS analytics_rollup_wp ON analytics_rollup (width, period_start);
+CREATE INDEX IF NOT EXISTS analytics_rollup_hist_wp ON analytics_rollup_hist (width, period_start);
+CREATE INDEX IF NOT EXISTS analytics_rollup_kind_wp ON analytics_rollup_kind (width, period_start);
+CREATE INDEX IF NOT EXISTS analytics_rollup_lighter_wp
+    ON analytics_rollup_lighter (width, period_start);
+CREATE TABLE IF NOT EXISTS analytics_rollup_state (
+    width INTEGER PRIMARY KEY, rolled_until BIGINT NOT NULL
+);
+""",
+)
+
 # Ordered; append only.
-MIGRATIONS: list[Migration] = [M001_REQUESTS, M002_REQUEST_TAGS, M003_FEEDBACK, M004_KEYS]
+MIGRATIONS: list[Migration] = [
+    M001_REQUESTS,
+    M002_REQUEST_TAGS,
+    M003_FEEDBACK,
+    M004_KEYS,
+    M005_ANALYTICS_ROLLUP,
+]
