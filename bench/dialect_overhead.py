@@ -4,7 +4,8 @@ Starts, as separate processes on loopback: the fake Anthropic Messages API and t
 runtime (tests/fakes/, the Bedrock one verifying every SigV4 signature), and ``gearshift serve``
 with one model on each (routing, pricing and the SQLite ledger on). Load comes from ``wrk`` at one
 connection. For each path it reports p50/p90/p99 and the overhead against calling the fake
-directly (p50 through gearshift - p50 direct):
+directly (p50 through gearshift - p50 direct), and the CPU time gearshift spent per request
+(``gearshift_cpu_ms_per_request``, which other load on the machine does not inflate):
 
 - ``anthropic->anthropic``: Messages in, Messages out (body passed through);
 - ``bedrock->bedrock``: Converse in, Converse out (SigV4-signed per request by gearshift);
@@ -33,7 +34,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_overhead import PROMPT, Procs, free_port, rss_mb, wait_http, wrk
+from gateway_overhead import PROMPT, Procs, cpu_s, free_port, rss_mb, wait_http, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 ANTHROPIC_KEY = "sk-ant-bench"
@@ -209,10 +210,16 @@ def main() -> None:
         # Warm up every path (pools, credential chain, first-call imports).
         for url, script in targets.values():
             wrk(url, script, connections=1, threads=1, seconds=1)
-        latency = {
-            name: wrk(url, script, connections=1, threads=1, seconds=args.seconds)
-            for name, (url, script) in targets.items()
-        }
+        latency: dict[str, dict[str, Any]] = {}
+        for name, (url, script) in targets.items():
+            before = cpu_s(gw.pid)
+            latency[name] = wrk(url, script, connections=1, threads=1, seconds=args.seconds)
+            if not name.startswith("direct"):
+                # CPU gearshift spent per request: unlike latency, not inflated by other load.
+                spent_ms = (cpu_s(gw.pid) - before) * 1000
+                latency[name]["gearshift_cpu_ms_per_request"] = round(
+                    spent_ms / max(latency[name]["requests"], 1), 3
+                )
         for name, stats in latency.items():
             if name.startswith("direct"):
                 continue
