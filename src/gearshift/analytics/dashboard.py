@@ -55,9 +55,8 @@ def _periods(data: Cells, present: set[int]) -> list[int]:
         return []
     width = data.width
     first = int(data.since // width * width) if data.since > 0 else min(present)
-    last = min(
-        int(data.until // width * width), max(max(present), int(time.time()) // width * width)
-    )
+    until = int((data.until - 1e-6) // width * width)  # the range's end is exclusive
+    last = min(until, max(max(present), int(time.time()) // width * width))
     first = min(first, min(present))
     if (last - first) // width > 2000:  # an open range over years: only the populated periods
         return sorted(present)

@@ -1,0 +1,75 @@
+"""The analytics routes on a real gearshift: access control, assets, bad input, data shape."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.analytics.conftest import crafted, settings_for, write
+from tests.conftest import UvicornThread
+
+from gearshift.api.app import create_app
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    write(url, crafted())
+    return url
+
+
+def test_open_without_admin_key(ledger: str) -> None:
+    with UvicornThread(create_app(settings_for(ledger))) as server:
+        page = httpx.get(f"{server.url}/dashboard")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert 'src="/dashboard/static/dashboard.js"' in page.text
+        js = httpx.get(f"{server.url}/dashboard/static/dashboard.js")
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        missing = httpx.get(f"{server.url}/dashboard/static/secrets.txt")
+        assert missing.status_code == 404
+        assert "no dashboard asset" in missing.json()["error"]["message"]
+
+        data = httpx.get(f"{server.url}/api/dashboard?since=2025-03-10&until=2025-03-14")
+        assert data.status_code == 200
+        body = json.loads(data.text, parse_float=Decimal)
+        assert body["totals"]["cost_usd"] == Decimal("0.026723456789")
+        # Four days (more than three): one period per day, gaps as zeros.
+        assert body["range"]["period_seconds"] == 86400
+        assert body["series"]["periods"] == [1741564800 + d * 86400 for d in range(4)]
+        large = body["series"]["spend_by_model"]["large"]
+        assert large == [0, Decimal("0.01"), Decimal("0.01"), 0]
+        assert body["tags"] == {"feature": ["helpdesk", "summary"], "team": ["support", "legal"]}
+        assert body["budgets"] == []
+        filtered = httpx.get(f"{server.url}/api/dashboard?since=2025-03-10&team=legal").json()
+        assert filtered["totals"]["requests"] == 4 and filtered["filters"] == {"team": "legal"}
+
+        bad = httpx.get(f"{server.url}/api/report?since=yesterday-ish")
+        assert bad.status_code == 400
+        assert bad.json()["error"]["type"] == "invalid_request_error"
+        assert "bad time 'yesterday-ish'" in bad.json()["error"]["message"]
+
+
+def test_admin_key_variable_unset_locks_everything(
+    ledger: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GS_ADMIN_UNSET", raising=False)
+    settings = settings_for(ledger, server={"admin_key_env": "GS_ADMIN_UNSET"})
+    with UvicornThread(create_app(settings)) as server:
+        for path in ("/dashboard", "/api/dashboard", "/api/report", "/metrics"):
+            response = httpx.get(f"{server.url}{path}", headers={"authorization": "Bearer x"})
+            assert response.status_code == 401
+            assert "GS_ADMIN_UNSET, which is not set" in response.json()["error"]["message"]
+
+
+def test_admin_key_checked(ledger: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GS_ADMIN", "right")
+    settings = settings_for(ledger, server={"admin_key_env": "GS_ADMIN"})
+    with UvicornThread(create_app(settings)) as server:
+        assert httpx.get(f"{server.url}/dashboard?admin_key=wrong").status_code == 401
+        assert httpx.get(f"{server.url}/dashboard?admin_key=right").status_code == 200
+        ok = httpx.get(f"{server.url}/metrics", headers={"x-api-key": "right"})
+        assert ok.status_code == 200 and ok.text.startswith("# HELP gearshift_requests_total")
