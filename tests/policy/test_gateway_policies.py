@@ -71,7 +71,9 @@ def start(
     monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
     started: list[UvicornThread] = []
 
-    def run(policy: dict[str, Any], tolerance: float = 0.1) -> Running:
+    def run(
+        policy: dict[str, Any], tolerance: float = 0.1, targets: dict[str, Any] | None = None
+    ) -> Running:
         storage = f"sqlite:///{tmp_path}/ledger.db"
         base = fake_upstream.base_url
         settings = parse_settings(
@@ -93,7 +95,12 @@ def start(
                     },
                 ],
                 "routers": [
-                    {"name": "auto", "models": ["small", "large"], "quality_tolerance": tolerance}
+                    {
+                        "name": "auto",
+                        "models": ["small", "large"],
+                        "quality_tolerance": tolerance,
+                        "targets": targets,
+                    }
                 ],
                 "storage": storage,
                 "policy": policy,
@@ -240,22 +247,40 @@ def test_hard_budget_bedrock(start: Callable[..., Running]) -> None:
     assert stream_exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
 
 
-def test_soft_budget_routes_to_the_lighter_model(start: Callable[..., Running]) -> None:
+PROOF = "Prove that there are infinitely many primes, rigorously."
+
+
+def _ask(gs: Running, dialect: str) -> None:
+    if dialect == "openai":
+        gs.openai().chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": PROOF}]
+        )
+    elif dialect == "anthropic":
+        gs.anthropic().messages.create(
+            model="auto", max_tokens=50, messages=[{"role": "user", "content": PROOF}]
+        )
+    else:
+        gs.bedrock().converse(
+            modelId="auto", messages=[{"role": "user", "content": [{"text": PROOF}]}]
+        )
+
+
+@pytest.mark.parametrize("dialect", ["openai", "anthropic", "bedrock"])
+def test_soft_budget_routes_to_the_lighter_model(
+    start: Callable[..., Running], dialect: str
+) -> None:
     policy = {
         "budgets": [{"name": "soft", "limit_usd": 10, "soft_limit_usd": 0.002}],
         "reserve_usd": 0.0014,
     }
     gs = start(policy, tolerance=0.0)  # tolerance 0: always the best predicted model
-    client = gs.openai()
-    prompt = [
-        {"role": "user", "content": "Prove that there are infinitely many primes, rigorously."}
-    ]
-    served = []
-    for _ in range(4):
-        raw = client.chat.completions.with_raw_response.create(model="auto", messages=prompt)
-        served.append(raw.headers["x-gearshift-model"])
+    for i in range(4):
+        _ask(gs, dialect)
+        while len(gs.records) <= i:  # settled (and counted) before the next request
+            time.sleep(0.01)
     # Two requests on "large" cross $0.002; from then on only the lighter model is allowed.
-    assert served == ["large", "large", "small", "small"]
+    assert [r.served_model for r in gs.records] == ["large", "large", "small", "small"]
+    assert [r.chosen_model for r in gs.records] == ["large", "large", "small", "small"]
 
 
 def test_key_revoked_while_the_gateway_runs(
@@ -280,3 +305,24 @@ def test_key_revoked_while_the_gateway_runs(
             break
         assert time.monotonic() < deadline, "revoked key still accepted after 5 s"
         time.sleep(0.05)
+
+
+def test_cost_target_steers_the_running_gateway(start: Callable[..., Running]) -> None:
+    # $0.0003 per request sits between small ($0.0000225) and large ($0.00135).
+    targets = {
+        "avg_cost_per_request_usd": 0.0003,
+        "max_quality_tolerance": 1.0,
+        "window_requests": 20,
+    }
+    gs = start({}, tolerance=0.0, targets=targets)
+    client = gs.openai()
+    for _ in range(60):
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": PROOF}])
+    served = [r.served_model for r in gs.records]
+    assert served[:20] == ["large"] * 20  # the router's own choice until the controller has data
+    assert set(served[-20:]) == {"small"}  # then the tolerance rises until the target holds
+    policy = gs.app.gateway.policy
+    [status] = policy.controllers_status()  # type: ignore[attr-defined]
+    assert status["router"] == "auto" and status["state"] == "ok"
+    assert status["effective_tolerance"] > 0
+    assert gs.records[-1].tolerance == pytest.approx(status["effective_tolerance"], abs=1e-3)

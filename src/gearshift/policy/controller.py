@@ -70,7 +70,7 @@ class TargetsController:
         self.light = frozenset(light)
         self._prior = dict(prior_cost)
         self._recompute_every = recompute_every
-        self._min_samples = min_samples
+        self._min_samples = min(min_samples, targets.window_requests)
         self._explore_every = explore_every
         self._gain = integral_gain
         # The window as ring buffers (one row per finished request), so a control step is a few
