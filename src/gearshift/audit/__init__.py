@@ -21,6 +21,7 @@ from gearshift.audit.entry import LogEntry, ReadStats
 __all__ = ["AuditOptions", "LogEntry", "ReadStats", "audit"]
 
 PEEK = 2000  # entries read before choosing candidates and tag dimensions
+PARALLEL_BYTES = 32 * 2**20  # logs bigger than this are predicted in worker processes
 _MAX_TAG_VALUES_IN_PEEK = 60  # a tag with more distinct values than this is an id, not a group
 
 
@@ -82,7 +83,7 @@ def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, 
         tolerances=options.tolerances,
         assumed_model=options.model,
         tag_keys=_tag_keys(peek),
-        workers=options.workers or os.cpu_count() or 1,
+        workers=options.workers or _default_workers(sources),
     )
     progress = _progress_bar() if options.progress else None
     try:
@@ -97,6 +98,13 @@ def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, 
         if progress:
             progress[0]()
     return build_report(auditor, stats, sources)
+
+
+def _default_workers(sources: list[str]) -> int:
+    """One predictor process per core on big logs; none on small ones, where starting the
+    processes would cost more than it saves."""
+    size = sum(os.path.getsize(s) for s in sources if os.path.isfile(s))
+    return (os.cpu_count() or 1) if size > PARALLEL_BYTES else 1
 
 
 def _progress_bar() -> tuple[Callable[[], None], Callable[[int], None]]:
