@@ -194,3 +194,22 @@ def test_several_processes_share_one_ledger(backend: Backend) -> None:
     assert store.applied_migrations().count("m001_requests") == 1
     rows = store.execute_read("SELECT value, COUNT(*) FROM request_tags GROUP BY value")
     assert sorted((v, int(n)) for v, n in rows) == [("a", 1500), ("b", 1500), ("c", 1500)]
+
+
+def test_process_exiting_without_close_still_flushes(tmp_path: object) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gearshift.ledger import open_store
+
+    url = f"sqlite:///{Path(str(tmp_path)) / 'l.db'}"
+    code = (
+        "import sys; from gearshift.ledger import LedgerRecord, LedgerWriter, open_store;"
+        "w = LedgerWriter(open_store(sys.argv[1]), flush_interval_s=60);"
+        "[w.submit(LedgerRecord(id=str(i), ts=0.0, dialect='openai', requested_model='m'))"
+        " for i in range(700)]"
+    )  # exits at once, never calling close()
+    subprocess.run([sys.executable, "-c", code, url], check=True, timeout=60)
+    with open_store(url) as store:
+        assert store.count() == 700

@@ -11,10 +11,10 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from gearshift.errors import ConfigError
@@ -29,6 +29,8 @@ from gearshift.ledger.store import (
     default_spool_path,
 )
 
+T = TypeVar("T")
+
 BUSY_TIMEOUT_S = 30.0
 _DATA_ERRORS = (
     sqlite3.IntegrityError,
@@ -36,6 +38,21 @@ _DATA_ERRORS = (
     sqlite3.ProgrammingError,
     sqlite3.DataError,
 )
+
+
+MIGRATION_WAIT_S = 60.0
+
+
+def _retry_locked(action: Callable[[], T], wait_s: float) -> T:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            locked = "locked" in str(exc) or "busy" in str(exc)
+            if not locked or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class _DecimalSum:
@@ -102,7 +119,10 @@ class SQLiteStore(LedgerStore):
         self._closed = False
         self._writer = self._connect()
         if not self._uri:
-            mode = self._writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _retry_locked(
+                lambda: self._writer.execute("PRAGMA journal_mode=WAL").fetchone()[0],
+                MIGRATION_WAIT_S,
+            )
             if str(mode).lower() != "wal":
                 raise ConfigError(f"SQLite ledger {path}: could not enable WAL (got {mode})")
         self._writer.execute("PRAGMA synchronous=NORMAL")
@@ -191,6 +211,13 @@ class SQLiteStore(LedgerStore):
     # ---- schema and lifecycle -------------------------------------------------------------
 
     def migrate(self, migrations: Iterable[Migration] = MIGRATIONS) -> list[str]:
+        steps = list(migrations)
+        # Several processes may open a fresh file at once (``serve --workers N``): whoever loses
+        # the race for the write lock waits for the winner's schema, however short the busy
+        # timeout configured for request-path writes.
+        return _retry_locked(lambda: self._migrate(steps), MIGRATION_WAIT_S)
+
+    def _migrate(self, migrations: list[Migration]) -> list[str]:
         applied: list[str] = []
         with self._write_lock:
             conn = self._writer

@@ -10,6 +10,7 @@ replayed first. ``close()`` writes (or spools) everything submitted before it re
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -67,6 +68,8 @@ class LedgerWriter:
         self._next_retry = 0.0
         self._thread = threading.Thread(target=self._run, name="gearshift-ledger", daemon=True)
         self._thread.start()
+        # A safety net for a process that exits without calling close(): flush at interpreter exit.
+        atexit.register(self.close)
 
     # ---- request path ---------------------------------------------------------------------
 
@@ -103,6 +106,7 @@ class LedgerWriter:
         """Write out everything queued, then stop the thread. Safe to call twice."""
         if not self._thread.is_alive():
             return
+        atexit.unregister(self.close)
         self._last_chance = True  # during an outage, still try the database once before spooling
         self._closing = True
         self._wake.set()
