@@ -196,7 +196,7 @@ function latencyChart(container, groups) {
 function budgetsChart(container, budgets) {
   container.replaceChildren();
   for (const b of budgets) {
-    const W = 1100, H = 190, L = 62, R = 120, T = 12, B = 24;
+    const W = 1100, H = 160, L = 62, R = 120, T = 12, B = 24;
     const limit = Number(b.limit_usd);
     const max = niceMax(Math.max(limit, ...b.cumulative_usd));
     const box = html("div", "budget", container);
@@ -218,7 +218,8 @@ function budgetsChart(container, budgets) {
     el("text", { x: L, y: H - B + 16, "text-anchor": "start" }, ticks, b.period_start);
     el("text", { x: W - R, y: H - B + 16, "text-anchor": "end" }, ticks, "resets " + b.resets);
     const todayX = L + b.cumulative_usd.length * step;
-    el("text", { x: todayX, y: H - B + 16, "text-anchor": "middle" }, ticks, "today");
+    el("line", { x1: todayX, x2: todayX, y1: T, y2: H - B, class: "gridline" }, ticks);
+    el("text", { x: todayX, y: T + 10, "text-anchor": "middle" }, ticks, "today");
     const pts = b.cumulative_usd.map((v, i) => `${L + (i + 1) * step},${y(v)}`);
     el("polyline", { points: [`${L},${y(0)}`, ...pts].join(" "), fill: "none", stroke: "#2f5bea", "stroke-width": 2.4 }, g);
   }
