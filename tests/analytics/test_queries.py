@@ -17,10 +17,14 @@ NOW = DAY0 + 10 * 86400  # long after the crafted traffic: every day can be roll
 D = Decimal
 
 
-def report(url: str, by: str, *, refresh: bool = True, **kw: Any) -> dict[str, Any]:
+def report(
+    url: str, by: str, *, refresh: bool = True, collapse: bool = False, **kw: Any
+) -> dict[str, Any]:
     filters = kw.pop("filters", None)
     with LedgerDB(url) as db:
-        cells = queries.collect(db, kw.get("since"), kw.get("until"), now=NOW, refresh=refresh)
+        cells = queries.collect(
+            db, kw.get("since"), kw.get("until"), now=NOW, refresh=refresh, collapse=collapse
+        )
     return queries.build_report(cells, by, settings_for(url), filters)
 
 
@@ -130,6 +134,10 @@ def test_rollup_and_raw_agree(ledger_url: str) -> None:
             )
             assert rows is not None and int(rows[0]) == 10
     assert render.to_json(raw) == render.to_json(rolled)
+    merged_in_db = report(ledger_url, "feature", collapse=True)  # days merged by the database
+    assert render.to_json(merged_in_db) == render.to_json(rolled)
+    by_kind = groups(report(ledger_url, "kind", collapse=True), "kind")
+    assert (by_kind["chat"]["requests"], by_kind["chat"]["cost_usd"]) == (4, D("0.0104"))
     # A range that starts mid-day and spans > 3 days mixes a raw edge with rolled days.
     mixed = report(ledger_url, "feature", since=DAY0 + 43200, until=DAY0 + 5 * 86400)
     assert mixed["totals"]["requests"] == 8
