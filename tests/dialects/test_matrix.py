@@ -188,3 +188,18 @@ def test_genai_prices_cost_cached_and_reasoning_tokens_exactly(
     assert record.price_source == "genai-prices"
     assert record.reasoning_tokens == usage.reasoning_tokens
     assert record.cost_usd == expected > 0
+
+
+@pytest.mark.parametrize("kind", ["an", "br"])
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_stream_without_usage_is_estimated_not_free(
+    gearshift: Gearshift, upstreams: dict[str, Any], dialect: str, kind: str
+) -> None:
+    upstreams[kind].knobs.omit_usage = True
+    answer = ask(dialect, gearshift.url, kind, stream=True)
+    assert answer.text == TEXTS[kind]
+    (record,) = gearshift.wait_records(1)
+    # Estimated from the text: about a quarter of the characters each way, never zero.
+    assert record.prompt_tokens > 0
+    assert record.completion_tokens == (len(TEXTS[kind]) + 3) // 4
+    assert record.cost_usd > 0

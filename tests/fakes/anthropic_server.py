@@ -158,6 +158,8 @@ class FakeAnthropic(ThreadedServer):
         message = self._message(body)
         start_usage = {**self.usage(), "output_tokens": 1}
         head = {**message, "content": [], "stop_reason": None, "usage": start_usage}
+        if self.knobs.omit_usage:
+            del head["usage"]
         await send("message_start", {"type": "message_start", "message": head})
         await send("ping", {"type": "ping"})
         for index, block in enumerate(message["content"]):
@@ -201,7 +203,9 @@ class FakeAnthropic(ThreadedServer):
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                "usage": {"output_tokens": self.knobs.output_tokens},
+                "usage": {}
+                if self.knobs.omit_usage
+                else {"output_tokens": self.knobs.output_tokens},
             },
         )
         await send("message_stop", {"type": "message_stop"})

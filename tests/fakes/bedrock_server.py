@@ -211,7 +211,8 @@ class FakeBedrock(ThreadedServer):
                     return await self._fail_stream(request, response, failure)
             await send("contentBlockStop", {"contentBlockIndex": index})
         await send("messageStop", {"stopReason": stop})
-        await send("metadata", {"usage": self.usage(), "metrics": {"latencyMs": 15}})
+        if not self.knobs.omit_usage:
+            await send("metadata", {"usage": self.usage(), "metrics": {"latencyMs": 15}})
         try:
             await response.write_eof()
         except ConnectionResetError:

@@ -40,6 +40,7 @@ from gearshift.providers.upstream_http import (
     iter_chunks,
     json_or_none,
     post,
+    priced_stream,
     read_all,
 )
 
@@ -299,7 +300,8 @@ class AnthropicProvider:
         try:
             if response.status != 200:
                 raise upstream_error(response.status, await read_all(response, model), model)
-            async for event in _translate_stream(iter_chunks(response, model), model):
+            events = _translate_stream(iter_chunks(response, model), model)
+            async for event in priced_stream(events, request, model):
                 if isinstance(event, StreamEnd):
                     await drain_for_reuse(response)
                 yield event

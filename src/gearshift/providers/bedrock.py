@@ -47,6 +47,7 @@ from gearshift.providers.upstream_http import (
     iter_chunks,
     json_or_none,
     post,
+    priced_stream,
     read_all,
 )
 
@@ -285,7 +286,8 @@ class BedrockProvider:
             request, model, "converse-stream", "application/vnd.amazon.eventstream"
         )
         try:
-            async for event in _translate_stream(iter_chunks(response, model), model):
+            events = _translate_stream(iter_chunks(response, model), model)
+            async for event in priced_stream(events, request, model):
                 if isinstance(event, StreamEnd):
                     await drain_for_reuse(response)
                 yield event

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
+from gearshift.chat import ChatRequest, StreamEnd, StreamEvent, TextDelta, ToolCallDelta, Usage
 from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError, UpstreamTimeout
 from gearshift.providers.http1 import Http1Pool, Http1Response
+
+log = logging.getLogger("gearshift.providers")
 
 # 408 (request timeout), 409 (conflict, used for "model not ready"), 425, 429 and every 5xx
 # (Anthropic's 529 "overloaded" included) are worth another try or another model.
@@ -112,6 +116,29 @@ async def drain_for_reuse(response: Http1Response) -> None:
 
     with contextlib.suppress(TimeoutError, OSError):
         await asyncio.wait_for(rest(), DRAIN_TIMEOUT_S)
+
+
+async def priced_stream(
+    events: AsyncIterator[StreamEvent], request: ChatRequest, model: ModelConfig
+) -> AsyncIterator[StreamEvent]:
+    """Pass events through; if the upstream ended without any usage (a proxy that strips it, a
+    Bedrock stream without its metadata event), estimate it from the text so the stream is
+    priced roughly instead of being logged as $0."""
+    produced = 0
+    async for event in events:
+        if isinstance(event, TextDelta):
+            produced += len(event.text)
+        elif isinstance(event, ToolCallDelta):
+            produced += len(event.arguments) + len(event.name or "")
+        elif isinstance(event, StreamEnd) and not (
+            event.usage.input_tokens or event.usage.output_tokens
+        ):
+            from gearshift.routing.tokens import estimate_request_tokens
+
+            log.warning("%s: upstream stream reported no usage; tokens estimated", model.name)
+            estimate = Usage(estimate_request_tokens(request), max(1, (produced + 3) // 4))
+            event = StreamEnd(event.finish_reason, estimate)
+        yield event
 
 
 def json_or_none(raw: bytes) -> Any:
