@@ -198,3 +198,13 @@ def test_count_tokens_exact_upstream_or_estimate(
     with pytest.raises(anthropic.NotFoundError):
         c.messages.count_tokens(model="nope", **kwargs)
     assert gearshift.records == []  # counting is not a request to a model
+
+
+def test_attribution_tags_from_metadata_user_and_header(gearshift: Gearshift) -> None:
+    client(gearshift).messages.create(
+        **hello("oa"),
+        metadata={"user_id": "u-42"},
+        extra_headers={"x-gearshift-tags": "team=support"},
+    )
+    (record,) = gearshift.wait_records(1)
+    assert record.tags == {"user": "u-42", "team": "support"}

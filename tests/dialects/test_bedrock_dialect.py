@@ -188,3 +188,13 @@ def test_virtual_key_from_a_header(start_gearshift: Callable[..., Gearshift]) ->
     assert policy.seen == ["gs-key-1", "gs-key-1"]
     records = gearshift.wait_records(2)
     assert [(r.key_id, r.dialect) for r in records] == [("key-1", "bedrock")] * 2
+
+
+def test_attribution_tags_from_request_metadata_and_header(gearshift: Gearshift) -> None:
+    client = bedrock_client(gearshift.url, {"x-gearshift-tags": "team=support,feature=chat"})
+    client.converse(
+        **converse_kwargs("oa"), requestMetadata={"feature": "search", "tenant": "acme"}
+    )
+    (record,) = gearshift.wait_records(1)
+    # The platform's header wins over the application's body on the same key.
+    assert record.tags == {"feature": "chat", "tenant": "acme", "team": "support"}
