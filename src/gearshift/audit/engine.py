@@ -154,6 +154,11 @@ class Auditor:
             self.logged_cost = np.append(self.logged_cost, 0.0)
         return index
 
+    def unpriced_logged(self) -> list[str]:
+        return [
+            n for n, r in zip(self.logged_names, self._logged_rates, strict=True) if not r.priced
+        ]
+
     def _skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 

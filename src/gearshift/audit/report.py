@@ -209,6 +209,7 @@ def _assumptions(a: Auditor) -> list[str]:
             "estimated from the text (about 4 bytes per token)."
         )
     unpriced = [n for n, r in zip(a.names, a.rates, strict=True) if not r.priced]
+    unpriced += [n for n in a.unpriced_logged() if n not in unpriced]
     if unpriced:
         notes.append(f"No price is known for {', '.join(unpriced)}: counted as $0.")
     return notes
