@@ -70,6 +70,10 @@ def model_id_of(request: Request) -> str:
 class BedrockDialect:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        # Upstream model id -> configured name; the first configured model wins a shared id.
+        self._by_upstream_id: dict[str, str] = {}
+        for model in gateway.models.values():
+            self._by_upstream_id.setdefault(model.upstream_model, model.name)
 
     def resolve(self, model_id: str) -> str:
         """The router or model name a Bedrock model id or ARN stands for (unchanged when none:
@@ -82,9 +86,8 @@ class BedrockDialect:
             if name in gateway.router_configs or name in gateway.models:
                 return name
         for name in candidates:
-            for model in gateway.models.values():
-                if model.upstream_model == name:
-                    return model.name
+            if name in self._by_upstream_id:
+                return self._by_upstream_id[name]
         return model_id
 
     async def converse(self, request: Request) -> Response:
