@@ -285,7 +285,10 @@ def aggregate(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
 
 
 def ensure_schema(db: LedgerDB) -> None:
-    """Create the rollup tables if the ledger's migrations have not (idempotent)."""
+    """Create the rollup tables if the ledger's migrations have not (a ledger made by an older
+    gearshift); a no-op on a migrated ledger."""
+    if db.table_exists("analytics_rollup_state"):
+        return
     for statement in ROLLUP_DDL:
         db.execute(statement)
 
