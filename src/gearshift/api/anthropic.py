@@ -21,7 +21,7 @@ from gearshift.api.anthropic_codec import (
 from gearshift.api.context import request_context, served_headers, usd
 from gearshift.api.http import Headers, Request, Response, Routes, StreamResponse, json_response
 from gearshift.api.pipeline import Gateway, GatewayStream
-from gearshift.chat import ChatRequest, StreamEnd
+from gearshift.chat import StreamEnd
 from gearshift.errors import GearshiftError, NotFound
 
 COUNT_HEADER = b"x-gearshift-token-count"  # "upstream" (exact) or "estimate"
@@ -59,7 +59,7 @@ class AnthropicDialect:
         if chat.stream:
             stream = await self.gateway.open_stream(chat, ctx)
             headers = [*sse.SSE_HEADERS, *served_headers(stream.served, with_cost=False)]
-            return StreamResponse(_events(stream, chat, message_id), 200, headers)
+            return StreamResponse(_events(stream, message_id), 200, headers)
         response, served = await self.gateway.complete(chat, ctx)
         model = self.gateway.models[served.model]
         if model.provider == "anthropic" and response.raw is not None:
@@ -96,9 +96,7 @@ class AnthropicDialect:
         return json_response(200, {"input_tokens": tokens}, [(COUNT_HEADER, b"estimate")])
 
 
-async def _events(
-    stream: GatewayStream, chat: ChatRequest, message_id: str
-) -> AsyncIterator[bytes]:
+async def _events(stream: GatewayStream, message_id: str) -> AsyncIterator[bytes]:
     served = stream.served
     encoder = StreamEncoder(message_id, served.upstream_model)
     try:
