@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -326,3 +327,17 @@ def test_cost_target_steers_the_running_gateway(start: Callable[..., Running]) -
     assert status["router"] == "auto" and status["state"] == "ok"
     assert status["effective_tolerance"] > 0
     assert gs.records[-1].tolerance == pytest.approx(status["effective_tolerance"], abs=1e-3)
+
+
+def test_metrics_carry_controller_and_budget_gauges(start: Callable[..., Running]) -> None:
+    targets = {"avg_cost_per_request_usd": 0.0003, "window_requests": 20}
+    gs = start(HARD, tolerance=0.0, targets=targets)
+    client = gs.openai()
+    client.chat.completions.create(model="auto", messages=HI)
+    with urllib.request.urlopen(f"{gs.url}/metrics") as resp:
+        text = resp.read().decode()
+    assert 'gearshift_controller_tolerance{router="auto"} 0' in text
+    assert 'gearshift_controller_state{router="auto",state="warming_up"} 1' in text
+    assert 'gearshift_budget_limit_usd{budget="all-traffic"} 0.004' in text
+    spent = [line for line in text.splitlines() if line.startswith("gearshift_budget_spent_usd")]
+    assert spent and float(spent[0].split()[-1]) > 0

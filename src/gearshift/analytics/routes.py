@@ -14,6 +14,7 @@ import hmac
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -36,6 +37,7 @@ RESERVED_PARAMS = frozenset({"since", "until", "by", "admin_key", "format"})
 
 def register(routes: Routes, gateway: Gateway) -> None:
     analytics = Analytics(gateway.settings)
+    analytics.extra_metrics = getattr(gateway.policy, "prometheus", None)  # policy gauges
     gateway.observers.append(analytics.metrics.observe)
     routes.add("GET", "/metrics", analytics.metrics_page)
     routes.add("GET", "/dashboard", analytics.dashboard_page)
@@ -48,6 +50,7 @@ class Analytics:
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.extra_metrics: Callable[[], Awaitable[str]] | None = None
         self._db: LedgerDB | None = None
         self._lock = threading.Lock()
 
@@ -73,7 +76,10 @@ class Analytics:
 
     async def metrics_page(self, request: Request) -> Response:
         self._check_admin(request, _query(request))
-        body = self.metrics.render().encode()
+        text = self.metrics.render()
+        if self.extra_metrics is not None:
+            text += await self.extra_metrics()
+        body = text.encode()
         return Response(200, body, [(b"content-type", b"text/plain; version=0.0.4")])
 
     async def dashboard_page(self, request: Request) -> Response:

@@ -369,6 +369,12 @@ class GearshiftPolicy:
     def controllers_status(self) -> list[dict[str, Any]]:
         return [i.controller.status() for i in self._routers.values() if i.controller is not None]
 
+    async def prometheus(self) -> str:
+        """Controller and budget gauges in Prometheus text format (appended to ``/metrics``)."""
+        from gearshift.policy.metrics import prometheus_text
+
+        return await prometheus_text(self)
+
     async def budgets_status(self) -> list[dict[str, Any]]:
         """Spend against every budget this period (for the dashboard's burn-down and reports)."""
         if not self._started:
