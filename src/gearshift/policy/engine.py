@@ -71,6 +71,7 @@ class GearshiftPolicy:
         self._policy = settings.policy
         self._clock = clock
         self._counters: SpendCounters | None = counters
+        self._owns_counters = counters is None
         self._redis_prefix = redis_prefix
         self._seed_from_ledger = seed_from_ledger
         self._rules = [BudgetRule.from_config(b) for b in self._policy.budgets]
@@ -145,8 +146,9 @@ class GearshiftPolicy:
             await self._sync.aclose()
             self._sync = None
         await self.alerts.aclose()
-        if self._counters is not None:
+        if self._counters is not None and self._owns_counters:
             await self._counters.aclose()
+            self._counters = None  # a later start() connects afresh
         self._started = False
 
     def _keys_changed(self, by_id: dict[str, KeyInfo]) -> None:
