@@ -15,14 +15,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from tests.analytics.conftest import write
 from tests.conftest import UvicornThread
 from tests.fakes.openai_server import FakeOpenAIServer
 
 from gearshift.api.app import create_app
-from gearshift.api.pipeline import Gateway
 from gearshift.config import parse_settings
-from gearshift.ledger.record import LedgerRecord
+from gearshift.ledger import open_store
 
 D = Decimal
 # The fake answers every call with 30 prompt and 12 completion tokens.
@@ -100,19 +98,16 @@ def test_report_matches_known_traffic(
 ) -> None:
     monkeypatch.setenv("GEARSHIFT_TEST_ADMIN_KEY", ADMIN_KEY)
     upstream.reset()
-    write(ledger_url, [])  # create the schema, as a gateway's first start does
     settings = parse_settings(config(upstream.base_url, ledger_url))
-    records: list[LedgerRecord] = []
-    gateway = Gateway(settings, observers=[records.append])
-    with UvicornThread(create_app(settings, gateway=gateway)) as server:
+    # The gateway opens the ledger itself and its batching writer records every request.
+    with UvicornThread(create_app(settings)) as server:
         client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-x", max_retries=0)
         served = send_traffic(client)
-        deadline = time.monotonic() + 10
-        while len(records) < 8 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(records) == 8
-        # Rows land through the ledger's store (idempotent if the gateway already wrote them).
-        write(ledger_url, records)
+        with open_store(ledger_url) as store:
+            deadline = time.monotonic() + 15
+            while store.count() < 8 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert store.count() == 8
 
         auto_cost = sum((SMALL if m == "small" else LARGE for m in served.values()), D(0))
         expected = {
