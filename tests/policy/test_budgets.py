@@ -282,3 +282,46 @@ async def test_a_burst_before_any_cost_is_known_waits_instead_of_refusing(
         assert webhook.received == []  # reservations reached 100%, spend never reached 50%
     finally:
         await policy.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_lost_at_run_time_refuses_with_503(
+    tmp_path: Path, clock: FakeClock, redis_url: str
+) -> None:
+    import shutil
+    import subprocess
+
+    from tests.policy.conftest import free_port_for_test
+
+    from gearshift.errors import ServiceUnavailable
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server not installed")
+    port = free_port_for_test()
+    server = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        settings = make_settings(
+            tmp_path, budgets=[team_budget()], redis_url=f"redis://127.0.0.1:{port}/0"
+        )
+        policy = GearshiftPolicy(settings, clock=clock, seed_from_ledger=False)
+        for _ in range(50):  # wait for the server to accept connections
+            try:
+                await policy.start()
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        await serve(policy, "0.01", {"team": "support"})
+        server.terminate()
+        server.wait(10)
+        with pytest.raises(ServiceUnavailable) as exc:
+            await serve(policy, "0.01", {"team": "support"})
+        assert exc.value.status == 503 and "budget counters are unavailable" in exc.value.message
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(10)
+        await policy.aclose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gearshift.errors import ConfigError
+from gearshift.errors import ConfigError, ServiceUnavailable
 from gearshift.policy.counters import (
     RATE_WINDOW_MINUTES,
     Limit,
@@ -124,7 +124,14 @@ class RedisCounters:
         for lim in limits:
             has_rate = lim.rate_counter is not None and lim.rate_limit is not None
             args += [lim.limit, lim.ttl_s, lim.rate_limit if has_rate and lim.rate_limit else -1]
-        res = await self._reserve(keys=self._keys(limits), args=args)
+        try:
+            res = await self._reserve(keys=self._keys(limits), args=args)
+        except Exception as exc:
+            # Budgets cannot be checked: refuse (503, retryable) rather than spend blindly.
+            raise ServiceUnavailable(
+                f"budget counters are unavailable (Redis: {exc.__class__.__name__}); "
+                "the request was not sent to any model, retry shortly"
+            ) from None
         if int(res[0]) == 1:
             return ReserveOutcome(True, [int(x) for x in res[1:]])
         failed = int(res[1]) - 1
