@@ -147,7 +147,10 @@ def test_anthropic_upstream_gets_the_body_untouched(
     gearshift: Gearshift, upstreams: dict[str, Any]
 ) -> None:
     extra = {"thinking": {"type": "enabled", "budget_tokens": 1024}, "top_k": 3}
-    client(gearshift).messages.create(**hello("an"), extra_body=extra)
+    upstreams["an"].knobs.thinking = "Weather question; answer directly."
+    answer = client(gearshift).messages.create(**hello("an"), extra_body=extra)
+    # Same API both sides: the upstream's answer comes back whole, thinking block included.
+    assert [block.type for block in answer.content] == ["thinking", "text"]
     sent = upstreams["an"].received[-1]
     assert sent.body["thinking"] == extra["thinking"] and sent.body["top_k"] == 3
     assert sent.body["model"] == "claude-fake-haiku"

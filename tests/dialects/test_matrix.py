@@ -203,3 +203,20 @@ def test_stream_without_usage_is_estimated_not_free(
     assert record.prompt_tokens > 0
     assert record.completion_tokens == (len(TEXTS[kind]) + 3) // 4
     assert record.cost_usd > 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+@pytest.mark.parametrize("kind", ["an", "br"])
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_reasoning_blocks_stay_out_of_answers_but_are_paid_for(
+    gearshift: Gearshift, upstreams: dict[str, Any], dialect: str, kind: str, stream: bool
+) -> None:
+    """Anthropic thinking / Bedrock reasoningContent: not shown as answer text in another
+    dialect, and priced through the output tokens the provider reports (which include them)."""
+    upstreams[kind].knobs.thinking = "The user wants the weather; no tool is offered."
+    upstreams[kind].knobs.output_tokens = 250
+    answer = ask(dialect, gearshift.url, kind, stream=stream)
+    assert answer.text == TEXTS[kind]
+    (record,) = gearshift.wait_records(1)
+    assert record.completion_tokens == 250
+    assert record.cost_usd == expected_cost(kind, Usage(21, 250))

@@ -127,7 +127,12 @@ class FakeAnthropic(ThreadedServer):
                 "input": self.knobs.tool_input,
             }
             return [block], "tool_use"
-        return [{"type": "text", "text": self.knobs.text}], "end_turn"
+        return [*self._thinking(), {"type": "text", "text": self.knobs.text}], "end_turn"
+
+    def _thinking(self) -> list[dict[str, Any]]:
+        if not self.knobs.thinking:
+            return []
+        return [{"type": "thinking", "thinking": self.knobs.thinking, "signature": "sig-fake"}]
 
     def _message(self, body: dict[str, Any]) -> dict[str, Any]:
         content, stop_reason = self._content(body)
@@ -163,7 +168,21 @@ class FakeAnthropic(ThreadedServer):
         await send("message_start", {"type": "message_start", "message": head})
         await send("ping", {"type": "ping"})
         for index, block in enumerate(message["content"]):
-            if block["type"] == "text":
+            if block["type"] == "thinking":
+                start = {"type": "thinking", "thinking": ""}
+                await send(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": start},
+                )
+                for delta in (
+                    {"type": "thinking_delta", "thinking": block["thinking"]},
+                    {"type": "signature_delta", "signature": block["signature"]},
+                ):
+                    await send(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index, "delta": delta},
+                    )
+            elif block["type"] == "text":
                 await send(
                     "content_block_start",
                     {

@@ -173,7 +173,11 @@ class FakeBedrock(ThreadedServer):
                 "input": self.knobs.tool_input,
             }
             return [{"toolUse": use}], "tool_use"
-        return [{"text": self.knobs.text}], "end_turn"
+        thinking = []
+        if self.knobs.thinking:
+            text = {"text": self.knobs.thinking, "signature": "sig-fake"}
+            thinking = [{"reasoningContent": {"reasoningText": text}}]
+        return [*thinking, {"text": self.knobs.text}], "end_turn"
 
     async def _stream(
         self, request: web.Request, body: dict[str, Any], model_id: str, failure: Any
@@ -192,7 +196,12 @@ class FakeBedrock(ThreadedServer):
         content, stop = self._content(body)
         await send("messageStart", {"role": "assistant"})
         for index, block in enumerate(content):
-            if "text" in block:
+            if "reasoningContent" in block:
+                reasoning = block["reasoningContent"]["reasoningText"]
+                for part in ({"text": reasoning["text"]}, {"signature": reasoning["signature"]}):
+                    delta = {"reasoningContent": part}
+                    await send("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
+            elif "text" in block:
                 text = block["text"]
                 for n, i in enumerate(range(0, len(text), 8)):
                     delta = {"text": text[i : i + 8]}

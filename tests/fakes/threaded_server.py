@@ -40,6 +40,7 @@ class Knobs:
     cache_write_tokens: int = 0
     hang_s: float = 5.0
     chunk_delay_s: float = 0.0  # pause between streamed events
+    thinking: str = ""  # when set, a reasoning block precedes the answer (counted in output)
     omit_usage: bool = False  # streams: a proxy that strips usage (Bedrock: no metadata event)
 
 
