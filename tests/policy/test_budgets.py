@@ -325,3 +325,45 @@ async def test_redis_lost_at_run_time_refuses_with_503(
             server.terminate()
             server.wait(10)
         await policy.aclose()
+
+
+@pytest.mark.postgres
+def test_seeding_reads_a_postgresql_ledger() -> None:
+    import os
+    import secrets
+
+    import psycopg
+
+    from gearshift.ledger.store import open_store
+    from gearshift.policy.seed import spent_since
+
+    admin = os.environ.get("GEARSHIFT_TEST_POSTGRES_URL")
+    if not admin:
+        pytest.skip("GEARSHIFT_TEST_POSTGRES_URL not set")
+    name = f"gs_policy_seed_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = admin.rsplit("/", 1)[0] + "/" + name
+    try:
+        store = open_store(url)
+        store.insert_many(
+            [
+                record("0.25", ts=1000.0, tags={"team": "support"}, key_id="key_a"),
+                record("0.50", ts=2000.0, tags={"team": "support"}),
+                record("4.00", ts=2000.0, tags={"team": "sales"}, key_id="key_a"),
+            ]
+        )
+        store.close()
+        got = spent_since(
+            url,
+            [
+                ({"team": "support"}, 0.0),
+                ({"team": "support"}, 1500.0),
+                ({"key": "key_a"}, 0.0),
+                ({}, 0.0),
+            ],
+        )
+        assert got == [750_000_000, 500_000_000, 4_250_000_000, 4_750_000_000]
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
