@@ -260,3 +260,58 @@ async def test_bedrock_dialect_body_is_passed_through(fake_bedrock: FakeBedrock)
     )
     await run_complete(fake_bedrock, request)
     assert fake_bedrock.received[-1].body == raw
+
+
+async def test_expiring_credentials_are_refreshed_once_not_per_request(
+    fake_bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporary credentials (a role, SSO) near expiry are refreshed by botocore's own logic,
+    off the event loop; the chain itself is resolved once per provider, not per request."""
+    from datetime import UTC, datetime, timedelta
+
+    from botocore.credentials import RefreshableCredentials
+
+    import gearshift.providers.sigv4 as sigv4
+
+    refreshes: list[str] = []
+
+    def refresh() -> dict[str, str]:
+        refreshes.append("refreshed")
+        expiry = datetime.now(UTC) + timedelta(hours=1)
+        return {
+            "access_key": "AKIDFAKEGEARSHIFT",
+            "secret_key": "fake-secret-key",
+            "token": "session-token-2",
+            "expiry_time": expiry.isoformat(),
+        }
+
+    almost_expired = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
+    credentials = RefreshableCredentials.create_from_metadata(
+        {
+            "access_key": "AKIDFAKEGEARSHIFT",
+            "secret_key": "stale-secret",
+            "token": "session-token-1",
+            "expiry_time": almost_expired,
+        },
+        refresh_using=refresh,
+        method="test-role",
+    )
+    resolutions: list[str] = []
+
+    def resolve_chain() -> tuple[object, str | None]:
+        resolutions.append("resolved")
+        return credentials, None
+
+    monkeypatch.setattr(sigv4, "_resolve_chain", resolve_chain)
+    provider = BedrockProvider()
+    try:
+        for _ in range(3):
+            await provider.complete(ask(), model_for(fake_bedrock))
+    finally:
+        await provider.aclose()
+    assert resolutions == ["resolved"]
+    assert refreshes == ["refreshed"]  # once: the fresh credentials last an hour
+    # Signed with the refreshed secret and token (the fake verified each signature).
+    assert [r.headers["X-Amz-Security-Token"] for r in fake_bedrock.received] == [
+        "session-token-2"
+    ] * 3
