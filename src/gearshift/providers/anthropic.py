@@ -58,6 +58,10 @@ STOP_REASONS: dict[str, FinishReason] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+# What /v1/messages/count_tokens accepts (it refuses generation parameters like max_tokens).
+COUNT_TOKENS_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
+)
 # Anthropic error types that mean "try again or elsewhere" even when sent inside a stream.
 RETRYABLE_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
 
@@ -310,9 +314,8 @@ class AnthropicProvider:
 
     async def count_tokens(self, request: ChatRequest, model: ModelConfig) -> int:
         """Exact prompt tokens from the upstream's ``/v1/messages/count_tokens``."""
-        body = to_anthropic_body(request, model, stream=False)
-        for unused in ("max_tokens", "stream", "temperature", "top_p", "stop_sequences"):
-            body.pop(unused, None)
+        full = to_anthropic_body(request, model, stream=False)
+        body = {k: v for k, v in full.items() if k in COUNT_TOKENS_FIELDS}
         base, path = messages_endpoint(model.base_url)
         response = await post(
             self._pools.get(base),
