@@ -181,6 +181,17 @@ def log(message: str) -> None:
     )
 
 
+def _time_dashboard(url: str) -> float:
+    """What one /api/dashboard call costs (7 days, every chart), in process."""
+    from gearshift.analytics.dashboard import dashboard_data
+    from gearshift.analytics.db import LedgerDB
+
+    with LedgerDB(url) as db:
+        t0 = time.perf_counter()
+        dashboard_data(db, None, time.time() - 7 * DAY, None)
+        return time.perf_counter() - t0
+
+
 def run_backend(url: str, n: int, *, reuse: bool = False) -> dict[str, Any]:
     now = time.time()
     build_s = 0.0 if reuse else build(url, n, now - 30 * DAY)
@@ -191,6 +202,7 @@ def run_backend(url: str, n: int, *, reuse: bool = False) -> dict[str, Any]:
     for by in ("feature", "model", "day", "key"):
         reports[by], _ = timed_report(url, "--since", "30d", "--by", by)
     week_s, week = timed_report(url, "--since", "7d", "--by", "team")
+    dashboard_s = _time_dashboard(url)
     from gearshift.analytics.db import LedgerDB
 
     with LedgerDB(url) as db:
@@ -204,6 +216,7 @@ def run_backend(url: str, n: int, *, reuse: bool = False) -> dict[str, Any]:
         "first_report_s": round(first_s, 2),
         "report_s": {k: round(v, 2) for k, v in reports.items()},
         "report_7d_s": round(week_s, 2),
+        "dashboard_api_7d_s": round(dashboard_s, 2),
         "max_report_s": round(max([*reports.values(), week_s]), 2),
         "rollup_rows": int(rollup_rows[0]) if rollup_rows else 0,
         "requests_in_30d_report": first["totals"]["requests"],
@@ -217,8 +230,13 @@ def main() -> None:
     p.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     p.add_argument("--pg-url", default=os.environ.get("GEARSHIFT_TEST_POSTGRES_URL"))
     p.add_argument("--keep", action="store_true", help="keep the ledgers for inspection")
+    p.add_argument("--reuse", metavar="URL", help="time reports on an existing ledger (no build)")
     args = p.parse_args()
     out: dict[str, Any] = {"rows": args.rows}
+    if args.reuse:
+        out["reused"] = run_backend(args.reuse, args.rows, reuse=True)
+        print(json.dumps(out, indent=2))
+        return
     if args.backend in ("sqlite", "both"):
         folder = Path(tempfile.mkdtemp(prefix="gearshift-bench-"))
         url = f"sqlite:///{folder}/ledger.db"

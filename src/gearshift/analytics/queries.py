@@ -110,6 +110,7 @@ def collect(
     now: float | None = None,
     refresh: bool = True,
     collapse: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> Cells:
     """The cube of [since, until). ``collapse``: the caller ignores periods (not a time series),
     so the database may merge the rolled-up days."""
@@ -119,7 +120,7 @@ def collect(
     if hi <= lo:
         raise ValueError("the time range is empty: --until must be after --since")
     if refresh:
-        rolled: dict[int, int | None] = dict(rollup.refresh(db, now=now))
+        rolled: dict[int, int | None] = dict(rollup.refresh(db, now=now, progress=progress))
     else:
         rolled = {w: rollup.rolled_until(db, w) for w in (HOUR, DAY)}
     hourly = min(hi, now) - lo <= HOURLY_MAX_RANGE_S  # e.g. "since 24h": a time series by hour

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,7 +304,9 @@ def rolled_until(db: LedgerDB, width: int = DAY, *, lock: bool = False) -> int |
     return int(row[0]) if row else None
 
 
-def refresh(db: LedgerDB, *, now: float | None = None) -> dict[int, int]:
+def refresh(
+    db: LedgerDB, *, now: float | None = None, progress: Callable[[str], None] | None = None
+) -> dict[int, int]:
     """Roll up every complete hour, then every complete day, not yet rolled; returns
     ``{HOUR: rolled_until, DAY: rolled_until}``.
 
@@ -314,7 +316,7 @@ def refresh(db: LedgerDB, *, now: float | None = None) -> dict[int, int]:
     """
     ensure_schema(db)
     now = time.time() if now is None else now
-    hours = _roll_hours(db, int(now - LAG_S) // HOUR * HOUR)
+    hours = _roll_hours(db, int(now - LAG_S) // HOUR * HOUR, progress)
     days = _roll_days(db, min(hours, int(now - LAG_S) // DAY * DAY))
     return {HOUR: hours, DAY: days}
 
@@ -324,7 +326,7 @@ def _first_period(db: LedgerDB, width: int) -> int | None:
     return None if row is None or row[0] is None else int(float(row[0])) // width * width
 
 
-def _roll_hours(db: LedgerDB, target: int) -> int:
+def _roll_hours(db: LedgerDB, target: int, progress: Callable[[str], None] | None) -> int:
     while True:
         state = rolled_until(db, HOUR)
         start = state if state is not None else _first_period(db, HOUR)
@@ -333,6 +335,9 @@ def _roll_hours(db: LedgerDB, target: int) -> int:
         if start >= target:
             return start
         end = min(target, start + CHUNK_DAYS * DAY)
+        if progress is not None and target - start > 2 * DAY:
+            left = (target - start) / DAY
+            progress(f"rolling up the ledger for fast reports (once): {left:.0f} days to go")
         cube = aggregate(db, start, end, HOUR)
         with db.write_transaction():
             if rolled_until(db, HOUR, lock=True) != state:

@@ -76,7 +76,12 @@ def run(argv: Sequence[str]) -> int:
             raise ConfigError(f"{url} holds no gearshift ledger (no 'requests' table)")
         try:
             cells = queries.collect(
-                db, since, until, now=now, collapse=args.by not in ("day", "hour")
+                db,
+                since,
+                until,
+                now=now,
+                collapse=args.by not in ("day", "hour"),
+                progress=lambda note: print(f"gearshift report: {note}", file=sys.stderr),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
