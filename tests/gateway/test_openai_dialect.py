@@ -103,8 +103,13 @@ def test_cached_and_reasoning_tokens_recorded(gateway: Running, upstream: FakeOp
 
 
 def test_models_and_health(gateway: Running) -> None:
-    ids = [m.id for m in gateway.client().models.list()]
+    client = gateway.client()
+    ids = [m.id for m in client.models.list()]
     assert ids == ["auto", "small", "large"]
+    assert client.models.retrieve("auto").owned_by == "gearshift-router"
+    assert client.models.retrieve("large").owned_by == "openai"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-9")
     health = httpx.get(f"{gateway.url}/healthz")
     assert health.status_code == 200 and health.json() == {"status": "ok"}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 from gearshift.api import sse
 from gearshift.api.context import request_context, served_headers, usd
@@ -25,18 +26,20 @@ from gearshift.api.http import (
 from gearshift.api.openai_codec import parse_request, render_response, usage_body
 from gearshift.api.pipeline import Gateway, GatewayStream
 from gearshift.chat import ChatRequest, StreamEnd, TextDelta, ToolCallDelta
-from gearshift.errors import GearshiftError
+from gearshift.errors import GearshiftError, NotFound
 
 
 def register(routes: Routes, gateway: Gateway) -> None:
     dialect = OpenAIDialect(gateway)
     routes.add("POST", "/v1/chat/completions", dialect.chat_completions, errors=render_openai_error)
     routes.add("GET", "/v1/models", dialect.list_models, errors=render_openai_error)
+    routes.add("GET", "/v1/models/{model}", dialect.get_model, errors=render_openai_error)
 
 
 class OpenAIDialect:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self._created = int(time.time())
 
     async def chat_completions(self, request: Request) -> Response | StreamResponse:
         chat = parse_request(request.json())
@@ -56,22 +59,20 @@ class OpenAIDialect:
         return json_response(200, body, served_headers(served, with_cost=True))
 
     async def list_models(self, request: Request) -> Response:
-        created = int(time.time())
         routers, models = self.gateway.known_names()
-        data: list[dict[str, Any]] = [
-            {"id": name, "object": "model", "created": created, "owned_by": "gearshift-router"}
-            for name in routers
-        ]
-        data += [
-            {
-                "id": name,
-                "object": "model",
-                "created": created,
-                "owned_by": self.gateway.models[name].provider,
-            }
-            for name in models
-        ]
+        data = [self._model_entry(name) for name in (*routers, *models)]
         return json_response(200, {"object": "list", "data": data})
+
+    async def get_model(self, request: Request) -> Response:
+        name = unquote(request.path_params["model"])
+        if name not in self.gateway.router_configs and name not in self.gateway.models:
+            raise NotFound(f"no router or model named {name!r} in this gateway", param="model")
+        return json_response(200, self._model_entry(name))
+
+    def _model_entry(self, name: str) -> dict[str, Any]:
+        model = self.gateway.models.get(name)
+        owner = model.provider if model is not None else "gearshift-router"
+        return {"id": name, "object": "model", "created": self._created, "owned_by": owner}
 
 
 def _body_tags(chat: ChatRequest) -> dict[str, str]:
