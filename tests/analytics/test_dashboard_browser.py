@@ -41,6 +41,9 @@ def traffic(now: float, n: int = 600) -> list[LedgerRecord]:
         feature, team, _ = rng.choices(features, weights=[f[2] for f in features])[0]
         model = rng.choices(["small", "medium", "large"], weights=[0.62, 0.25, 0.13])[0]
         tokens = rng.randint(1, 4)
+        # Some heavy answers had a light candidate within tolerance (stickiness, fallbacks...).
+        near = model == "large" and i % 3 == 0
+        predicted = {"small": 0.88, "large": 0.9} if near else {"small": 0.6, "large": 0.9}
         out.append(
             rec(
                 i,
@@ -52,6 +55,8 @@ def traffic(now: float, n: int = 600) -> list[LedgerRecord]:
                 prompt_kind=rng.choice(["chat", "faq", "summarise", "code"]),
                 key_id=f"key-{team}",
                 latency_ms=LATENCY[model] * rng.uniform(0.6, 1.6),
+                predicted=predicted,
+                tolerance=0.05,
             )
         )
     return out
@@ -138,6 +143,13 @@ def test_dashboard_renders_and_filters(dashboard: str) -> None:
         assert page.locator("#drivers table[data-dimension=feature] td").first.inner_text() == (
             "helpdesk"
         )
+        lighter = page.inner_text("[data-kpi='Could have been lighter'] .value")
+        expected_lighter = page.evaluate("window.gearshiftDashboard.data.totals.lighter_requests")
+        near_misses = sum(
+            1 for r in traffic(0) if r.served_model == "large" and r.predicted["small"] > 0.85
+        )
+        assert expected_lighter == near_misses > 0
+        assert lighter == str(near_misses)
         spend_all = page.inner_text("[data-kpi='Spend'] .value")
         bars_all = page.locator("#chart-spend-model rect").count()
         assert spend_all.startswith("$") and bars_all > 10
