@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from gearshift.ledger.record import LedgerRecord
+if TYPE_CHECKING:  # annotations only: keep the gateway's import of this module light
+    from gearshift.ledger.record import LedgerRecord
 
 # Seconds; a gateway request spans sub-second cache hits to multi-minute generations.
 LATENCY_BUCKETS_S = (
