@@ -66,6 +66,8 @@ class UpstreamError(GearshiftError):
 
     status = 502
     code = "upstream_error"
+    # Seconds the upstream asked us to wait (its Retry-After), when it said.
+    retry_after_s: float | None = None
 
     def __init__(
         self,

@@ -45,6 +45,7 @@ class OpenAIKnobs:
     required_key: str | None = None
     fail_models: dict[str, Failure] = field(default_factory=dict)
     omit_usage: bool = False  # an old vLLM that ignores stream_options.include_usage
+    retry_after: str | None = None  # Retry-After header on scripted 429s
 
 
 class FakeOpenAIServer(ThreadedServer):
@@ -94,7 +95,10 @@ class FakeOpenAIServer(ThreadedServer):
         if failure is None:
             failure = knobs.fail_models.get(body["model"])
         if isinstance(failure, int):
-            return _error(failure, f"scripted failure {failure}")
+            response = _error(failure, f"scripted failure {failure}")
+            if failure == 429 and knobs.retry_after is not None:
+                response.headers["Retry-After"] = knobs.retry_after
+            return response
         if failure == "timeout":
             await asyncio.sleep(knobs.hang_s)
             return _error(504, "too late")

@@ -72,6 +72,28 @@ def test_one_retry_recovers_on_the_same_model(gateway: Running, upstream: FakeOp
     assert gateway.wait_records(1)[0].fallbacks == []
 
 
+def test_retry_after_is_honoured_or_fallen_back_from(
+    gateway: Running, upstream: FakeOpenAIServer
+) -> None:
+    client = gateway.client()
+    upstream.okn.retry_after = "0.3"  # short: wait it out on the same model
+    upstream.fail_next(429)
+    started = time.monotonic()
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=HI, extra_headers=CHEAPEST
+    )
+    assert raw.headers["x-gearshift-model"] == "small"
+    assert time.monotonic() - started >= 0.3
+    upstream.okn.retry_after = "30"  # long: go to the next model now
+    upstream.fail_next(429)
+    started = time.monotonic()
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=HI, extra_headers=CHEAPEST
+    )
+    assert raw.headers["x-gearshift-model"] == "large"
+    assert time.monotonic() - started < 5
+
+
 def test_streaming_falls_back_before_the_first_byte(
     gateway: Running, upstream: FakeOpenAIServer
 ) -> None:

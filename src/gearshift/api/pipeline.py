@@ -316,7 +316,7 @@ class Gateway:
                     last = exc
                     if not _worth_retrying(exc, attempt, model):
                         break
-                    await asyncio.sleep(_backoff(attempt))
+                    await asyncio.sleep(_backoff(attempt, exc))
             assert last is not None
             if _is_client_fault(last):
                 raise last
@@ -348,7 +348,7 @@ class Gateway:
                 await _close_quietly(events)
                 if not _worth_retrying(last, attempt, model):
                     break
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(_backoff(attempt, last))
             assert last is not None
             if _is_client_fault(last):
                 raise last
@@ -492,7 +492,11 @@ def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
 
 
 def _worth_retrying(exc: UpstreamError, attempt: int, model: ModelConfig) -> bool:
-    return exc.retryable and attempt < model.max_retries
+    """Retry the same model unless it failed for good, retries are spent, or it asked us to wait
+    longer than a fallback would take."""
+    if not exc.retryable or attempt >= model.max_retries:
+        return False
+    return exc.retry_after_s is None or exc.retry_after_s <= BACKOFF_CAP_S
 
 
 def _is_client_fault(exc: UpstreamError) -> bool:
@@ -500,9 +504,10 @@ def _is_client_fault(exc: UpstreamError) -> bool:
     return exc.upstream_status in (400, 413, 422)
 
 
-def _backoff(attempt: int) -> float:
+def _backoff(attempt: int, exc: UpstreamError) -> float:
     delay: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt))
-    return delay * (0.5 + random.random() / 2)
+    delay *= 0.5 + random.random() / 2
+    return max(delay, exc.retry_after_s or 0.0)
 
 
 def _exhausted(plan: _Plan, last: UpstreamError | None) -> GearshiftError:

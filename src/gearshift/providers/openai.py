@@ -8,9 +8,10 @@ streams so a stream is never priced as $0).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -85,7 +86,7 @@ class OpenAIProvider:
         response = await self._post(model, body, stream=False)
         raw = await _read(response, model)
         if response.status != 200:
-            raise upstream_error(response.status, raw, model)
+            raise upstream_error(response.status, raw, model, response.headers)
         data = json_or_none(raw)
         if not isinstance(data, dict):
             raise UpstreamError(
@@ -104,7 +105,8 @@ class OpenAIProvider:
         response = await self._post(model, body, stream=True)
         try:
             if response.status != 200:
-                raise upstream_error(response.status, await _read(response, model), model)
+                raw = await _read(response, model)
+                raise upstream_error(response.status, raw, model, response.headers)
             async for event in _events(_chunks(response, model), model, request):
                 yield event
         finally:
@@ -209,7 +211,12 @@ def _estimated_usage(request: ChatRequest, produced_chars: int) -> Usage:
     )
 
 
-def upstream_error(status: int, raw: bytes, model: ModelConfig) -> UpstreamError:
+def upstream_error(
+    status: int,
+    raw: bytes,
+    model: ModelConfig,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> UpstreamError:
     data = json_or_none(raw)
     detail = ""
     if isinstance(data, dict):
@@ -220,9 +227,15 @@ def upstream_error(status: int, raw: bytes, model: ModelConfig) -> UpstreamError
             detail = err
     if not detail:
         detail = raw[:300].decode("utf-8", "replace").strip() or "(empty body)"
-    return UpstreamError(
+    error = UpstreamError(
         f"{model.name}: upstream answered {status}: {detail}",
         upstream_status=status,
         retryable=is_retryable_status(status),
         model=model.name,
     )
+    for name, value in headers:
+        if name == b"retry-after":
+            # An HTTP date (rare from model APIs) is ignored: the default backoff applies.
+            with contextlib.suppress(ValueError):
+                error.retry_after_s = max(0.0, float(value))
+    return error
