@@ -103,8 +103,7 @@ class Driver:
         self.answered: dict[str, tuple[int, int]] = {}  # request id -> (seq, attempt)
         self.statuses: Counter[int] = Counter()
         self.unanswered_attempts: list[tuple[int, int]] = []  # (seq, attempt) cut or refused
-        self.answered_event = asyncio.Event()
-        self.threshold = total
+        self.milestones: dict[int, asyncio.Event] = {}  # answered count -> event
         self.started = time.perf_counter()
 
     async def run(self) -> None:
@@ -143,16 +142,79 @@ class Driver:
                     raise RuntimeError(f"response without x-request-id (status {status})")
                 self.answered[request_id] = (seq, attempt)
                 self.statuses[status] += 1
-                if len(self.answered) >= self.threshold:
-                    self.answered_event.set()
+                for count, event in self.milestones.items():
+                    if len(self.answered) >= count:
+                        event.set()
                 break
 
+    def milestone(self, count: int) -> asyncio.Event:
+        return self.milestones.setdefault(count, asyncio.Event())
 
-def count_ledger(storage: str) -> tuple[dict[str, dict[str, str]], int]:
+
+class TcpProxy:
+    """Loopback forwarder in front of PostgreSQL that can cut every connection (an outage)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = free_port()
+        self.server: asyncio.base_events.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def up(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def down(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for w in list(self.writers):
+            w.transport.abort()
+        self.writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.writers |= {writer, up_writer}
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+
+class SQLiteLock:
+    """Holds SQLite's write lock: every gateway write times out with "database is locked"."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.conn: Any = None
+
+    async def down(self) -> None:
+        import sqlite3
+
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.conn.execute("BEGIN EXCLUSIVE")
+
+    async def up(self) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+def count_ledger(storage: str, spool_dir: Path) -> tuple[dict[str, dict[str, str]], int]:
     """(request id -> tags, rows still in the spool) of the ledger at ``storage``."""
     from gearshift.ledger import Spool, open_store
 
-    with open_store(storage) as store:
+    with open_store(storage, spool_dir=spool_dir) as store:
         tags: dict[str, dict[str, str]] = {}
         for request_id, key, value in store.execute_read(
             "SELECT request_id, key, value FROM request_tags WHERE key IN ('bench_seq', 'attempt')"
@@ -160,13 +222,45 @@ def count_ledger(storage: str) -> tuple[dict[str, dict[str, str]], int]:
             tags.setdefault(str(request_id), {})[str(key)] = str(value)
         for (request_id,) in store.execute_read("SELECT id FROM requests"):
             tags.setdefault(str(request_id), {})
-        spool_rows = Spool(store.spool_path).count() if store.spool_path else 0
+        spools = [*spool_dir.glob("*.spool.jsonl")]
+        if store.spool_path is not None:
+            spools.append(store.spool_path)
+        spool_rows = sum(Spool(p).count() for p in set(spools))
     return tags, spool_rows
+
+
+async def take_down(
+    outage: TcpProxy | SQLiteLock, when: asyncio.Event, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Make the ledger database unreachable for ``--db-outage-s`` once ``when`` is set."""
+    await when.wait()
+    t0 = time.perf_counter()
+    await outage.down()
+    await asyncio.sleep(args.db_outage_s)
+    await outage.up()
+    return {"db_outage_s": round(time.perf_counter() - t0, 2), "db_outage_at": args.outage_at}
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="gearshift-durability-"))
+    spool_dir = workdir / "spool"
+    os.environ["GEARSHIFT_LEDGER_SPOOL_DIR"] = str(spool_dir)  # inherited by the gateway
     storage = args.storage or f"sqlite:///{workdir / 'ledger.db'}"
+    gateway_storage = storage
+    outage: TcpProxy | SQLiteLock | None = None
+    if args.db_outage_s > 0 and storage.startswith("sqlite"):
+        outage = SQLiteLock(storage.removeprefix("sqlite:///"))
+        # a short busy timeout, so the locked database shows as an outage (spool), not a wait
+        gateway_storage = storage + "?busy_timeout_ms=200"
+    elif args.db_outage_s > 0:
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(storage)
+        outage = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        await outage.up()
+        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        netloc = f"{user}127.0.0.1:{outage.port}"
+        gateway_storage = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
     provider_port, gateway_port = free_port(), free_port()
     provider = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(provider_port)],
@@ -174,17 +268,23 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    config = write_config(workdir, provider_port, storage)
+    config = write_config(workdir, provider_port, gateway_storage)
     log = workdir / "gateway.log"
     gateway = start_gateway(config, gateway_port, log)
     result: dict[str, Any] = {"requests": args.requests, "concurrency": args.concurrency}
     try:
-        wait_http(f"http://127.0.0.1:{provider_port}/v1/models")
-        wait_http(f"http://127.0.0.1:{gateway_port}/healthz")
+        # in threads: the loop must keep serving the PostgreSQL proxy the gateway starts through
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{provider_port}/v1/models")
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{gateway_port}/healthz")
         driver = Driver(f"http://127.0.0.1:{gateway_port}", args.requests, args.concurrency)
-        driver.threshold = int(args.requests * args.sigterm_at)
+        sigterm_at = driver.milestone(int(args.requests * args.sigterm_at))
+        outage_task = None
+        if outage is not None:
+            outage_task = asyncio.create_task(
+                take_down(outage, driver.milestone(int(args.requests * args.outage_at)), args)
+            )
         run = asyncio.create_task(driver.run())
-        await driver.answered_event.wait()
+        await sigterm_at.wait()
 
         # SIGTERM mid-run: the gateway drains in-flight requests and flushes the ledger.
         answered_at_sigterm = len(driver.answered)
@@ -197,6 +297,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         restart_s = time.perf_counter() - t0
 
         await run
+        if outage_task is not None:
+            result.update(await outage_task)
         elapsed = time.perf_counter() - driver.started
         gateway.send_signal(signal.SIGTERM)
         final_exit = await asyncio.to_thread(gateway.wait, 60)
@@ -206,7 +308,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 proc.kill()
                 proc.wait()
 
-    rows, spool_rows = count_ledger(storage)
+    if isinstance(outage, TcpProxy):
+        await outage.down()
+    rows, spool_rows = count_ledger(storage, spool_dir)
     answered_ids = set(driver.answered)
     lost = sorted(answered_ids - set(rows))
     pairs = Counter(
@@ -257,6 +361,14 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--sigterm-at", type=float, default=0.5, help="fraction answered")
+    parser.add_argument(
+        "--db-outage-s",
+        type=float,
+        default=0.0,
+        help="also make the database unreachable this long (SQLite: locked; PostgreSQL: "
+        "connections cut by a loopback proxy), after --outage-at of the requests",
+    )
+    parser.add_argument("--outage-at", type=float, default=0.75, help="fraction answered")
     parser.add_argument("--storage", default=None, help="ledger URL (default: SQLite in a tmp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, ledger)")
     args = parser.parse_args()

@@ -213,3 +213,17 @@ def test_process_exiting_without_close_still_flushes(tmp_path: object) -> None:
     subprocess.run([sys.executable, "-c", code, url], check=True, timeout=60)
     with open_store(url) as store:
         assert store.count() == 700
+
+
+def test_close_replays_spool_when_database_is_back(backend: Backend) -> None:
+    """The database returns after the last retry: close() must not leave the spool behind."""
+    store = backend.open()
+    writer = LedgerWriter(store, flush_interval_s=0.02, retry_interval_s=60)
+    with backend.outage():
+        for i in range(120):
+            writer.submit(full_record(i))
+        assert writer.flush(timeout=30)
+        assert writer.spool.count() == 120
+    writer.close(timeout=30)  # next retry is a minute away; close tries anyway
+    assert store.count() == 120
+    assert not writer.spool.pending()

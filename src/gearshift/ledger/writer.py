@@ -125,7 +125,9 @@ class LedgerWriter:
             self._wake.clear()
             closing = self._closing
             try:
-                self._maybe_replay()
+                # Closing: try the database once more even mid-outage, so a spool is not left
+                # behind when the database came back after the last retry.
+                self._maybe_replay(force=closing)
                 self._write_queued()
             except Exception:  # the thread must outlive any bug; rows stay queued
                 log.exception("ledger writer: unexpected error; retrying")
@@ -217,9 +219,9 @@ class LedgerWriter:
         if replayed:
             log.warning("ledger: replayed %d spooled row(s) from %s", replayed, self.spool.path)
 
-    def _maybe_replay(self) -> None:
+    def _maybe_replay(self, *, force: bool = False) -> None:
         """Replay the spool when the database may be back (at start, and after each retry wait)."""
-        if not self._healthy and time.monotonic() < self._next_retry:
+        if not force and not self._healthy and time.monotonic() < self._next_retry:
             return
         if not self.spool.pending():
             return
