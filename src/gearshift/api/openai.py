@@ -7,6 +7,7 @@ and its cost in ``x-gearshift-*`` headers (streams carry the cost in a final SSE
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,6 +28,8 @@ from gearshift.api.openai_codec import parse_request, render_response, usage_bod
 from gearshift.api.pipeline import Gateway, GatewayStream
 from gearshift.chat import ChatRequest, StreamEnd, TextDelta, ToolCallDelta
 from gearshift.errors import GearshiftError, NotFound
+
+log = logging.getLogger("gearshift.api.openai")
 
 
 def register(routes: Routes, gateway: Gateway) -> None:
@@ -132,5 +135,11 @@ async def _chunks(
                 return
     except GearshiftError as exc:
         yield sse.data(openai_error_body(exc))
+    except Exception:
+        # A bug of ours mid-stream: end the stream well-formed and record it as an error.
+        log.exception("stream %s failed", served.request_id)
+        internal = GearshiftError(f"internal error; see the gateway log for {served.request_id}")
+        await stream.aclose(internal)
+        yield sse.data(openai_error_body(internal))
     finally:
         await stream.aclose()

@@ -470,15 +470,19 @@ class GatewayStream:
         self.gateway._fail(self._plan.record, self._ctx, exc.status, "error", exc.message)
         await self.gateway._finish(self._plan)
 
-    async def aclose(self) -> None:
-        """Stop early (the client went away): cancel upstream, record ``client_disconnect``."""
+    async def aclose(self, error: GearshiftError | None = None) -> None:
+        """Stop early: cancel the upstream call and record the request, as
+        ``client_disconnect`` (the client went away) or, given ``error``, as that failure."""
         if self._done:
             return
         self._done = True
         await _close_quietly(self._events)
-        g = self.gateway
-        g._fail(self._plan.record, self._ctx, CLIENT_CLOSED, "client_disconnect", "client left")
-        await g._finish(self._plan)
+        record = self._plan.record
+        if error is None:
+            self.gateway._fail(record, self._ctx, CLIENT_CLOSED, "client_disconnect", "client left")
+        else:
+            self.gateway._fail(record, self._ctx, error.status, "error", error.message)
+        await self.gateway._finish(self._plan)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
