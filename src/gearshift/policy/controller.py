@@ -228,9 +228,15 @@ class TargetsController:
         if cost_goal is not None:
             if at_floor_cost > cost_goal:
                 need = hi
+                catching_up = (
+                    f" (${cost_goal:.6f} for now, to make up for earlier overspend)"
+                    if t.avg_cost_per_request_usd and cost_goal < 0.999 * t.avg_cost_per_request_usd
+                    else ""
+                )
                 messages.append(
-                    f"unmet: avg_cost_per_request_usd {t.avg_cost_per_request_usd:g} needs more "
-                    f"than max_quality_tolerance {hi:g} allows (est. ${at_floor_cost:.6f})"
+                    f"unmet: avg_cost_per_request_usd {t.avg_cost_per_request_usd:g}{catching_up} "
+                    f"needs more than max_quality_tolerance {hi:g} allows "
+                    f"(est. ${at_floor_cost:.6f} there)"
                 )
             else:
                 need = max(need, _smallest(lambda x: simulate(x)[0] <= cost_goal, lo, hi))

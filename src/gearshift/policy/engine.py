@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +138,8 @@ class GearshiftPolicy:
 
     async def aclose(self) -> None:
         if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5.0)  # settlements and alerts
+        if self._tasks:  # settlements spawn alerts
             await asyncio.wait(set(self._tasks), timeout=5.0)
         if self._keys is not None:
             await self._keys.aclose()
@@ -238,9 +240,12 @@ class GearshiftPolicy:
         token = admission.token
         if isinstance(token, Reservation) and not token.settled:
             token.settled = True
-            assert self._counters is not None
-            spent = await self._counters.settle(token.limits, token.estimate, actual, token.minute)
-            self._check_alerts(token, spent)
+            if isinstance(self._counters, MemoryCounters):
+                await self._settle_counters(token, actual)
+            else:
+                # A round trip to Redis the answer need not wait for: until it lands the request
+                # stays reserved, which can only make others wait, never overspend.
+                self._spawn(self._settle_counters(token, actual))
         if record.outcome == "ok" and record.served_model is not None:
             history = self._costs.setdefault(record.requested_model, deque(maxlen=_ESTIMATE_WINDOW))
             history.append(actual)
@@ -252,6 +257,25 @@ class GearshiftPolicy:
                 info.controller.observe(outcome)
                 if self._sync is not None:
                     self._sync.record(info.controller.router, outcome)
+
+    async def _settle_counters(self, token: Reservation, actual: int) -> None:
+        assert self._counters is not None
+        try:
+            spent = await self._counters.settle(token.limits, token.estimate, actual, token.minute)
+        except Exception as exc:  # the reservation expires with its period; spend is in the ledger
+            log.error("settling budget counters failed: %s", exc)
+            return
+        self._check_alerts(token, spent)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for background settlements and alerts (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5.0)
 
     # ---- budgets -------------------------------------------------------------------------------
 
@@ -325,11 +349,7 @@ class GearshiftPolicy:
                     u >= threshold * lim.limit
                     and f"alert:{lim.counter}:{label}" not in self._marked
                 ):
-                    task = asyncio.get_running_loop().create_task(
-                        self._alert(rule, lim, u, label, now)
-                    )
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._spawn(self._alert(rule, lim, u, label, now))
 
     async def _alert(self, rule: BudgetRule, lim: Limit, used: int, label: str, now: float) -> None:
         assert self._counters is not None
