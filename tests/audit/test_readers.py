@@ -28,7 +28,7 @@ def test_openai_request_response_usage_and_tags(tmp_path: Path) -> None:
     (e,) = entries
     assert e.model == "gpt-4o"
     assert (e.prompt_tokens, e.completion_tokens, e.cached_tokens) == (1000, 200, 100)
-    assert e.messages == [
+    assert e.message_list() == [
         {"role": "system", "content": "Be brief"},
         {"role": "user", "content": "Reset my password"},
     ]
@@ -55,13 +55,13 @@ def test_openai_request_bodies_alone_batch_input_and_anthropic_bodies(tmp_path: 
         {"model": "gpt-3.5-turbo-instruct", "prompt": "legacy completion"},
     ]
     entries, stats = read(write_lines(tmp_path / "log.jsonl", lines))
-    assert [e.messages[-1]["content"] for e in entries] == [
+    assert [e.message_list()[-1]["content"] for e in entries] == [
         "plain body", "batch", "blocks", "legacy completion",
     ]  # fmt: skip
     assert entries[0].prompt_tokens is None and entries[0].completion_tokens is None
     # Anthropic's input_tokens exclude cache reads; the audit counts all prompt tokens.
     assert (entries[2].prompt_tokens, entries[2].cached_tokens) == (100, 90)
-    assert entries[2].messages[0] == {"role": "system", "content": "sys"}
+    assert entries[2].message_list()[0] == {"role": "system", "content": "sys"}
     assert stats.entries == 4 and stats.malformed == 0
 
 
@@ -77,7 +77,7 @@ def test_blank_broken_and_unusable_lines_are_counted_never_fatal(tmp_path: Path)
         openai_line("last"),
     ]
     entries, stats = read(write_lines(tmp_path / "log.jsonl", lines))
-    assert [e.messages[0]["content"] for e in entries] == ["first", "last"]
+    assert [e.message_list()[0]["content"] for e in entries] == ["first", "last"]
     assert stats.lines == 8 and stats.blank == 2 and stats.malformed == 2
     assert stats.skipped_total == 2
     assert any("log.jsonl:4: not valid JSON" in ex for ex in stats.examples)
@@ -155,13 +155,13 @@ def test_bedrock_invocation_logs_all_body_shapes_and_cloudwatch_prefix(tmp_path:
         "anthropic.claude-3-5-sonnet-20240620-v1:0", "amazon.nova-pro-v1:0",
         "amazon.titan-text-express-v1",
     ]  # fmt: skip
-    assert entries[0].messages == [
+    assert entries[0].message_list() == [
         {"role": "system", "content": "You are helpful"},
         {"role": "user", "content": "Summarise"},
     ]
     assert (entries[0].prompt_tokens, entries[0].completion_tokens) == (1200, 300)
     assert entries[0].tags == {"feature": "helpdesk"}
-    assert entries[1].messages[0] == {"role": "system", "content": "Be terse"}
+    assert entries[1].message_list()[0] == {"role": "system", "content": "Be terse"}
     assert stats.formats == {"bedrock-invocation-log": 3}
     assert stats.skipped == {"Bedrock input body stored separately in S3 (inputBodyS3Path)": 1}
 
@@ -181,7 +181,7 @@ def test_csv_with_prompt_column_optional_columns_and_multiline_cells(tmp_path: P
         w.writerow(["", "short row"])
     assert detect_format(str(path)) == "csv"
     entries, stats = read(path)
-    assert [e.messages[0]["content"] for e in entries] == [
+    assert [e.message_list()[0]["content"] for e in entries] == [
         "How do I\nexport CSV?",
         "no tokens here",
     ]
@@ -203,7 +203,7 @@ def test_gzip_csv_and_a_huge_cell(tmp_path: Path) -> None:
         w.writerow(["prompt", "model"])
         w.writerow([huge, "gpt-4o"])
     entries, stats = read(path)
-    assert len(entries) == 1 and len(entries[0].messages[0]["content"]) == len(huge)
+    assert len(entries) == 1 and len(entries[0].message_list()[0]["content"]) == len(huge)
     assert stats.formats == {"csv": 1}
 
 
@@ -221,7 +221,7 @@ def test_huge_single_prompt_line(tmp_path: Path) -> None:
     entries, stats = read(
         write_lines(tmp_path / "big.jsonl", [openai_line(big, prompt_tokens=None)])
     )
-    assert len(entries) == 1 and entries[0].messages[0]["content"] == big
+    assert len(entries) == 1 and entries[0].message_list()[0]["content"] == big
     assert stats.malformed == 0
 
 

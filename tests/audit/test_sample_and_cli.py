@@ -99,7 +99,8 @@ def test_multi_tolerance_pass_agrees_with_the_routers_own_decisions() -> None:
     for t, point in auditor.curve.items():
         expected: dict[str, int] = {}
         for e in entries:
-            chosen = router.decide(to_request(e.messages, truncate=False), tolerance=t).chosen
+            request = to_request(e.message_list(), truncate=False)
+            chosen = router.decide(request, tolerance=t).chosen
             expected[chosen] = expected.get(chosen, 0) + 1
         got = {m: int(c) for m, c in zip(auditor.names, point.model_requests, strict=True) if c}
         assert got == expected, f"tolerance {t}"

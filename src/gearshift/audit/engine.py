@@ -101,7 +101,7 @@ class Auditor:
         self.assumed_model = assumed_model
         self.samples_per_group = samples_per_group
 
-        self.cache: dict[int, Prepared] = {}
+        self.cache: dict[int, Prepared | None] = {}  # None: the prompt is unusable
         self.predictions = 0  # prompts the predictor actually ran on
         self.requests = 0
         self.actual_cost = 0.0
@@ -162,7 +162,7 @@ class Auditor:
     def _skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 
-    def _remember(self, results: list[tuple[int, Prepared]]) -> None:
+    def _remember(self, results: list[tuple[int, Prepared | None]]) -> None:
         if len(self.cache) + len(results) > CACHE_LIMIT:
             self.cache.clear()  # bounded memory: older prompts are simply predicted again
         for key, prepared in results:
@@ -189,11 +189,12 @@ class Auditor:
             if entry.predicted is not None:
                 keys.append(None)
                 continue
-            key = hash(dumps(entry.messages))
+            raw = entry.messages_json
+            key = hash(raw) if raw is not None else hash(dumps(entry.messages))
             keys.append(key)
             if key not in self.cache and key not in self._inflight:
                 self._inflight.add(key)
-                pending.append((key, entry.messages))
+                pending.append((key, raw if raw is not None else entry.messages))
         return Staged(batch, keys, self.pool.submit(pending) if pending else [])
 
     def finish(self, staged: Staged) -> None:
@@ -205,10 +206,18 @@ class Auditor:
         for entry, maybe_key in zip(staged.batch, staged.keys, strict=True):
             if maybe_key is None:
                 p = self._stored(entry)
+                if p is None:
+                    continue
             else:
-                p = fresh.get(maybe_key) or self.cache.get(maybe_key) or self._recover(entry)
-            if p is None:
-                continue
+                if maybe_key in fresh:
+                    p = fresh[maybe_key]
+                elif maybe_key in self.cache:
+                    p = self.cache[maybe_key]
+                else:
+                    p = self._recover(entry)
+                if p is None:
+                    self._skip("messages unusable: not a list of {role, content}, or no text")
+                    continue
             if entry.model is None and self.assumed_model is None:
                 self._skip("no model named in the line (pass --model)")
                 continue
@@ -227,8 +236,9 @@ class Auditor:
 
     def _recover(self, entry: LogEntry) -> Prepared | None:
         # Predicted for an earlier batch but dropped from the bounded cache since: predict again.
-        key = hash(orjson.dumps(entry.messages))
-        results = self.pool.local.predict([(key, entry.messages)])
+        raw = entry.messages_json
+        key = hash(raw) if raw is not None else hash(orjson.dumps(entry.messages))
+        results = self.pool.local.predict([(key, raw if raw is not None else entry.messages)])
         self.predictions += 1
         return results[0][1]
 
@@ -238,7 +248,7 @@ class Auditor:
         if None in prompt_tokens:
             for i, e in enumerate(rows):
                 if e.prompt_tokens is None:
-                    prompt_tokens[i] = count_tokens(e.messages) if e.messages else 0
+                    prompt_tokens[i] = count_tokens(e.message_list())
                     self.counted_prompt_tokens += 1
         completion_tokens = [e.completion_tokens for e in rows]
         if None in completion_tokens:
@@ -384,7 +394,7 @@ class Auditor:
             moved_so_far = self.move_samples.get(pair, ())
             # a move's examples show different kinds of prompt where the log has them
             want_move = len(moved_so_far) < limit and all(s["kind"] != kind for s in moved_so_far)
-            if not (want_kind or want_move) or keys[i] in self._sampled or not entry.messages:
+            if not (want_kind or want_move) or keys[i] in self._sampled or not entry.message_list():
                 continue
             self._sampled.add(keys[i])
             sample = self._sample(entry, prepared[i], int(chosen[i]), pair[0], float(best[i]))
@@ -417,7 +427,7 @@ class Auditor:
                 "cheapest such model"
             )
         return {
-            "prompt": excerpt(entry.messages),
+            "prompt": excerpt(entry.message_list()),
             "kind": p.kind,
             "difficulty": round(p.difficulty, 3),
             "tags": dict(entry.tags),

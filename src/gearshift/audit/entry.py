@@ -12,6 +12,8 @@ class LogEntry:
     """One logged request.
 
     ``messages`` are OpenAI-style ``{"role", "content"}`` dicts whose content is already plain text.
+    The fast JSONL path leaves them as the raw JSON array in ``messages_json`` instead, so the
+    audit can key a prompt on its bytes and decode it only where needed (``message_list()``).
     Token counts are ``None`` when the log does not say (the audit then counts or assumes, and
     reports how often it had to). ``cached_tokens`` are prompt tokens served from a prompt cache.
     """
@@ -28,6 +30,15 @@ class LogEntry:
     predicted: dict[str, float] | None = None
     difficulty: float | None = None
     kind: str | None = None
+    messages_json: bytes | None = None
+
+    def message_list(self) -> list[dict[str, Any]]:
+        """The messages, decoded from ``messages_json`` on first use ([] when unusable)."""
+        if self.messages_json is not None and not self.messages:
+            from gearshift.audit.readers.content import decode_messages
+
+            self.messages = decode_messages(self.messages_json) or []
+        return self.messages
 
 
 @dataclass(slots=True)

@@ -15,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from gearshift.audit.readers.content import decode_messages
 from gearshift.chat import ChatRequest, Message, Role, TextPart
 from gearshift.config import RouterConfig, Settings
 
 FEATURE_CHARS = 16_000  # per message, for prediction only (tokens are counted on the whole text)
 CHUNK = 256  # prompts per task sent to a worker
 
-Item = tuple[int, list[dict[str, Any]]]  # (prompt key, messages)
+# (prompt key, messages or their raw JSON array as the fast reader kept it)
+Item = tuple[int, list[dict[str, Any]] | bytes]
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,31 +68,37 @@ class Predictor:
         router_order = [p.name for p in self.router.profiles]
         self._columns = [router_order.index(n) for n in names]
 
-    def predict(self, items: list[Item]) -> list[tuple[int, Prepared]]:
+    def predict(self, items: list[Item]) -> list[tuple[int, Prepared | None]]:
+        """Predictions per key; None for messages that turn out unusable once decoded."""
         from gearshift.routing.features import extract
         from gearshift.routing.tokens import estimate_request_tokens
 
-        if not items:
-            return []
-        requests = [to_request(messages, truncate=False) for _, messages in items]
+        out: list[tuple[int, Prepared | None]] = []
+        usable: list[tuple[int, list[dict[str, Any]]]] = []
+        for key, item in items:
+            messages = decode_messages(item) if isinstance(item, bytes) else item
+            if messages:
+                usable.append((key, messages))
+            else:
+                out.append((key, None))
+        if not usable:
+            return out
+        requests = [to_request(messages, truncate=False) for _, messages in usable]
         features = []
-        for (_, messages), request in zip(items, requests, strict=True):
+        for (_, messages), request in zip(usable, requests, strict=True):
             long = any(len(m.get("content") or "") > FEATURE_CHARS for m in messages)
             features.append(extract(to_request(messages, truncate=True) if long else request))
         difficulty, quality = self.router.predictor.predict_many(features, self.router.profiles)
         quality = np.asarray(quality)[:, self._columns]
-        return [
-            (
-                key,
-                Prepared(
-                    quality=tuple(float(q) for q in quality[i]),
-                    difficulty=float(difficulty[i]),
-                    kind=features[i].kind or "unknown",
-                    est_prompt_tokens=estimate_request_tokens(requests[i]),
-                ),
+        for i, (key, _) in enumerate(usable):
+            prepared = Prepared(
+                quality=tuple(float(q) for q in quality[i]),
+                difficulty=float(difficulty[i]),
+                kind=features[i].kind or "unknown",
+                est_prompt_tokens=estimate_request_tokens(requests[i]),
             )
-            for i, (key, _) in enumerate(items)
-        ]
+            out.append((key, prepared))
+        return out
 
 
 _WORKER: Predictor | None = None
@@ -101,12 +109,13 @@ def _init_worker(settings: Settings, router_cfg: RouterConfig, names: list[str])
     _WORKER = Predictor(settings, router_cfg, names)
 
 
-def _predict_in_worker(items: list[Item]) -> list[tuple[int, Prepared]]:
+def _predict_in_worker(items: list[Item]) -> list[tuple[int, Prepared | None]]:
     assert _WORKER is not None
     return _WORKER.predict(items)
 
 
-Handle = list["Future[list[tuple[int, Prepared]]]"] | list[tuple[int, Prepared]]
+Result = list[tuple[int, Prepared | None]]
+Handle = list["Future[Result]"] | Result
 
 
 class PredictionPool:
@@ -134,8 +143,8 @@ class PredictionPool:
             for i in range(0, len(items), CHUNK)
         ]
 
-    def collect(self, handle: Handle) -> list[tuple[int, Prepared]]:
-        out: list[tuple[int, Prepared]] = []
+    def collect(self, handle: Handle) -> Result:
+        out: Result = []
         for part in handle:
             if isinstance(part, Future):
                 out.extend(part.result())

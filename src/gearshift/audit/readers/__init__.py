@@ -22,6 +22,7 @@ import orjson
 from gearshift.audit.entry import LogEntry, ReadStats
 from gearshift.audit.readers.bedrock import is_bedrock, parse_bedrock
 from gearshift.audit.readers.csvlog import read_csv, sniff_header
+from gearshift.audit.readers.fast import parse_fast
 from gearshift.audit.readers.ledger import (
     is_ledger_row,
     parse_ledger_row,
@@ -134,6 +135,12 @@ def _read_jsonl(stream: IO[bytes], where: str, stats: ReadStats) -> Iterator[Log
     loads = orjson.loads
     for number, line in enumerate(stream, 1):
         stats.lines += 1
+        fast = parse_fast(line)
+        if fast is not None:
+            stats.entries += 1
+            stats.formats["openai-jsonl"] += 1
+            yield fast
+            continue
         if not line.strip():
             stats.blank += 1
             continue

@@ -66,6 +66,20 @@ def normalise_messages(messages: Any, system: Any = None) -> list[dict[str, Any]
     return out
 
 
+def decode_messages(raw: bytes) -> list[dict[str, Any]] | None:
+    """Messages from the raw JSON array the fast reader kept, normalised; None when unusable
+    (not a list of messages, or no text at all)."""
+    import orjson
+
+    try:
+        messages = normalise_messages(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return None
+    if not messages or not any(m["content"] for m in messages):
+        return None
+    return messages
+
+
 def count_tokens(messages: list[dict[str, Any]]) -> int:
     """An honest estimate of prompt tokens when the log has none: about four UTF-8 bytes per
     token (close to cl100k/o200k on English and code; CJK text costs more bytes per token, so it
