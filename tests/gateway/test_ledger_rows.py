@@ -129,3 +129,38 @@ def test_client_disconnect_is_recorded_once(recorded: Running, upstream: FakeOpe
     [record] = recorded.wait_records(1)
     [row] = recorded.ledger_rows([record.id])
     assert row.outcome == "client_disconnect" and row.status == 499
+
+
+def test_concurrent_requests_each_recorded_once(
+    recorded: Running, upstream: FakeOpenAIServer
+) -> None:
+    import asyncio
+
+    upstream.okn.latency_s = 0.02
+
+    async def burst() -> list[str]:
+        client = openai.AsyncOpenAI(base_url=f"{recorded.url}/v1", api_key="x", max_retries=0)
+        async with client:
+
+            async def one(i: int) -> str:
+                stream = i % 2 == 1
+                if stream:
+                    async with client.chat.completions.with_streaming_response.create(
+                        model="small", messages=HI, stream=True
+                    ) as response:
+                        async for _ in await response.parse():
+                            pass
+                        return response.headers["x-request-id"]
+                raw = await client.chat.completions.with_raw_response.create(
+                    model="small", messages=HI
+                )
+                return raw.headers["x-request-id"]
+
+            return await asyncio.gather(*(one(i) for i in range(60)))
+
+    ids = asyncio.run(burst())
+    assert len(set(ids)) == 60
+    rows = _by_id(recorded, ids)
+    assert all(r.outcome == "ok" for r in rows.values())
+    assert sum(r.stream for r in rows.values()) == 30
+    assert sum(r.cost_usd for r in rows.values()) == 60 * Decimal("0.0000225")
