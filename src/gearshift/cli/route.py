@@ -1,0 +1,103 @@
+"""``gearshift route "prompt"``: explain the routing decision for one prompt.
+
+With ``--config`` it uses a configured router (``--router NAME``, else the first one). Without a
+configuration it routes with the default router over ``--models a,b,...`` (catalogue names such
+as ``gpt-4o-mini``), or over a built-in demo pair. ``-`` reads the prompt from standard input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from gearshift.errors import ConfigError, NotFound
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gearshift route", description=__doc__.split("\n\n")[0])
+    p.add_argument("prompt", help="the prompt text ('-' reads standard input)")
+    p.add_argument("--config", help="gearshift.yaml with models and routers")
+    p.add_argument("--router", help="router name in the config (default: the first)")
+    p.add_argument("--models", help="comma-separated model names, when there is no config")
+    p.add_argument("--predictor", default="default", help="'default' or a trained router DIR")
+    p.add_argument("--tolerance", type=float, help="quality tolerance for this decision")
+    p.add_argument("--system", help="a system prompt to route with")
+    p.add_argument("--max-tokens", type=int, help="max_tokens of the request")
+    p.add_argument("--json", action="store_true", help="print the decision as JSON")
+    return p
+
+
+def run(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(list(argv))
+    from gearshift.routing import DEMO_MODELS, build_router, prompt_request, router_for_models
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if args.tolerance is not None and not 0.0 <= args.tolerance <= 1.0:
+        raise ConfigError("--tolerance must be between 0 and 1")
+    if args.config:
+        from gearshift.config import load_settings
+
+        settings = load_settings(args.config)
+        if not settings.routers:
+            raise ConfigError(f"{args.config} defines no routers")
+        cfg = settings.router(args.router) if args.router else settings.routers[0]
+        if cfg is None:
+            names = ", ".join(r.name for r in settings.routers)
+            raise NotFound(f"no router named {args.router!r} in {args.config}; routers: {names}")
+        engine = build_router(settings, cfg)
+    else:
+        models = args.models.split(",") if args.models else list(DEMO_MODELS)
+        engine = router_for_models(
+            models,
+            tolerance=0.1 if args.tolerance is None else args.tolerance,
+            predictor=args.predictor,
+        )
+    request = prompt_request(prompt, system=args.system, model=engine.name)
+    request.max_tokens = args.max_tokens
+    decision = engine.decide(request, tolerance=args.tolerance)
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(decision), indent=2))
+        return 0
+    print(render(decision))
+    return 0
+
+
+def render(decision: object) -> str:
+    from gearshift.routing.decision import Decision
+
+    assert isinstance(decision, Decision)
+    d = decision
+    lines = [
+        f"router      {d.router}",
+        f"prompt      kind {d.kind}, difficulty {d.difficulty:.2f} "
+        "(probability a strong model is needed)",
+        f"rule        {d.reason}",
+        "",
+        f"  {'model':<28} {'predicted':>9} {'est. cost':>12}  decision",
+    ]
+    fallback_rank = {m: i for i, m in enumerate(d.ranked)}
+    names = list(d.predicted) + [m for m in d.ranked if m not in d.predicted]
+    for m in names:
+        q = d.predicted.get(m)
+        cost = d.est_cost_usd.get(m)
+        if m == d.chosen:
+            verdict = "CHOSEN"
+        elif m in d.excluded:
+            verdict = "excluded: " + d.excluded[m]
+        elif m in fallback_rank:
+            verdict = f"fallback {fallback_rank[m]}"
+        else:
+            verdict = ""
+        q_text = f"{q:.3f}" if q is not None else "-"
+        cost_text = f"${cost:.6f}" if cost is not None else "-"
+        lines.append(f"  {m:<28} {q_text:>9} {cost_text:>12}  {verdict}")
+    chosen_cost = d.est_cost_usd.get(d.chosen)
+    top_cost = d.est_cost_usd.get(d.most_capable)
+    if chosen_cost is not None and top_cost and d.most_capable != d.chosen:
+        saved = 1 - chosen_cost / top_cost
+        lines += ["", f"saves about {saved:.0%} against {d.most_capable} (the most capable model)"]
+    return "\n".join(lines)
