@@ -211,3 +211,18 @@ def test_attribution_tags_from_metadata_user_and_header(gearshift: Gearshift) ->
     )
     (record,) = gearshift.wait_records(1)
     assert record.tags == {"user": "u-42", "team": "support"}
+
+
+def test_anthropic_beta_header_reaches_an_anthropic_upstream_only(
+    gearshift: Gearshift, upstreams: dict[str, Any]
+) -> None:
+    beta = {"anthropic-beta": "context-1m-2025-08-07"}
+    client(gearshift).messages.create(**hello("an"), extra_headers=beta)
+    client(gearshift).messages.count_tokens(
+        model="an", messages=hello("an")["messages"], extra_headers=beta
+    )
+    assert [r.headers.get("anthropic-beta") for r in upstreams["an"].received] == [
+        "context-1m-2025-08-07"
+    ] * 2
+    client(gearshift).messages.create(**hello("br"), extra_headers=beta)
+    assert "anthropic-beta" not in upstreams["br"].received[-1].headers

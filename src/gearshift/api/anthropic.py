@@ -21,8 +21,9 @@ from gearshift.api.anthropic_codec import (
 from gearshift.api.context import request_context, served_headers, usd
 from gearshift.api.http import Headers, Request, Response, Routes, StreamResponse, json_response
 from gearshift.api.pipeline import Gateway, GatewayStream
-from gearshift.chat import StreamEnd
+from gearshift.chat import ChatRequest, StreamEnd
 from gearshift.errors import GearshiftError, NotFound
+from gearshift.providers.anthropic import ANTHROPIC_BETA
 
 COUNT_HEADER = b"x-gearshift-token-count"  # "upstream" (exact) or "estimate"
 
@@ -52,7 +53,7 @@ class AnthropicDialect:
         self.gateway = gateway
 
     async def messages(self, request: Request) -> Response | StreamResponse:
-        chat = parse_request(request.json())
+        chat = _parse(request, request.json())
         tags = {"user": chat.user} if chat.user else None
         ctx = request_context(request, "anthropic", tags)
         message_id = f"msg_{request.request_id.replace('-', '')}"
@@ -74,7 +75,7 @@ class AnthropicDialect:
         body = request.json()
         if isinstance(body, dict):
             body = {**body, "max_tokens": 1}  # not part of this API; parse_request wants it
-        chat = parse_request(body)
+        chat = _parse(request, body)
         model = self.gateway.models.get(chat.model)
         if model is None and chat.model not in self.gateway.router_configs:
             routers, models = self.gateway.known_names()
@@ -94,6 +95,15 @@ class AnthropicDialect:
 
         tokens = estimate_request_tokens(chat)
         return json_response(200, {"input_tokens": tokens}, [(COUNT_HEADER, b"estimate")])
+
+
+def _parse(request: Request, body: object) -> ChatRequest:
+    chat = parse_request(body)
+    beta = request.header("anthropic-beta")
+    if beta:
+        # Beta features travel in a header; an Anthropic upstream needs it with the body.
+        chat.extra[ANTHROPIC_BETA] = beta
+    return chat
 
 
 async def _events(stream: GatewayStream, message_id: str) -> AsyncIterator[bytes]:

@@ -48,6 +48,8 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 # The Messages API requires max_tokens; OpenAI and Bedrock clients may leave it out.
 DEFAULT_MAX_TOKENS = 4096
+# Key in ChatRequest.extra for the client's ``anthropic-beta`` header (Anthropic dialect only).
+ANTHROPIC_BETA = "anthropic-beta"
 
 STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -271,12 +273,15 @@ class AnthropicProvider:
         # carries its own).
         self._pools = UpstreamPools()
 
-    def _headers(self, model: ModelConfig) -> dict[str, str]:
+    def _headers(self, model: ModelConfig, request: ChatRequest | None = None) -> dict[str, str]:
         headers = {
             "content-type": "application/json",
             "anthropic-version": API_VERSION,
             "accept": "application/json",
         }
+        beta = request.extra.get(ANTHROPIC_BETA) if request is not None else None
+        if isinstance(beta, str) and request is not None and request.dialect == "anthropic":
+            headers["anthropic-beta"] = beta
         if model.api_key_env:
             key = os.environ.get(model.api_key_env)
             if key:
@@ -286,7 +291,8 @@ class AnthropicProvider:
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
         body = orjson.dumps(to_anthropic_body(request, model, stream=False))
         base, path = messages_endpoint(model.base_url)
-        response = await post(self._pools.get(base), path, body, self._headers(model), model)
+        headers = self._headers(model, request)
+        response = await post(self._pools.get(base), path, body, headers, model)
         raw = await read_all(response, model)
         if response.status != 200:
             raise upstream_error(response.status, raw, model)
@@ -297,7 +303,7 @@ class AnthropicProvider:
 
     async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
         body = orjson.dumps(to_anthropic_body(request, model, stream=True))
-        headers = self._headers(model)
+        headers = self._headers(model, request)
         headers["accept"] = "text/event-stream"
         base, path = messages_endpoint(model.base_url)
         response = await post(self._pools.get(base), path, body, headers, model)
@@ -321,7 +327,7 @@ class AnthropicProvider:
             self._pools.get(base),
             f"{path}/count_tokens",
             orjson.dumps(body),
-            self._headers(model),
+            self._headers(model, request),
             model,
         )
         raw = await read_all(response, model)
