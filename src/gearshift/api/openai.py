@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
+import orjson
+
 from gearshift.api import sse
 from gearshift.api.context import request_context, served_headers, usd
 from gearshift.api.http import (
@@ -103,7 +105,14 @@ async def _chunks(
         "model": served.upstream_model,
     }
 
+    # Every chunk shares its envelope: serialise it once and splice each delta in (a long answer
+    # streams hundreds of chunks).
+    head = b"data: " + orjson.dumps(base)[:-1] + b',"choices":[{"index":0,"delta":'
+    tail_open = b',"logprobs":null,"finish_reason":null}]}\n\n'
+
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        if finish is None:
+            return head + orjson.dumps(delta) + tail_open
         return sse.data(
             {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         )
@@ -112,7 +121,7 @@ async def _chunks(
         yield chunk({"role": "assistant", "content": ""})
         async for event in stream:
             if isinstance(event, TextDelta):
-                yield chunk({"content": event.text})
+                yield head + b'{"content":' + orjson.dumps(event.text) + b"}" + tail_open
             elif isinstance(event, ToolCallDelta):
                 call: dict[str, Any] = {"index": event.index}
                 if event.id is not None:
