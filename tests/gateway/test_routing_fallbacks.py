@@ -200,3 +200,30 @@ def test_client_disconnect_while_waiting(gateway: Running, upstream: FakeOpenAIS
     [record] = gateway.wait_records(1)
     assert record.outcome == "client_disconnect"
     assert record.latency_ms is not None and record.latency_ms < 1000
+
+
+def test_connection_broken_mid_body_is_retried(
+    gateway: Running, upstream: FakeOpenAIServer
+) -> None:
+    upstream.fail_next("break")  # headers and half a body, then the connection drops
+    raw = gateway.client().chat.completions.with_raw_response.create(model="small", messages=HI)
+    assert raw.parse().choices[0].message.content == "Hello from the fake OpenAI provider."
+    assert len(upstream.received) == 2
+    [record] = gateway.wait_records(1)
+    assert record.outcome == "ok" and record.fallbacks == []
+
+
+def test_unreachable_upstream_falls_back(
+    start_gateway: Callable[..., Running], upstream: FakeOpenAIServer
+) -> None:
+    from tests.conftest import free_port
+
+    config = issue_config(upstream.base_url)
+    config["models"][0]["base_url"] = f"http://127.0.0.1:{free_port()}/v1"  # nobody listens
+    gateway = start_gateway(config)
+    raw = gateway.client().chat.completions.with_raw_response.create(
+        model="auto", messages=HI, extra_headers=CHEAPEST
+    )
+    assert raw.headers["x-gearshift-model"] == "large"
+    [record] = gateway.wait_records(1)
+    assert record.fallbacks == ["small"]
