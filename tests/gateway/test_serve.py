@@ -132,3 +132,35 @@ def test_serve_with_two_workers(tmp_path: Path, upstream: FakeOpenAIServer) -> N
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_lets_a_stream_finish(tmp_path: Path, upstream: FakeOpenAIServer) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = _write_config(tmp_path, upstream)
+    proc = _serve(config, port, {**os.environ, "LARGE_API_KEY": LARGE_KEY})
+    try:
+        _wait_healthy(url, proc)
+        upstream.okn.chunk_delay_s = 0.1
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        stream = client.chat.completions.create(
+            model="small", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        text = ""
+        for i, chunk in enumerate(stream):
+            if i == 2:
+                proc.send_signal(signal.SIGTERM)  # mid-stream
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+        assert text == "Hello from the fake OpenAI provider."
+        assert proc.wait(10) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # The stream's row was flushed to the ledger before the process exited.
+    from gearshift.ledger import open_store
+
+    with open_store(f"sqlite:///{tmp_path}/gearshift.db") as store:
+        rows = store.fetch(where="stream = ?", params=[True])
+    assert len(rows) == 1 and rows[0].outcome == "ok" and rows[0].cost_usd > 0
