@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.gateway.conftest import Running, issue_config
+from tests.gateway.conftest import LARGE_KEY, Running, issue_config
 
 WEATHER_TOOL = {
     "type": "function",
@@ -239,3 +239,20 @@ def test_stream_without_upstream_usage_is_estimated_not_free(
     [record] = gateway.wait_records(1)
     assert record.prompt_tokens > 0 and record.completion_tokens > 0
     assert record.cost_usd > 0
+
+
+def test_provider_keys_never_reach_the_client_or_other_upstreams(
+    gateway: Running, upstream: FakeOpenAIServer
+) -> None:
+    client = gateway.client()
+    client.chat.completions.create(model="small", messages=[{"role": "user", "content": "x"}])
+    # The caller's own key is not forwarded; small has no api_key_env, so nothing is sent.
+    assert "Authorization" not in upstream.received[-1].headers
+    upstream.okn.required_key = "something-else"  # the upstream now rejects LARGE_API_KEY
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="large", messages=[{"role": "user", "content": "x"}])
+    message = str(caught.value)
+    assert "LARGE_API_KEY" in message and "rejected gearshift's credentials" in message
+    assert LARGE_KEY not in message
+    [_, record] = gateway.wait_records(2)
+    assert record.error is not None and LARGE_KEY not in record.error

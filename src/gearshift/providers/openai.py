@@ -227,6 +227,12 @@ def upstream_error(
             detail = err
     if not detail:
         detail = raw[:300].decode("utf-8", "replace").strip() or "(empty body)"
+    if status in (401, 403):
+        # Upstreams quote (part of) the rejected key; the caller must never see ours.
+        where = f"environment variable {model.api_key_env}" if model.api_key_env else "no key set"
+        detail = f"the upstream rejected gearshift's credentials for this model ({where})"
+    elif model.api_key_env and (key := os.environ.get(model.api_key_env)):
+        detail = detail.replace(key, "[redacted]")
     error = UpstreamError(
         f"{model.name}: upstream answered {status}: {detail}",
         upstream_status=status,
