@@ -88,7 +88,8 @@ def budget_burndown(db: LedgerDB, budgets: list[BudgetConfig], now: float) -> li
     from gearshift.policy.periods import period_end, period_start
 
     starts = {b.name: period_start(now, b.period).timestamp() for b in budgets}
-    data = queries.collect(db, min(starts.values()), now + 1, now=now)
+    scopes = {name for b in budgets for name in b.scope}
+    data = queries.collect(db, min(starts.values()), now + 1, now=now, dimensions=scopes)
     tag_cache = TagCache()
     out = []
     for budget in budgets:
@@ -140,7 +141,8 @@ def dashboard_data(
     now: float | None = None,
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
-    data = queries.collect(db, since, until, now=now)
+    dims = ["model", "feature", *(filters or {})]
+    data = queries.collect(db, since, until, now=now, dimensions=dims)
     by_model = queries.build_report(data, "model", settings, filters)
     by_feature = queries.build_report(data, "feature", settings, filters)
     periods, spend_by_model, cost, counterfactual = _timeseries(data, "model", filters)

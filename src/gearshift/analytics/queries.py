@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gearshift.analytics import rollup
 from gearshift.analytics.db import LedgerDB
 from gearshift.analytics.rollup import DAY, HOUR, Cell, Cube
-from gearshift.config import Settings
+
+if TYPE_CHECKING:  # pydantic's import is a third of a report's start-up: only when configured
+    from gearshift.config import Settings
 
 FOREVER = 1e11  # "no upper bound" for a time range, far beyond any ledger row
 HOURLY_MAX_RANGE_S = 3 * DAY  # shorter ranges are read raw, by hour, for finer time series
@@ -110,10 +112,12 @@ def collect(
     now: float | None = None,
     refresh: bool = True,
     collapse: bool = False,
+    dimensions: Iterable[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Cells:
     """The cube of [since, until). ``collapse``: the caller ignores periods (not a time series),
-    so the database may merge the rolled-up days."""
+    so the database may merge the rolled-up days. ``dimensions``: every dimension the caller
+    will group or filter by (None: any), so histograms can be merged by the database too."""
     now = time.time() if now is None else now
     lo = 0.0 if since is None else since
     hi = FOREVER if until is None else until
@@ -125,13 +129,29 @@ def collect(
         rolled = {w: rollup.rolled_until(db, w) for w in (HOUR, DAY)}
     hourly = min(hi, now) - lo <= HOURLY_MAX_RANGE_S  # e.g. "since 24h": a time series by hour
     width = HOUR if hourly else DAY
+    hist_dims = rollup.HIST_DIMS if dimensions is None else histogram_dims(dimensions)
     segments, raw_ranges = plan(lo, hi, rolled, (HOUR,) if hourly else (DAY, HOUR))
     cube = Cube()
     for seg_width, a, b in segments:
-        cube.merge(rollup.load_rollup(db, seg_width, a, b, as_width=width, collapse=collapse))
+        cube.merge(
+            rollup.load_rollup(
+                db, seg_width, a, b, as_width=width, collapse=collapse, hist_dims=hist_dims
+            )
+        )
     for start, end in raw_ranges:
         cube.merge(rollup.aggregate(db, start, end, width))
     return Cells(cube, width, lo, hi)
+
+
+def histogram_dims(dimensions: Iterable[str]) -> set[str]:
+    """The cell-key columns that reports by (or filtered by) ``dimensions`` need."""
+    columns = {"model": "served_model", "router": "router", "key": "key_id", "outcome": "ok"}
+    needed = set()
+    for dim in dimensions:
+        if dim in ("day", "hour", "kind"):
+            continue  # the period is kept anyway; kinds have no histograms
+        needed.add(columns.get(dim, "tags"))
+    return needed
 
 
 class TagCache:
@@ -312,6 +332,11 @@ def grouped(
     for lkey, sums in data.cube.lighter.items():
         if by != "kind" and (g := group_of(lkey)) is not None:
             g.add_eligible(lkey[2], lkey[5], sums, tier_of)
+    if by != "kind":
+        for hkey, (latency_hist, cost_hist) in data.cube.hists.items():
+            if (g := group_of(hkey)) is not None:
+                rollup.merge_hist(g.cell.latency_hist, latency_hist)
+                rollup.merge_hist(g.cell.cost_hist, cost_hist)
     return groups
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ LATENCY_BASE_MS = 0.1  # bucket 0 holds latencies <= 0.1 ms
 COST_BASE_PUSD = 1000  # 1e-9 USD; bucket 0 holds zero cost, bucket 1 anything up to this
 
 CellKey = tuple[int, str, str, str, str, int]  # period, router, served, key, tags, ok
+HIST_DIMS = ("router", "served_model", "key_id", "tags", "ok")  # a cell key's columns
 KindKey = tuple[int, str, str, str, str, int, str]  # ... + prompt kind
 LighterKey = tuple[int, str, str, str, str, str]  # period, router, served, key, tags, eligible
 Hist = dict[int, list[float]]  # bucket -> [count, sum of values]
@@ -113,6 +114,9 @@ class Cube:
     cells: dict[CellKey, Cell] = field(default_factory=dict)
     kinds: dict[KindKey, list[int]] = field(default_factory=dict)  # [requests, cost, cf]
     lighter: dict[LighterKey, list[int]] = field(default_factory=dict)  # [requests, cost]
+    # Latency and cost histograms per cell key; dimensions a report does not need may be
+    # projected away ("*", ok = -1) so the database merges them instead of Python.
+    hists: dict[CellKey, tuple[Hist, Hist]] = field(default_factory=dict)
 
     def merge(self, other: Cube) -> None:
         for key, cell in other.cells.items():
@@ -121,6 +125,13 @@ class Cube:
                 self.cells[key] = cell
             else:
                 mine.add(cell)
+        for key, (lat, cost) in other.hists.items():
+            have = self.hists.get(key)
+            if have is None:
+                self.hists[key] = (lat, cost)
+            else:
+                merge_hist(have[0], lat)
+                merge_hist(have[1], cost)
         for table, theirs in ((self.kinds, other.kinds), (self.lighter, other.lighter)):
             for k, sums in theirs.items():
                 _add_sums(table, k, sums)
@@ -238,13 +249,13 @@ def _cell_key(r: tuple[Any, ...]) -> CellKey:
 
 
 def _fold_hist(cube: Cube, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Rows of (cell key..., metric 'l'|'c', bucket, count, sum) into the cells' histograms."""
+    """Rows of (cell key..., metric 'l'|'c', bucket, count, sum) into ``cube.hists``."""
     for r in rows:
-        cell = cube.cells.get(_cell_key(r))
-        if cell is None:
-            cell = cube.cells[_cell_key(r)] = Cell()
-        hist = cell.latency_hist if r[6] == "l" else cell.cost_hist
-        add_to_hist(hist, int(r[7]), int(r[8]), float(r[9]))
+        key = _cell_key(r)
+        pair = cube.hists.get(key)
+        if pair is None:
+            pair = cube.hists[key] = ({}, {})
+        add_to_hist(pair[0] if r[6] == "l" else pair[1], int(r[7]), int(r[8]), float(r[9]))
 
 
 def aggregate(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
@@ -417,8 +428,8 @@ def _insert(db: LedgerDB, width: int, cube: Cube) -> None:
     cells = [(width, *key, *_sums(c)) for key, c in cube.cells.items()]
     hist = [
         (width, *key, metric, bucket, int(n), total)
-        for key, c in cube.cells.items()
-        for metric, h in (("l", c.latency_hist), ("c", c.cost_hist))
+        for key, (lat, cost) in cube.hists.items()
+        for metric, h in (("l", lat), ("c", cost))
         for bucket, (n, total) in h.items()
     ]
     kinds = [(width, *key, *sums) for key, sums in cube.kinds.items()]
@@ -438,10 +449,12 @@ def load_rollup(
     *,
     as_width: int | None = None,
     collapse: bool = False,
+    hist_dims: Collection[str] = HIST_DIMS,
 ) -> Cube:
     """The rolled-up cube of ``width``-long periods in [lo, hi), merged into ``as_width``-long
     periods (hours into days, say). ``collapse`` merges all periods (reported as one, ``lo``)
-    for reports that do not look at time. The database does the merging."""
+    for reports that do not look at time; histograms keep only ``hist_dims`` of
+    ``HIST_DIMS``. The database does the merging."""
     as_width = as_width or width
     if collapse:
         period = str(int(lo))
@@ -461,11 +474,16 @@ def load_rollup(
         bounds,
     ):
         cube.cells[_cell_key(r)] = _cell_from(r[6:14])
+    kept = [c if c in hist_dims else ("-1" if c == "ok" else "'*'") for c in HIST_DIMS]
+    periods = [] if collapse else [period]
+    hist_group = ", ".join(
+        [*(c for c in HIST_DIMS if c in hist_dims), *periods, "metric", "bucket"]
+    )
     _fold_hist(
         cube,
         db.fetchall(
-            f"SELECT {dims}, ok, metric, bucket, sum(n), sum(total) FROM analytics_rollup_hist"
-            f" {where} GROUP BY {group}, ok, metric, bucket",
+            f"SELECT {period}, {', '.join(kept)}, metric, bucket, sum(n), sum(total)"
+            f" FROM analytics_rollup_hist {where} GROUP BY {hist_group}",
             bounds,
         ),
     )

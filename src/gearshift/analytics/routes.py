@@ -117,7 +117,9 @@ class Analytics:
             from gearshift.analytics import queries
 
             collapse = by not in ("day", "hour")
-            cells = queries.collect(self._open(), since, until, collapse=collapse)
+            cells = queries.collect(
+                self._open(), since, until, collapse=collapse, dimensions=[by, *filters]
+            )
             return queries.build_report(cells, by, self.settings, filters)
 
         return _exact_json(await self._run(build))

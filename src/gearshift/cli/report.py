@@ -58,13 +58,18 @@ def run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     from gearshift.analytics import queries, render
     from gearshift.analytics.db import LedgerDB
-    from gearshift.config import Settings, load_settings
 
     if not _BY_PATTERN.match(args.by):
         raise ConfigError(f"bad --by {args.by!r}: {BY_HELP}")
     filters = parse_where(args.where)
-    settings = load_settings(args.config) if args.config else None
-    url = args.storage or (settings.storage if settings else Settings().storage)
+    settings = None
+    if args.config or not args.storage:
+        from gearshift.config import Settings, load_settings
+
+        settings = load_settings(args.config) if args.config else None
+        url = args.storage or (settings.storage if settings else Settings().storage)
+    else:
+        url = args.storage
     now = time.time()
     try:
         since = queries.parse_time(args.since, now=now) if args.since else None
@@ -81,6 +86,7 @@ def run(argv: Sequence[str]) -> int:
                 until,
                 now=now,
                 collapse=args.by not in ("day", "hour"),
+                dimensions=[args.by, *filters],
                 progress=lambda note: print(f"gearshift report: {note}", file=sys.stderr),
             )
         except ValueError as exc:
