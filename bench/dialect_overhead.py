@@ -10,7 +10,9 @@ directly (p50 through gearshift - p50 direct), and the CPU time gearshift spent 
 - ``anthropic->anthropic``: Messages in, Messages out (body passed through);
 - ``bedrock->bedrock``: Converse in, Converse out (SigV4-signed per request by gearshift);
 - ``anthropic->bedrock`` and ``bedrock->anthropic``: translated across dialects;
-- ``anthropic->router``: Messages in through a router over both models.
+- ``anthropic->router``: Messages in through a router over both models;
+- ``stream_ttfb``: time to the first answer text of a stream (Messages SSE, ConverseStream
+  event-stream), direct and through gearshift, on one keep-alive connection.
 
 Direct Bedrock calls reuse one pre-computed SigV4 signature (the fake checks it on every call),
 so the signing gearshift does per request counts as its overhead.
@@ -85,9 +87,82 @@ def presigned(url: str, body: dict[str, Any]) -> dict[str, str]:
     return dict(request.headers.items())
 
 
+def first_event_ms(
+    port: int, path: str, body: bytes, headers: dict[str, str], marker: bytes, n: int
+) -> list[float]:
+    """Sequential streamed requests on one keep-alive connection: ms from sending the request to
+    reading the first chunk that contains ``marker`` (the first piece of answer text)."""
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = sock.makefile("rb")
+    times: list[float] = []
+    for _ in range(n):
+        started = time.perf_counter()
+        sock.sendall(request)
+        status = reader.readline()
+        assert b" 200 " in status, status
+        while reader.readline() not in (b"\r\n", b""):
+            pass
+        first: float | None = None
+        while True:  # chunked body until the zero-length chunk
+            size = int(reader.readline().strip(), 16)
+            if size == 0:
+                reader.readline()
+                break
+            data = reader.read(size)
+            reader.readline()
+            if first is None and marker in data:
+                first = time.perf_counter()
+        times.append(((first or time.perf_counter()) - started) * 1000)
+    sock.close()
+    return times
+
+
+def presigned_stream(br_url: str) -> dict[str, str]:
+    path = f"/model/{BEDROCK_ID.replace(':', '%3A')}/converse-stream"
+    return presigned(f"{br_url}{path}", converse_body())
+
+
+def stream_ttfb(
+    n: int, an_port: int, br_port: int, gw_port: int, bedrock_signed: dict[str, str]
+) -> dict[str, Any]:
+    """Time to the first answer text of a stream, direct and through gearshift, p50 of ``n``."""
+    messages = json.dumps(messages_body("claude-3-5-haiku-20241022") | {"stream": True}).encode()
+    through = json.dumps(messages_body("claude") | {"stream": True}).encode()
+    converse = json.dumps(converse_body()).encode()
+    json_type = {"Content-Type": "application/json"}
+    anthropic_headers = json_type | {"x-api-key": ANTHROPIC_KEY, "anthropic-version": "2023-06-01"}
+    stream_path = f"/model/{BEDROCK_ID.replace(':', '%3A')}/converse-stream"
+    runs = {
+        "direct_anthropic": (an_port, "/v1/messages", messages, anthropic_headers, b"text_delta"),
+        "anthropic->anthropic": (gw_port, "/v1/messages", through, json_type, b"text_delta"),
+        "direct_bedrock": (br_port, stream_path, converse, bedrock_signed, b"contentBlockDelta"),
+        "bedrock->bedrock": (
+            gw_port,
+            "/model/nova/converse-stream",
+            converse,
+            json_type,
+            b"contentBlockDelta",
+        ),
+    }
+    out: dict[str, Any] = {"streams_per_path": n}
+    for name, (port, path, body, headers, marker) in runs.items():
+        first_event_ms(port, path, body, headers, marker, 20)  # warm up
+        times = sorted(first_event_ms(port, path, body, headers, marker, n))
+        out[f"{name}_p50_ms"] = round(times[len(times) // 2], 3)
+    for kind in ("anthropic", "bedrock"):
+        gateway = out[f"{kind}->{kind}_p50_ms"]
+        out[f"{kind}_overhead_p50_ms"] = round(gateway - out[f"direct_{kind}_p50_ms"], 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per target")
+    parser.add_argument("--streams", type=int, default=500, help="streams per TTFB measurement")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench needs wrk (apt-get install wrk)")
@@ -228,6 +303,9 @@ def main() -> None:
                 direct = latency["direct_bedrock"]  # the router's cheapest choice is nova
             stats["overhead_p50_ms"] = round(stats["p50_ms"] - direct["p50_ms"], 3)
         result["latency_c1"] = latency
+        result["stream_ttfb"] = stream_ttfb(
+            args.streams, an_port, br_port, gw_port, presigned_stream(br_url)
+        )
         result["rss_mb"] = {"gearshift": rss_mb(gw.pid)}
         bad = {n: s["non_2xx"] for n, s in latency.items() if s["non_2xx"]}
         if bad:

@@ -109,17 +109,20 @@ def _parse(request: Request, body: object) -> ChatRequest:
 async def _events(stream: GatewayStream, message_id: str) -> AsyncIterator[bytes]:
     served = stream.served
     encoder = StreamEncoder(message_id, served.upstream_model)
+    # The opening events go out with the first answer event (already in hand): one write.
+    pending = encoder.start()
     try:
-        yield encoder.start()
         async for event in stream:
-            yield encoder.encode(event)
+            out = pending + encoder.encode(event)
+            pending = b""
             if isinstance(event, StreamEnd):
-                yield sse.comment(
+                yield out + sse.comment(
                     f"gearshift model={served.model} cost_usd={usd(served.cost_usd)} "
                     f"saved_usd={usd(served.saved_usd)}"
                 )
                 return
+            yield out
     except GearshiftError as exc:
-        yield encoder.error(exc)
+        yield pending + encoder.error(exc)
     finally:
         await stream.aclose()

@@ -127,15 +127,17 @@ async def _frames(stream: GatewayStream, started: float) -> AsyncIterator[bytes]
     served: Served = stream.served
     encoder = StreamEncoder()
     invoked = served.model if served.router else None
+    # messageStart goes out with the first answer event (already in hand): one write.
+    pending = encoder.start()
     try:
-        yield encoder.start()
         async for event in stream:
             if isinstance(event, StreamEnd):
                 latency = (time.perf_counter() - started) * 1000.0
-                yield encoder.finish(event, latency, invoked)
+                yield pending + encoder.finish(event, latency, invoked)
                 return
-            yield encoder.encode(event)
+            yield pending + encoder.encode(event)
+            pending = b""
     except GearshiftError as exc:
-        yield encoder.error(exc)
+        yield pending + encoder.error(exc)
     finally:
         await stream.aclose()
