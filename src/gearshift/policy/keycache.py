@@ -60,12 +60,19 @@ class KeyCache:
         return True
 
     async def _poll(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self._refresh_s)
             try:
                 await self.refresh()
             except Exception as exc:  # keep serving with the last good view
-                log.error("reading the keys table failed (%s); keeping the last view", exc)
+                if not failing:  # once per outage, not once a second
+                    log.error("reading the keys table failed (%s); keeping the last view", exc)
+                failing = True
+            else:
+                if failing:
+                    log.warning("reading the keys table works again")
+                failing = False
 
     async def aclose(self) -> None:
         if self._task is not None:
