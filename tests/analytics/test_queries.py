@@ -23,7 +23,13 @@ def report(
     filters = kw.pop("filters", None)
     with LedgerDB(url) as db:
         cells = queries.collect(
-            db, kw.get("since"), kw.get("until"), now=NOW, refresh=refresh, collapse=collapse
+            db,
+            kw.get("since"),
+            kw.get("until"),
+            now=NOW,
+            refresh=refresh,
+            collapse=collapse,
+            dimensions=kw.get("dimensions"),
         )
     return queries.build_report(cells, by, settings_for(url), filters)
 
@@ -136,6 +142,9 @@ def test_rollup_and_raw_agree(ledger_url: str) -> None:
     assert render.to_json(raw) == render.to_json(rolled)
     merged_in_db = report(ledger_url, "feature", collapse=True)  # days merged by the database
     assert render.to_json(merged_in_db) == render.to_json(rolled)
+    for by in ("feature", "model", "day"):  # histograms merged down to the report's dimension
+        lean = report(ledger_url, by, collapse=by != "day", dimensions=[by])
+        assert render.to_json(lean) == render.to_json(report(ledger_url, by))
     by_kind = groups(report(ledger_url, "kind", collapse=True), "kind")
     assert (by_kind["chat"]["requests"], by_kind["chat"]["cost_usd"]) == (4, D("0.0104"))
     # A range that starts mid-day and spans > 3 days mixes a raw edge with rolled days.
