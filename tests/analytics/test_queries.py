@@ -212,3 +212,30 @@ def test_histogram_percentile_precision() -> None:
     exact = sorted(values)[949]  # nearest rank of p95 over 1000 values
     approx = rollup.percentile(hist, 0.95)
     assert approx is not None and abs(approx - exact) / exact < rollup.BUCKET_RATIO - 1
+
+
+def test_concurrent_reports_roll_up_once(ledger_url: str) -> None:
+    import threading
+
+    write(ledger_url, crafted())
+    errors: list[BaseException] = []
+
+    def roll() -> None:
+        try:
+            with LedgerDB(ledger_url) as db:
+                rollup.refresh(db, now=NOW)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=roll) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with LedgerDB(ledger_url) as db:
+        for width in (rollup.HOUR, rollup.DAY):
+            rows = db.fetchone(
+                "SELECT sum(requests) FROM analytics_rollup WHERE width = ?", (width,)
+            )
+            assert rows is not None and int(rows[0]) == 10

@@ -351,6 +351,7 @@ def _roll_hours(db: LedgerDB, target: int, progress: Callable[[str], None] | Non
             progress(f"rolling up the ledger for fast reports (once): {left:.0f} days to go")
         cube = aggregate(db, start, end, HOUR)
         with db.write_transaction():
+            _serialise(db)
             if rolled_until(db, HOUR, lock=True) != state:
                 continue  # another report rolled this chunk first: re-read and go on
             _insert(db, HOUR, cube)
@@ -359,6 +360,7 @@ def _roll_hours(db: LedgerDB, target: int, progress: Callable[[str], None] | Non
 
 def _roll_days(db: LedgerDB, target: int) -> int:
     with db.write_transaction():
+        _serialise(db)
         state = rolled_until(db, DAY, lock=True)
         start = state if state is not None else _first_period(db, DAY)
         if start is None:
@@ -368,6 +370,14 @@ def _roll_days(db: LedgerDB, target: int) -> int:
         _days_from_hours(db, start, target)
         _set_state(db, DAY, state, target)
         return target
+
+
+def _serialise(db: LedgerDB) -> None:
+    """Concurrent reports extend the rollup one at a time. SQLite's BEGIN IMMEDIATE already
+    does this; PostgreSQL's row lock cannot cover the first run (no state row yet), so take a
+    transaction-scoped advisory lock."""
+    if db.dialect == "postgresql":
+        db.execute("SELECT pg_advisory_xact_lock(4172020401)")
 
 
 def _set_state(db: LedgerDB, width: int, old: int | None, new: int) -> None:
