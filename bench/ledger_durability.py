@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -311,6 +312,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if isinstance(outage, TcpProxy):
         await outage.down()
     rows, spool_rows = count_ledger(storage, spool_dir)
+    # What the gateway's writer reported: rows it replayed from the spool after the outage.
+    replayed = sum(
+        int(m.group(1))
+        for m in re.finditer(r"replayed (\d+) spooled row", log.read_text(errors="replace"))
+    )
     answered_ids = set(driver.answered)
     lost = sorted(answered_ids - set(rows))
     pairs = Counter(
@@ -337,6 +343,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "rows_for_cut_attempts": rows_unanswered,
             "unexplained_rows": stray,
             "rows_left_in_spool": spool_rows,
+            "rows_replayed_from_spool": replayed,
             "answered_at_sigterm": answered_at_sigterm,
             "sigterm_exit_code": exit_code,
             "final_exit_code": final_exit,

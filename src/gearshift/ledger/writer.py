@@ -82,6 +82,8 @@ class LedgerWriter:
         self._queue.append(record)
         if len(self._queue) >= self.batch_size:
             self._wake.set()
+        if self._closing and not self._thread.is_alive():
+            self._write_queued()  # close() finished between our check and the append
 
     # ---- control --------------------------------------------------------------------------
 
