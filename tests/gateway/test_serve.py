@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 import yaml
 from tests.conftest import free_port
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -105,6 +106,7 @@ def test_serve_answers_and_sigterm_drains_in_flight(
             proc.wait()
 
 
+@pytest.mark.slow
 def test_serve_with_two_workers(tmp_path: Path, upstream: FakeOpenAIServer) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

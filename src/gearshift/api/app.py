@@ -196,7 +196,11 @@ class GearshiftApp:
                 await aclose()
 
     async def _healthz(self, request: Request) -> Response:
-        return json_response(200, {"status": "ok"})
+        """Up and serving. The ledger state is reported, not failed on: while its database is
+        unreachable, rows wait in the spool and nothing is lost."""
+        writer = self._writer
+        ledger = "ok" if writer is None or writer.healthy else "spooling"
+        return json_response(200, {"status": "ok", "ledger": ledger})
 
     # ---- lifespan --------------------------------------------------------------------------
 
