@@ -104,3 +104,21 @@ def test_missing_usage_is_counted_and_assumed_and_said_so(
     }
     assert r["actual_cost_usd"] == pytest.approx(1007 * 2.5e-6 + 256 * 1e-5, abs=1e-12)
     assert any("256 completion tokens were assumed" in note for note in r["assumptions"])
+
+
+def test_bedrock_log_is_priced_through_the_catalogue(
+    tmp_path: Path, audit_json: Callable[..., dict[str, Any]]
+) -> None:
+    from tests.audit.test_readers import _bedrock_record
+
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Summarise"}]}]}
+    record = _bedrock_record(
+        body, model="anthropic.claude-3-5-sonnet-20240620-v1:0", tokens=(1200, 300)
+    )
+    r = audit_json(str(write_lines(tmp_path / "b.jsonl", [record])), "--tolerance", "1")
+    # claude-3-5-sonnet: $3 in / $15 out per million; claude-3-5-haiku: $0.80 / $4
+    assert r["actual_cost_usd"] == pytest.approx(1200 * 3e-6 + 300 * 15e-6, abs=1e-12)
+    assert r["routed_cost_usd"] == pytest.approx(1200 * 0.8e-6 + 300 * 4e-6, abs=1e-12)
+    assert r["by_model"]["claude-3-5-haiku"]["requests"] == 1
+    assert r["by_tag"]["feature"][0]["value"] == "helpdesk"
+    assert "provider: bedrock" in r["recommended_config"]
