@@ -137,3 +137,18 @@ def test_worker_processes_give_the_same_report_as_one_process(
     for key in ("requests", "actual_cost_usd", "routed_cost_usd", "by_model", "curve", "by_kind"):
         assert one[key] == two[key], key
     assert one["distinct_prompts_predicted"] == two["distinct_prompts_predicted"]
+
+
+def test_recommended_config_is_a_valid_gearshift_config(
+    audit_json: Callable[..., dict[str, Any]],
+) -> None:
+    import yaml
+
+    from gearshift.config import parse_settings
+
+    r = audit_json(str(SAMPLE))
+    settings = parse_settings(yaml.safe_load(r["recommended_config"]))
+    (router,) = settings.routers
+    assert router.quality_tolerance == r["recommended_tolerance"]["tolerance"]
+    assert sorted(router.models) == sorted(c["name"] for c in r["router"]["candidates"])
+    assert router.fallback == "gpt-4o"

@@ -51,7 +51,9 @@ def recommended_yaml(a: Auditor, recommended: dict[str, Any]) -> str:
         "fallback": fallback,
     }
     doc: dict[str, Any] = {}
-    bedrock_log = any(_BEDROCK_ID.match(m) for m in a.logged_names)
+    bedrock_ids = [m for m in a.logged_names if _BEDROCK_ID.match(m)]
+    bedrock_log = bool(bedrock_ids)
+    guessed: list[str] = []  # Bedrock ids the audit could only guess
     if router.name == "audit":  # proposed by the audit: the models need configuring too
         models = []
         for name in router.models:
@@ -65,8 +67,11 @@ def recommended_yaml(a: Auditor, recommended: dict[str, Any]) -> str:
                 block["base_url"], block["api_key_env"] = endpoint
             else:
                 block["region"] = "us-east-1"
-                if not _BEDROCK_ID.match(name) and cfg.model:
-                    block["model"] = cfg.model  # check the id enabled in your account
+                if not _BEDROCK_ID.match(name):
+                    found = _BEDROCK_ID.match(bedrock_ids[0]) if bedrock_ids else None
+                    vendor = found.group(0) if found else ""
+                    block["model"] = vendor + (entry.name if entry else name)
+                    guessed.append(block["model"])
             if entry is not None:
                 block["tier"] = entry.tier
             if cfg.price is not None:
@@ -80,7 +85,13 @@ def recommended_yaml(a: Auditor, recommended: dict[str, Any]) -> str:
     if router.name == "audit":
         doc["storage"] = "sqlite:///./gearshift.db"
     text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=100)
-    return (
+    header = (
         f"# Recommended by `gearshift audit`: tolerance {recommended['tolerance']} "
-        f"({recommended['why']}).\n" + text
+        f"({recommended['why']}).\n"
     )
+    if guessed:
+        header += (
+            "# Bedrock model ids to check against those enabled in your account (versions "
+            f"differ by region): {', '.join(guessed)}\n"
+        )
+    return header + text
