@@ -256,3 +256,33 @@ def test_provider_keys_never_reach_the_client_or_other_upstreams(
     assert LARGE_KEY not in message
     [_, record] = gateway.wait_records(2)
     assert record.error is not None and LARGE_KEY not in record.error
+
+
+class _BrokenProvider:
+    """Fault injection: a provider with a bug (raises something that is not an UpstreamError)."""
+
+    kind = "openai"
+
+    async def complete(self, request: Any, model: Any) -> Any:
+        raise RuntimeError("bug in a provider")
+
+    async def stream(self, request: Any, model: Any) -> Any:
+        raise RuntimeError("bug in a provider")
+        yield  # pragma: no cover - makes this an async generator
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_bug_is_a_500_in_openai_shape_and_recorded_once(gateway: Running, stream: bool) -> None:
+    gateway.app.gateway._by_model["small"] = _BrokenProvider()  # type: ignore[assignment]
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "small", "messages": [{"role": "user", "content": "x"}], "stream": stream},
+    )
+    assert response.status_code == 500
+    assert "internal error" in _error(response)["message"]
+    [record] = gateway.wait_records(1)
+    assert (record.outcome, record.status) == ("error", 500)
+    assert record.error == "internal error: RuntimeError: bug in a provider"

@@ -198,6 +198,10 @@ class Gateway:
             self._fail(record, ctx, exc.status, "error", exc.message)
             await self._finish(plan)
             raise
+        except Exception as exc:
+            self._fail(record, ctx, 500, "error", _internal(exc))
+            await self._finish(plan)
+            raise
         elapsed = _ms_since(ctx.started)
         record.ttfb_ms = elapsed
         self._succeed(plan, model, response.usage, elapsed)
@@ -215,6 +219,10 @@ class Gateway:
             raise
         except GearshiftError as exc:
             self._fail(plan.record, ctx, exc.status, "error", exc.message)
+            await self._finish(plan)
+            raise
+        except Exception as exc:
+            self._fail(plan.record, ctx, 500, "error", _internal(exc))
             await self._finish(plan)
             raise
         plan.record.ttfb_ms = _ms_since(ctx.started)
@@ -266,6 +274,10 @@ class Gateway:
                 record.chosen_model = model_cfg.name
         except GearshiftError as exc:
             self._fail(record, ctx, exc.status, "error", exc.message)
+            await self._finish(plan)
+            raise
+        except Exception as exc:
+            self._fail(record, ctx, 500, "error", _internal(exc))
             await self._finish(plan)
             raise
         return plan
@@ -457,6 +469,9 @@ class GatewayStream:
             except asyncio.CancelledError:
                 await self.aclose()
                 raise
+            except Exception as exc:
+                await self.aclose(GearshiftError(_internal(exc)))
+                raise
         if isinstance(event, StreamEnd):
             self._done = True
             g = self.gateway
@@ -532,6 +547,11 @@ async def _close_quietly(events: AsyncIterator[StreamEvent]) -> None:
         await close()
     except Exception:
         log.debug("closing an upstream stream raised", exc_info=True)
+
+
+def _internal(exc: BaseException) -> str:
+    """The ledger's note for a failure that is a bug of ours, not the upstream's or the client's."""
+    return f"internal error: {exc.__class__.__name__}: {exc}"
 
 
 def _ms_since(started: float) -> float:
