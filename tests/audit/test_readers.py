@@ -231,3 +231,11 @@ def test_gzip_is_detected_by_content_not_name(tmp_path: Path) -> None:
         f.write(json.dumps(openai_line("hi")) + "\n")
     entries, _ = read(path)
     assert len(entries) == 1
+
+
+def test_a_json_array_export_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([openai_line("one"), openai_line("two"), {"unrelated": 1}]))
+    entries, stats = read(path)
+    assert [e.message_list()[0]["content"] for e in entries] == ["one", "two"]
+    assert stats.lines == 3 and stats.skipped_total == 1

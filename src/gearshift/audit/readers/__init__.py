@@ -151,21 +151,33 @@ def _read_jsonl(stream: IO[bytes], where: str, stats: ReadStats) -> Iterator[Log
             if obj is None:
                 stats.problem(f"{where}:{number}", "not valid JSON", malformed=True)
                 continue
+        if isinstance(obj, list) and number == 1 and all(isinstance(o, dict) for o in obj):
+            # a whole JSON array on one line (an export): its items are the records
+            stats.lines -= 1
+            for item, record in enumerate(obj, 1):
+                stats.lines += 1
+                yield from _one(record, f"{where}:[{item}]", stats)
+            continue
         if not isinstance(obj, dict):
             stats.problem(f"{where}:{number}", "a JSON line that is not an object", malformed=True)
             continue
-        if is_bedrock(obj):
-            fmt, parsed = "bedrock-invocation-log", parse_bedrock(obj)
-        elif is_ledger_row(obj):
-            fmt, parsed = "gearshift-ledger", parse_ledger_row(obj)
-        else:
-            fmt, parsed = "openai-jsonl", parse_openai(obj)
-        if isinstance(parsed, str):
-            stats.problem(f"{where}:{number}", parsed, malformed=False)
-            continue
-        stats.entries += 1
-        stats.formats[fmt] += 1
-        yield parsed
+        yield from _one(obj, f"{where}:{number}", stats)
+
+
+def _one(obj: dict[str, Any], where: str, stats: ReadStats) -> Iterator[LogEntry]:
+    """Dispatch one JSON record to its format's parser (zero or one entry)."""
+    if is_bedrock(obj):
+        fmt, parsed = "bedrock-invocation-log", parse_bedrock(obj)
+    elif is_ledger_row(obj):
+        fmt, parsed = "gearshift-ledger", parse_ledger_row(obj)
+    else:
+        fmt, parsed = "openai-jsonl", parse_openai(obj)
+    if isinstance(parsed, str):
+        stats.problem(where, parsed, malformed=False)
+        return
+    stats.entries += 1
+    stats.formats[fmt] += 1
+    yield parsed
 
 
 def _after_prefix(line: bytes) -> Any:
