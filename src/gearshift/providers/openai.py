@@ -178,6 +178,8 @@ async def _events(
             if data.get("usage"):
                 usage = parse_usage(data["usage"])
             for choice in data.get("choices") or ():
+                if choice.get("index", 0) != 0:
+                    continue  # n > 1: the internal stream carries the first choice only
                 delta = choice.get("delta") or {}
                 text = delta.get("content")
                 if text:
