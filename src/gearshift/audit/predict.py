@@ -19,7 +19,10 @@ from gearshift.audit.readers.content import decode_messages
 from gearshift.chat import ChatRequest, Message, Role, TextPart
 from gearshift.config import RouterConfig, Settings
 
-FEATURE_CHARS = 16_000  # per message, for prediction only (tokens are counted on the whole text)
+# Per message, for prediction only (tokens are counted on the whole text). The router's features
+# read a window of each prompt (head, tail, lengths), so only a pathological message is cut, and
+# its head and tail are kept: the router sees what it would see, at a bounded cost.
+FEATURE_CHARS = 1_000_000
 CHUNK = 256  # prompts per task sent to a worker
 
 # (prompt key, messages or their raw JSON array as the fast reader kept it)
