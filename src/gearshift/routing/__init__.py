@@ -15,9 +15,9 @@ Importing this package loads numpy and the package's own modules only; training 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gearshift.chat import ChatRequest, Message, TextPart
-from gearshift.config import ModelConfig, RouterConfig, Settings
 from gearshift.errors import ConfigError, NotFound
 from gearshift.routing.decision import Decision, RouterEngine
 from gearshift.routing.engine import Router
@@ -41,6 +41,9 @@ __all__ = [
     "prompt_request",
     "router_for_models",
 ]
+
+if TYPE_CHECKING:  # pydantic settings are not needed to import the router (import time matters)
+    from gearshift.config import ModelConfig, RouterConfig, Settings
 
 DEMO_MODELS = ("gpt-4o-mini", "gpt-4o")
 
@@ -86,6 +89,8 @@ def router_for_models(
     name: str = "demo",
 ) -> Router:
     """A router over models named like the catalogue (or any name, ordered by what is known)."""
+    from gearshift.config import ModelConfig, RouterConfig, Settings
+
     clean = [n.strip() for n in names if n.strip()]
     if not clean:
         raise ConfigError("give at least one model name")

@@ -228,7 +228,7 @@ DENSE_NAMES: tuple[str, ...] = (
 @dataclass(slots=True)
 class Features:
     dense: list[float]
-    tokens: list[str]
+    tokens: set[str]  # distinct n-grams of the focus text (and system-prompt unigrams)
     kind: str
 
 
@@ -302,13 +302,11 @@ def extract_text(
     if system:
         grams += ["s:" + t for t in _TOKEN.findall(system[:SYSTEM_CHARS].lower())]
 
+    distinct = set(grams)
     cues = [0] * len(_CUE_NAMES)
-    index = _CUE_INDEX
-    for g in grams:
-        hit = index.get(g)
-        if hit is not None:
-            for j in hit:
-                cues[j] += 1
+    for g in _CUE_INDEX.keys() & distinct:  # distinct cue words present (C-speed intersection)
+        for j in _CUE_INDEX[g]:
+            cues[j] += 1
     reasoning, constraints, long_out, short_out, extraction, writing, roleplay, math_words = cues
     code = sum(focus.count(m) for m in _CODE_MARKS)
     latex = sum(question.count(m) for m in _LATEX_MARKS)
@@ -357,7 +355,7 @@ def extract_text(
     kind = _kind(
         code, latex, math_words, numbers, reasoning, extraction, writing, roleplay, choices
     )
-    return Features(dense=dense, tokens=grams, kind=kind)
+    return Features(dense=dense, tokens=distinct, kind=kind)
 
 
 def extract(request: ChatRequest) -> Features:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gearshift.catalogue import CatalogueEntry, lookup
-from gearshift.config import Capabilities, ModelConfig
+
+if TYPE_CHECKING:
+    from gearshift.config import Capabilities, ModelConfig
 
 __all__ = ["TIER_ABILITY", "ModelProfile", "build_profiles", "price_per_token"]
 

@@ -46,12 +46,13 @@ class TextModel:
     calib_x: list[list[float]] = field(default_factory=list)  # per head, increasing knots
     calib_y: list[list[float]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    _fast: _FastHead | None = field(default=None, repr=False, compare=False)
 
     # ---- scoring -------------------------------------------------------------------------
 
     def logits(self, features: Features) -> FloatArray:
         vocab = self.vocab
-        idx = [i for i in {vocab.get(g, -1) for g in features.tokens} if i >= 0]
+        idx = [vocab[g] for g in vocab.keys() & features.tokens]
         z = self.bias.copy()
         if idx:
             z += self.token_weights[idx].sum(axis=0)
@@ -61,7 +62,23 @@ class TextModel:
 
     def predict(self, features: Features) -> list[float]:
         """Calibrated probability per head."""
+        if len(self.heads) == 1:
+            return [self._predict_one(features)]
         return self.calibrate(_sigmoid(self.logits(features)))
+
+    def _predict_one(self, features: Features) -> float:
+        # One head (the default router): plain Python floats beat numpy's per-call overhead.
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = _FastHead.of(self)
+        weights = fast.weights
+        z = fast.bias + sum([weights[g] for g in weights.keys() & features.tokens])
+        for x, m, s, w in zip(features.dense, fast.mean, fast.scale, fast.dense, strict=True):
+            z += (x - m) / s * w
+        p = 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
+        if fast.calib_x:
+            p = _interp(p, fast.calib_x, fast.calib_y)
+        return p
 
     def predict_many(self, batch: Sequence[Features]) -> FloatArray:
         """(N, H) calibrated probabilities; vectorised over the batch for ``gearshift score``."""
@@ -72,10 +89,9 @@ class TextModel:
         rows: list[int] = []
         cols: list[int] = []
         for r, feats in enumerate(batch):
-            for i in {vocab.get(g, -1) for g in feats.tokens}:
-                if i >= 0:
-                    rows.append(r)
-                    cols.append(i)
+            hits = [vocab[g] for g in vocab.keys() & feats.tokens]
+            rows.extend([r] * len(hits))
+            cols.extend(hits)
         z = np.tile(self.bias, (n, 1))
         if rows:
             np.add.at(z, np.asarray(rows), self.token_weights[np.asarray(cols)])
@@ -151,6 +167,31 @@ class TextModel:
                 "'gearshift train' (or 'make router' for the default router)"
             )
         return model
+
+
+@dataclass(slots=True)
+class _FastHead:
+    weights: dict[str, float]
+    bias: float
+    mean: list[float]
+    scale: list[float]
+    dense: list[float]
+    calib_x: list[float]
+    calib_y: list[float]
+
+    @classmethod
+    def of(cls, model: TextModel) -> _FastHead:
+        words = sorted(model.vocab, key=model.vocab.__getitem__)
+        column = model.token_weights[:, 0].tolist()
+        return cls(
+            weights=dict(zip(words, column, strict=True)),
+            bias=float(model.bias[0]),
+            mean=model.dense_mean.tolist(),
+            scale=model.dense_scale.tolist(),
+            dense=model.dense_weights[:, 0].tolist(),
+            calib_x=model.calib_x[0] if model.calib_x else [],
+            calib_y=model.calib_y[0] if model.calib_y else [],
+        )
 
 
 def _interp(v: float, xs: list[float], ys: list[float]) -> float:
