@@ -146,7 +146,7 @@ class Route:
 
 class Routes:
     """Method + path -> handler. Exact paths are a dict lookup; ``{name}`` segments are matched
-    segment by segment (a parameter takes one whole segment, URL-encoded slashes included)."""
+    segment by segment (a parameter takes one whole segment of the decoded ASGI path)."""
 
     def __init__(self) -> None:
         self._exact: dict[tuple[str, str], Route] = {}
