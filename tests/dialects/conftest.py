@@ -126,6 +126,16 @@ def mixed_config(oa_url: str, an_url: str, br_url: str, storage: str) -> dict[st
                 "price": PRICES["br"],
                 "max_retries": 0,
             },
+            {
+                "name": "an-impatient",
+                "provider": "anthropic",
+                "base_url": an_url,
+                "model": UPSTREAM_IDS["an"],
+                "api_key_env": "ANTHROPIC_TEST_KEY",
+                "price": PRICES["an"],
+                "read_timeout_s": 0.3,
+                "max_retries": 0,
+            },
             # No price block: priced by genai-prices from the upstream id (offline snapshot).
             {
                 "name": "haiku-an",
