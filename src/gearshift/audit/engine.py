@@ -390,11 +390,18 @@ class Auditor:
             entry = rows[i]
             pair = (self.logged_names[int(logged[i])], self.names[int(chosen[i])])
             kind = prepared[i].kind
-            want_kind = len(self.kind_samples.get(kind, ())) < limit
+            if keys[i] in self._sampled or not entry.message_list():
+                continue
+            # Samples should differ: a kind's examples start differently, and a move's examples
+            # are of different kinds, where the log has them.
+            opening = excerpt(entry.message_list())[:12].lower()
+            of_kind = self.kind_samples.get(kind, ())
+            want_kind = len(of_kind) < limit and all(
+                s["prompt"][:12].lower() != opening for s in of_kind
+            )
             moved_so_far = self.move_samples.get(pair, ())
-            # a move's examples show different kinds of prompt where the log has them
             want_move = len(moved_so_far) < limit and all(s["kind"] != kind for s in moved_so_far)
-            if not (want_kind or want_move) or keys[i] in self._sampled or not entry.message_list():
+            if not (want_kind or want_move):
                 continue
             self._sampled.add(keys[i])
             sample = self._sample(entry, prepared[i], int(chosen[i]), pair[0], float(best[i]))
