@@ -315,3 +315,21 @@ async def test_expiring_credentials_are_refreshed_once_not_per_request(
     assert [r.headers["X-Amz-Security-Token"] for r in fake_bedrock.received] == [
         "session-token-2"
     ] * 3
+
+
+async def test_missing_credentials_are_reported_at_startup(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    provider = BedrockProvider()  # built inside a running loop, as the gateway does at startup
+    try:
+        for _ in range(200):
+            if provider._warming is not None and provider._warming.done():
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await provider.aclose()
+    assert "no AWS credentials found for bedrock models" in caplog.text

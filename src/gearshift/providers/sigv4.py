@@ -47,6 +47,13 @@ class AwsSigner:
             await asyncio.to_thread(_import_signer)
         except Exception:
             log.warning("resolving AWS credentials at startup failed", exc_info=True)
+            return
+        if self._credentials is None:
+            log.warning(
+                "no AWS credentials found for bedrock models: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, run with a role, or give the models "
+                "`api_key_env` (a Bedrock API key); their requests will fail until then"
+            )
 
     async def region_for(self, configured: str | None) -> str:
         if configured:
