@@ -28,7 +28,7 @@ from gearshift.api.http import (
 )
 from gearshift.api.openai_codec import parse_request, render_response, usage_body
 from gearshift.api.pipeline import Gateway, GatewayStream
-from gearshift.chat import ChatRequest, StreamEnd, TextDelta, ToolCallDelta
+from gearshift.chat import ChatRequest, TextDelta, ToolCallDelta
 from gearshift.errors import GearshiftError, NotFound
 
 log = logging.getLogger("gearshift.api.openai")
@@ -117,11 +117,13 @@ async def _chunks(
             {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         )
 
+    # The role-only opening chunk goes out with the first content, and the closing events
+    # together: fewer writes, and the first byte the client sees already carries text.
+    opening = chunk({"role": "assistant", "content": ""})
     try:
-        yield chunk({"role": "assistant", "content": ""})
         async for event in stream:
             if isinstance(event, TextDelta):
-                yield head + b'{"content":' + orjson.dumps(event.text) + b"}" + tail_open
+                out = head + b'{"content":' + orjson.dumps(event.text) + b"}" + tail_open
             elif isinstance(event, ToolCallDelta):
                 call: dict[str, Any] = {"index": event.index}
                 if event.id is not None:
@@ -131,17 +133,24 @@ async def _chunks(
                 if event.name is not None:
                     fn["name"] = event.name
                 call["function"] = fn
-                yield chunk({"tool_calls": [call]})
-            elif isinstance(event, StreamEnd):
-                yield chunk({}, event.finish_reason)
+                out = chunk({"tool_calls": [call]})
+            else:
+                closing = [chunk({}, event.finish_reason)]
                 if include_usage:
-                    yield sse.data({**base, "choices": [], "usage": usage_body(event.usage)})
-                yield sse.comment(
-                    f"gearshift model={served.model} cost_usd={usd(served.cost_usd)} "
-                    f"saved_usd={usd(served.saved_usd)}"
+                    closing.append(
+                        sse.data({**base, "choices": [], "usage": usage_body(event.usage)})
+                    )
+                closing.append(
+                    sse.comment(
+                        f"gearshift model={served.model} cost_usd={usd(served.cost_usd)} "
+                        f"saved_usd={usd(served.saved_usd)}"
+                    )
                 )
-                yield sse.DONE
+                closing.append(sse.DONE)
+                yield opening + b"".join(closing)
                 return
+            yield opening + out
+            opening = b""
     except GearshiftError as exc:
         yield sse.data(openai_error_body(exc))
     except Exception:
