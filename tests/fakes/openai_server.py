@@ -54,11 +54,13 @@ class FakeOpenAIServer(ThreadedServer):
         self.okn = OpenAIKnobs()
         self.record = record  # benchmarks switch recording off to keep memory flat
         self.count = 0
+        self.streams_abandoned = 0  # streams whose caller closed the connection mid-way
 
     def reset(self) -> None:
         super().reset()
         self.okn = OpenAIKnobs()
         self.count = 0
+        self.streams_abandoned = 0
 
     @property
     def base_url(self) -> str:
@@ -106,7 +108,12 @@ class FakeOpenAIServer(ThreadedServer):
             await asyncio.sleep(knobs.latency_s)
         call = _tool_call(body, knobs)
         if body.get("stream"):
-            return await self._stream(request, body, call, failure == "break")
+            try:
+                return await self._stream(request, body, call, failure == "break")
+            except (ConnectionError, asyncio.CancelledError):
+                # The caller went away mid-stream: what a gateway does to cancel generation.
+                self.streams_abandoned += 1
+                raise
         if failure == "break":
             response = web.StreamResponse(status=200)
             response.content_length = 500

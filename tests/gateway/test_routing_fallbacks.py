@@ -187,6 +187,11 @@ def test_client_disconnect_mid_stream(gateway: Running, upstream: FakeOpenAIServ
     assert record.status == 499
     assert record.served_model == "small"
     assert record.latency_ms is not None and record.latency_ms < 1500
+    # ...and the upstream saw its stream abandoned well before it would have finished (~2 s).
+    deadline = time.monotonic() + 1.5
+    while upstream.streams_abandoned == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.streams_abandoned == 1
 
 
 def test_client_disconnect_while_waiting(gateway: Running, upstream: FakeOpenAIServer) -> None:
