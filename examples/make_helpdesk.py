@@ -1,15 +1,16 @@
 """Write examples/helpdesk.jsonl: a week of a SaaS help assistant's traffic, all sent to gpt-4o.
 
-The product is "Ledgerly", an invented invoicing and subscription-billing SaaS. The assistant answers
-customers and internal support staff: password resets and FAQs next to billing disputes, ticket triage,
-multi-turn troubleshooting, log analysis, SQL help, contract summaries and policy drafting. Every line is
-one OpenAI-style record, the shape a logging proxy writes::
+The product is "Ledgerly", an invented invoicing and subscription-billing SaaS. The assistant
+answers customers and internal support staff: password resets and FAQs next to billing disputes,
+ticket triage, multi-turn troubleshooting, log analysis, SQL help, contract summaries and policy
+drafting. Every line is one OpenAI-style record, the shape a logging proxy writes::
 
     {"id", "timestamp", "metadata": {"feature", "team", ...}, "user",
      "request": {chat completions body}, "response": {chat.completion with usage}}
 
-Deterministic: the same seed gives the same file byte for byte. Usage counts are estimated from the
-text (about four characters per token, plus per-message overhead), as a tokenizer would roughly count.
+Deterministic: the same seed gives the same file byte for byte. Usage counts are estimated from
+the text (about four characters per token, plus per-message overhead), as a tokenizer would
+roughly count.
 
     python examples/make_helpdesk.py                      # examples/helpdesk.jsonl, 3,000 requests
     python examples/make_helpdesk.py --requests 1000000 --seed 7 --out /tmp/big.jsonl
@@ -30,9 +31,12 @@ SERVED_MODEL = "gpt-4o-2024-08-06"
 START = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)  # a Monday
 
 SYSTEM_CUSTOMER = (
-    "You are Ledgerly's support assistant. Ledgerly is an invoicing and subscription-billing platform "
-    "for small businesses. Answer customers politely and concisely, link to help-centre articles when "
-    "useful, never invent account data, and escalate to a human when a refund above $500 or a legal "
+    "You are Ledgerly's support assistant. Ledgerly is an invoicing and subscription-billing "
+    "platform "
+    "for small businesses. Answer customers politely and concisely, link to help-centre "
+    "articles when "
+    "useful, never invent account data, and escalate to a human when a refund above $500 or a "
+    "legal "
     "question is involved."
 )
 SYSTEM_AGENT = (
@@ -40,12 +44,39 @@ SYSTEM_AGENT = (
     "evidence you rely on, and say when information is missing."
 )
 
-FIRST = (
-    ["Ana", "Ben", "Chloé", "Dmitri", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kofi", "Lena", "Mateo", "Nadia", "Olu", "Priya"]
-)
-LAST = (
-    ["Okafor", "Schmidt", "Tanaka", "Rossi", "Novak", "Haddad", "Larsen", "Costa", "Mensah", "Ivanova", "Dubois", "Kim", "Patel"]
-)
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Dmitri",
+    "Elif",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Olu",
+    "Priya",
+]
+LAST = [
+    "Okafor",
+    "Schmidt",
+    "Tanaka",
+    "Rossi",
+    "Novak",
+    "Haddad",
+    "Larsen",
+    "Costa",
+    "Mensah",
+    "Ivanova",
+    "Dubois",
+    "Kim",
+    "Patel",
+]
 COMPANIES = [
     "Brightside Bakery",
     "Northwind Traders",
@@ -99,7 +130,7 @@ def _tokens(text: str) -> int:
     return max(1, round(len(text) / 4))
 
 
-# ---- prompt families: each returns (feature, team, messages, answer) -------------------------------
+# ---- prompt families: each returns (feature, team, messages, answer) ----------------------------
 
 Convo = tuple[str, str, list[dict[str, str]], str]
 
@@ -125,14 +156,21 @@ def password_reset(r: random.Random) -> Convo:
     )
     answer = r.choice(
         [
-            "You can reset your password from the sign-in page: click **Forgot password?**, enter the "
-            "email on your account and follow the link we send (it is valid for 30 minutes). If the email "
-            "does not arrive within 5 minutes, check your spam folder and make sure no filter blocks "
+            "You can reset your password from the sign-in page: click **Forgot password?**, "
+            "enter the "
+            "email on your account and follow the link we send (it is valid for 30 minutes). "
+            "If the email "
+            "does not arrive within 5 minutes, check your spam folder and make sure no filter "
+            "blocks "
             "no-reply@ledgerly.example.",
-            "Sorry about the trouble! Accounts lock for 15 minutes after 5 failed attempts. After that, "
-            "use **Forgot password?** on the sign-in page. If you changed phones and lost your 2FA app, "
-            "use one of your backup codes, or ask your workspace owner to reset 2FA under Settings → Team.",
-            "Reset links expire after 30 minutes for security. Request a new one from the sign-in page "
+            "Sorry about the trouble! Accounts lock for 15 minutes after 5 failed attempts. "
+            "After that, "
+            "use **Forgot password?** on the sign-in page. If you changed phones and lost "
+            "your 2FA app, "
+            "use one of your backup codes, or ask your workspace owner to reset 2FA under "
+            "Settings → Team.",
+            "Reset links expire after 30 minutes for security. Request a new one from the "
+            "sign-in page "
             "and open it on the same device. Only the most recent link works.",
         ]
     )
@@ -174,8 +212,10 @@ def faq(r: random.Random) -> Convo:
         t=topic.format(**fill), b=r.choice(BROWSERS), p=r.choice(PLANS)
     )
     answer = (
-        f"Sure! {hint.format(**fill)} The change applies immediately to new invoices; existing ones "
-        "keep their settings. Our help centre has a step-by-step guide with screenshots if you need "
+        f"Sure! {hint.format(**fill)} The change applies immediately to new invoices; "
+        "existing ones "
+        "keep their settings. Our help centre has a step-by-step guide with screenshots if "
+        "you need "
         "it. Anything else I can help with?"
     )
     return "faq", "support", [{"role": "user", "content": ask}], answer
@@ -199,14 +239,18 @@ def billing(r: random.Random) -> Convo:
     ask = r.choice(asks)
     answer = r.choice(
         [
-            f"Plan changes are prorated by day. Going from {plan} (${PLAN_PRICE[plan]}/mo) to {new} "
+            f"Plan changes are prorated by day. Going from {plan} (${PLAN_PRICE[plan]}/mo) to "
+            f"{new} "
             f"(${PLAN_PRICE[new]}/mo) on day {day} of a 31-day month, you are credited "
             f"{32 - day}/31 of the old price and charged {32 - day}/31 of the new one on the next "
             "invoice. You can see the line items under Billing → Upcoming invoice.",
-            "I'm sorry about that! I can see why this is confusing. A duplicate charge is usually a "
-            "pending authorisation that drops off within 3–5 business days. If both charges settle, "
+            "I'm sorry about that! I can see why this is confusing. A duplicate charge is "
+            "usually a "
+            "pending authorisation that drops off within 3–5 business days. If both charges "
+            "settle, "
             "reply here and a billing specialist will refund the duplicate.",
-            "Annual billing is available on every plan and saves two months (about 16%). Switch under "
+            "Annual billing is available on every plan and saves two months (about 16%). "
+            "Switch under "
             "Billing → Plan → Pay yearly; the unused part of this month is credited.",
         ]
     )
@@ -263,7 +307,8 @@ def reply_draft(r: random.Random) -> Convo:
     )
     ask = f"Rewrite this reply to a customer named {_name(r)} in a {tone} tone:\n\n{draft}"
     answer = (
-        f"Hi {r.choice(FIRST)},\n\nThank you for reaching out, and I'm sorry for the inconvenience. "
+        f"Hi {r.choice(FIRST)},\n\nThank you for reaching out, and I'm sorry for the "
+        "inconvenience. "
         f"{draft.capitalize()}. Please let me know if there is anything else I can do for you.\n\n"
         "Best regards,\nThe Ledgerly team"
     )
@@ -286,9 +331,12 @@ def troubleshooting(r: random.Random) -> Convo:
     msgs.append(
         {
             "role": "user",
-            "content": f"Since {r.choice(['yesterday', 'Monday', 'the last update', 'this morning'])} "
-            f"we get '{err}' when {r.choice(['sending invoices', 'syncing', 'logging in', 'exporting'])}. "
-            f"We use {r.choice(INTEGRATIONS)} and {r.choice(BROWSERS)}. Nothing changed on our side.",
+            "content": "Since "
+            f"{r.choice(['yesterday', 'Monday', 'the last update', 'this morning'])} "
+            f"we get '{err}' when "
+            f"{r.choice(['sending invoices', 'syncing', 'logging in', 'exporting'])}. "
+            f"We use {r.choice(INTEGRATIONS)} and {r.choice(BROWSERS)}. Nothing changed on "
+            "our side.",
         }
     )
     followups = [
@@ -302,7 +350,8 @@ def troubleshooting(r: random.Random) -> Convo:
         msgs.append(
             {
                 "role": "assistant",
-                "content": f"Let's narrow it down. Step {i + 1}: please check whether {cause} could "
+                "content": f"Let's narrow it down. Step {i + 1}: "
+                f"please check whether {cause} could "
                 "apply, and tell me exactly when the first failure happened.",
             }
         )
@@ -330,7 +379,8 @@ def log_analysis(r: random.Random) -> Convo:
                 f"retrying job {r.randint(1000, 9999)} attempt={r.randint(1, 5)}",
                 f"db pool exhausted: waited {r.randint(100, 5000)}ms for connection",
                 f"upstream {r.choice(INTEGRATIONS)} responded 503",
-                f"webhook delivery to https://hooks.customer{r.randint(1, 500)}.example failed: timeout",
+                f"webhook delivery to https://hooks.customer{r.randint(1, 500)}.example "
+                "failed: timeout",
                 f"rendered invoice {_invoice(r)} in {r.randint(200, 31000)}ms",
                 "GC pause 412ms",
             ]
@@ -341,10 +391,12 @@ def log_analysis(r: random.Random) -> Convo:
         "supports it, and what should we do first?\n\n```\n" + "\n".join(lines) + "\n```"
     )
     answer = (
-        "**Most likely root cause:** database connection-pool exhaustion in `billing-worker`, which "
+        "**Most likely root cause:** database connection-pool exhaustion in `billing-worker`, "
+        "which "
         "makes API calls slow and lets webhook deliveries time out.\n\n**Evidence:**\n"
         "- repeated `db pool exhausted` warnings preceding each burst of timeouts;\n"
-        "- retries of the same jobs multiplying the load;\n- upstream 503s appear after, not before.\n\n"
+        "- retries of the same jobs multiplying the load;\n- upstream 503s appear after, not "
+        "before.\n\n"
         "**First steps:** cap job concurrency, raise the pool size temporarily, and add backoff "
         "with jitter to retries. Then check for long-running transactions holding connections."
     )
@@ -391,13 +443,16 @@ def sql_help(r: random.Random) -> Convo:
 CLAUSES = [
     "The Provider shall make the Service available 99.{n}% of each calendar month, excluding "
     "scheduled maintenance announced at least 72 hours in advance.",
-    "Fees are payable within {d} days of invoice. Late amounts bear interest at {p}% per month or the "
+    "Fees are payable within {d} days of invoice. Late amounts bear interest at {p}% per "
+    "month or the "
     "maximum permitted by law, whichever is lower.",
-    "Either party may terminate this Agreement for convenience on {d} days' written notice; prepaid "
+    "Either party may terminate this Agreement for convenience on {d} days' written notice; "
+    "prepaid "
     "fees for the remainder of the term are non-refundable except as stated in Section 9.",
     "The Customer grants the Provider a limited licence to process Customer Data solely to provide "
     "the Service, in accordance with the Data Processing Addendum in Schedule {s}.",
-    "Neither party's aggregate liability shall exceed the fees paid in the {d} months preceding the "
+    "Neither party's aggregate liability shall exceed the fees paid in the {d} months "
+    "preceding the "
     "claim, except for breaches of confidentiality or indemnification obligations.",
     "The Provider shall notify the Customer of a Security Incident without undue delay and in any "
     "event within {h} hours of becoming aware of it.",
@@ -428,7 +483,8 @@ def contract_summary(r: random.Random) -> Convo:
         clauses.append(f"{i + 1}. {clause}")
     ask = (
         f"Summarise this master services agreement between {a} (Customer) and Ledgerly (Provider) "
-        f"for {_name(r)} in our legal team. List: term and renewal, fees and payment, liability cap, "
+        f"for {_name(r)} in our legal team. List: term and renewal, fees and payment, "
+        "liability cap, "
         "termination rights, data protection, and anything unusual versus our standard terms. "
         f"Flag risks.\n\nAGREEMENT (reference {b[:3].upper()}-{r.randint(100, 999)})\n\n"
         + "\n".join(clauses)
@@ -437,8 +493,10 @@ def contract_summary(r: random.Random) -> Convo:
         "**Term and renewal:** automatic renewal with 60 days' notice of non-renewal.\n"
         "**Fees:** payable within the stated period; late interest capped by law.\n"
         "**Liability:** capped at fees paid in the look-back period, with carve-outs for "
-        "confidentiality and indemnities.\n**Termination:** for convenience on notice; prepaid fees "
-        "non-refundable.\n**Data protection:** processing limited to providing the Service under the "
+        "confidentiality and indemnities.\n**Termination:** for convenience on notice; "
+        "prepaid fees "
+        "non-refundable.\n**Data protection:** processing limited to providing the Service "
+        "under the "
         "DPA.\n**Unusual / risks:** the security-incident notice window and the arbitration seat "
         "differ from our standard terms; the annual fee increase clause should be checked against "
         "the customer's procurement policy."
@@ -465,7 +523,8 @@ def policy_drafting(r: random.Random) -> Convo:
         r.sample(["the EU (GDPR)", "the UK", "California (CCPA)", "Canada", "Australia"], 2)
     )
     ask = (
-        f"Draft an internal policy on {topic}. It must work for customers in {regions}, name an owner "
+        f"Draft an internal policy on {topic}. It must work for customers in {regions}, name "
+        "an owner "
         f"and review cadence, define terms, and include a short FAQ for staff. Keep it under "
         f"{r.choice([600, 800, 1200])} words and use headings."
     )
@@ -473,7 +532,10 @@ def policy_drafting(r: random.Random) -> Convo:
         f"Section {i}: requirements, responsibilities and exceptions for {topic}."
         for i in range(1, 40)
     )
-    answer = f"# Policy: {topic.capitalize()}\n\n## Purpose\n{body}\n\n## FAQ\nQ: Who owns this? A: Legal."
+    answer = (
+        f"# Policy: {topic.capitalize()}\n\n## Purpose\n{body}\n\n"
+        "## FAQ\nQ: Who owns this? A: Legal."
+    )
     return "policy-drafting", "legal", [{"role": "user", "content": ask}], answer
 
 
