@@ -17,20 +17,44 @@ import pytest
 import yaml
 from tests.conftest import free_port
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.gateway.conftest import LARGE_KEY, issue_config
+from tests.gateway.conftest import LARGE_KEY
+
+# Issue 3's configuration, character for character; only the port (the fake's) is substituted,
+# and the ledger file is put in the test's folder by running from there.
+ISSUE_YAML = """\
+models:
+  - name: small
+    provider: openai
+    base_url: http://127.0.0.1:9100/v1
+    tier: 1
+    price: {input_per_mtok: 0.25, output_per_mtok: 1.25}
+  - name: large
+    provider: openai
+    base_url: http://127.0.0.1:9100/v1
+    model: large-2025            # upstream model id; defaults to name
+    api_key_env: LARGE_API_KEY
+    tier: 3
+    price: {input_per_mtok: 15, output_per_mtok: 75}
+routers:
+  - name: auto
+    models: [small, large]
+    quality_tolerance: 0.1
+    fallback: large
+storage: sqlite:///./gearshift.db
+"""
 
 
-def _write_config(tmp_path: Path, upstream: FakeOpenAIServer, **overrides: Any) -> Path:
-    config = issue_config(upstream.base_url, **overrides)
-    config["storage"] = f"sqlite:///{tmp_path}/gearshift.db"
+def _write_config(tmp_path: Path, upstream: FakeOpenAIServer) -> Path:
     path = tmp_path / "gearshift.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(ISSUE_YAML.replace(":9100/", f":{upstream.port}/"))
+    assert yaml.safe_load(path.read_text())["models"][1]["model"] == "large-2025"
     return path
 
 
 def _serve(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "gearshift", "serve", "--config", str(config), "--port", str(port)],
+        cwd=config.parent,  # storage: sqlite:///./gearshift.db lands next to the config
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -114,6 +138,7 @@ def test_serve_with_two_workers(tmp_path: Path, upstream: FakeOpenAIServer) -> N
     args = ["serve", "--config", str(config), "--port", str(port), "--workers", "2"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "gearshift", *args],
+        cwd=tmp_path,
         env={**os.environ, "LARGE_API_KEY": LARGE_KEY},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
