@@ -108,7 +108,7 @@ def main() -> int:
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
         "requests": report.get("requests"),
-        "distinct_prompts_predicted": report.get("distinct_prompts_predicted"),
+        "prompts_predicted": report.get("prompts_predicted"),
         "malformed": report.get("malformed"),
         "savings_pct": report.get("savings_pct"),
         "bar": {"seconds": 60, "peak_rss_mb": 500},

@@ -136,7 +136,7 @@ def test_worker_processes_give_the_same_report_as_one_process(
     two = audit_json(str(SAMPLE), "--workers", "2", "--batch-size", "500", "--progress")
     for key in ("requests", "actual_cost_usd", "routed_cost_usd", "by_model", "curve", "by_kind"):
         assert one[key] == two[key], key
-    assert one["distinct_prompts_predicted"] == two["distinct_prompts_predicted"]
+    assert one["prompts_predicted"] == two["prompts_predicted"]
 
 
 def test_recommended_config_is_a_valid_gearshift_config(

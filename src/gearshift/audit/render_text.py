@@ -136,8 +136,8 @@ def render_text(report: dict[str, Any], out: IO[str], *, width: int | None = Non
     p(
         f"Read {report['lines']:,} lines: {report['requests']:,} audited, "
         f"{report['blank']:,} blank, {report['malformed']:,} malformed, "
-        f"{report['skipped']:,} skipped; {report['distinct_prompts_predicted']:,} distinct prompts "
-        "predicted."
+        f"{report['skipped']:,} skipped; the router ran on "
+        f"{report['prompts_predicted']:,} distinct prompts."
     )
     if problems:
         for reason, n in sorted(report["skipped_reasons"].items(), key=lambda kv: -kv[1])[:5]:

@@ -179,7 +179,7 @@ def build_report(a: Auditor, stats: ReadStats, sources: list[str]) -> dict[str, 
         "projected_30d_savings_usd": (
             usd(savings * 30.0 / period["days"]) if period and period["days"] >= 1 else None
         ),
-        "distinct_prompts_predicted": a.predictions,
+        "prompts_predicted": a.predictions,
         "lines": stats.lines,
         "blank": stats.blank,
         "malformed": stats.malformed,
