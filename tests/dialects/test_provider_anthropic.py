@@ -284,3 +284,18 @@ async def test_assistant_history_with_tool_calls_becomes_tool_use(
         "input": {},
     }
     assert turns[2]["content"][0]["is_error"] is True
+
+
+async def test_json_object_mode_becomes_a_system_instruction(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    provider = AnthropicProvider()
+    try:
+        await provider.complete(
+            ask(response_format={"type": "json_object"}), model_for(fake_anthropic)
+        )
+    finally:
+        await provider.aclose()
+    assert fake_anthropic.received[-1].body["system"] == (
+        "Be brief.\n\nRespond with a single valid JSON object and nothing else."
+    )

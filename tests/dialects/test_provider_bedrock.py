@@ -333,3 +333,16 @@ async def test_missing_credentials_are_reported_at_startup(
     finally:
         await provider.aclose()
     assert "no AWS credentials found for bedrock models" in caplog.text
+
+
+async def test_json_mode_and_tool_choice_none_are_honoured(fake_bedrock: FakeBedrock) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    response_format = {"type": "json_schema", "json_schema": {"name": "w", "schema": schema}}
+    await run_complete(
+        fake_bedrock, ask(tools=[WEATHER], tool_choice="none", response_format=response_format)
+    )
+    body = fake_bedrock.received[-1].body
+    assert "toolConfig" not in body  # "none": no tools offered
+    assert body["system"][0] == {"text": "Be brief."}
+    assert body["system"][1]["text"].startswith("Respond with a single valid JSON object")
+    assert '{"type":"object","properties":{"city":{"type":"string"}}}' in body["system"][1]["text"]

@@ -38,6 +38,7 @@ from gearshift.providers.upstream_http import (
     drain_for_reuse,
     is_retryable_status,
     iter_chunks,
+    json_instruction,
     json_or_none,
     post,
     priced_stream,
@@ -175,7 +176,9 @@ def to_anthropic_body(request: ChatRequest, model: ModelConfig, *, stream: bool)
         "messages": messages,
         "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
     }
-    system = request.system_text()
+    system = "\n\n".join(
+        part for part in (request.system_text(), json_instruction(request.response_format)) if part
+    )
     if system:
         body["system"] = system
     if request.temperature is not None:

@@ -45,6 +45,7 @@ from gearshift.providers.upstream_http import (
     drain_for_reuse,
     is_retryable_status,
     iter_chunks,
+    json_instruction,
     json_or_none,
     post,
     priced_stream,
@@ -166,6 +167,9 @@ def to_converse_body(request: ChatRequest) -> dict[str, Any]:
             messages.append({"role": role, "content": blocks})
     body: dict[str, Any] = {"messages": messages}
     system = [{"text": m.text()} for m in request.messages if m.role == "system" and m.text()]
+    instruction = json_instruction(request.response_format)
+    if instruction:
+        system.append({"text": instruction})
     if system:
         body["system"] = system
     inference: dict[str, Any] = {}
@@ -179,7 +183,12 @@ def to_converse_body(request: ChatRequest) -> dict[str, Any]:
         inference["stopSequences"] = list(request.stop)
     if inference:
         body["inferenceConfig"] = inference
-    if request.tools:
+    # Converse has no "none" tool choice; offering no tools is how to honour it, unless the
+    # history holds tool blocks (then Converse insists on the tool configuration).
+    no_tools = request.tool_choice == "none" and not any(
+        m.role == "tool" or m.tool_calls for m in request.messages
+    )
+    if request.tools and not no_tools:
         tool_config: dict[str, Any] = {
             "tools": [
                 {

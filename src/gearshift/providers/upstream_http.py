@@ -141,6 +141,22 @@ async def priced_stream(
         yield event
 
 
+def json_instruction(response_format: dict[str, Any] | None) -> str:
+    """A system-prompt instruction standing in for OpenAI's ``response_format`` on upstreams
+    without a JSON mode (Anthropic, Bedrock Converse); '' when no JSON was asked for."""
+    kind = (response_format or {}).get("type")
+    if kind == "json_object":
+        return "Respond with a single valid JSON object and nothing else."
+    if kind == "json_schema":
+        spec = (response_format or {}).get("json_schema") or {}
+        schema = orjson.dumps(spec.get("schema") or {}).decode()
+        return (
+            "Respond with a single valid JSON object and nothing else. "
+            f"It must conform to this JSON Schema: {schema}"
+        )
+    return ""
+
+
 def json_or_none(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
