@@ -225,6 +225,13 @@ class GearshiftApp:
         if self.gateway.ledger is None:
             self._writer = await asyncio.to_thread(open_ledger, self.settings)
             self.gateway.ledger = self._writer
+        routers, models = self.gateway.known_names()
+        log.info(
+            "gearshift ready: routers %s; models %s; ledger %s",
+            ", ".join(routers) or "(none)",
+            ", ".join(models) or "(none)",
+            self._writer.store.url if self._writer is not None else "(external)",
+        )
 
     async def shutdown(self) -> None:
         """Drain: wait for in-flight requests (up to the grace period), then flush and close."""

@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per request (off by default: the ledger records every request)",
+    )
     return parser
 
 
@@ -64,7 +69,7 @@ def run(argv: Sequence[str]) -> int:
         "loop": "uvloop",
         "http": "httptools",
         "lifespan": "on",
-        "access_log": False,
+        "access_log": args.access_log,
         "log_level": args.log_level,
         "timeout_graceful_shutdown": server.shutdown_grace_s,
         "server_header": False,
