@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=0,
-        help="processes predicting in parallel (default: one per CPU core; 1: no extra process)",
+        help="processes predicting in parallel (default: one per CPU core for logs over 32 MB, "
+        "else 1: no extra process)",
     )
     p.add_argument("--batch-size", type=int, default=4096, help=argparse.SUPPRESS)
     return p
