@@ -152,3 +152,23 @@ def test_recommended_config_is_a_valid_gearshift_config(
     assert router.quality_tolerance == r["recommended_tolerance"]["tolerance"]
     assert sorted(router.models) == sorted(c["name"] for c in r["router"]["candidates"])
     assert router.fallback == "gpt-4o"
+
+
+def test_audit_makes_no_network_call(
+    monkeypatch: pytest.MonkeyPatch, run_audit: Callable[..., tuple[int, str, str]]
+) -> None:
+    import socket
+
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    code, out, err = run_audit(str(SAMPLE), "--workers", "1")
+    assert code == 0, err
+    assert "savings" in out
+    assert attempts == []
