@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from tests.audit.helpers import REPO, SAMPLE, openai_line, write_lines
 
 from gearshift.audit.candidates import propose
