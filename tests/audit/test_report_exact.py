@@ -122,3 +122,33 @@ def test_bedrock_log_is_priced_through_the_catalogue(
     assert r["by_model"]["claude-3-5-haiku"]["requests"] == 1
     assert r["by_tag"]["feature"][0]["value"] == "helpdesk"
     assert "provider: bedrock" in r["recommended_config"]
+
+
+def test_csv_log_with_model_given_on_the_command_line(
+    tmp_path: Path, audit_json: Callable[..., dict[str, Any]]
+) -> None:
+    path = tmp_path / "prompts.csv"
+    path.write_text(
+        "prompt,input_tokens,output_tokens,team\n"
+        '"Translate ""hello"" to French",1000,200,growth\n'
+        "What is 2+2?,400,100,growth\n",
+        encoding="utf-8",
+    )
+    r = audit_json(str(path), "--model", "gpt-4o", "--tolerance", "1", "--tolerances", "1")
+    # gpt-4o: 0.0045 + (400 * 2.5e-6 + 100 * 1e-5 = 0.002); all on gpt-4o-mini: 0.00027 + 0.00012
+    assert r["actual_cost_usd"] == pytest.approx(0.0065, abs=1e-12)
+    assert r["routed_cost_usd"] == pytest.approx(0.00039, abs=1e-12)
+    assert r["by_tag"]["team"] == [
+        {
+            "value": "growth",
+            "requests": 2,
+            "actual_cost_usd": 0.0065,
+            "routed_cost_usd": 0.00039,
+            "savings_usd": 0.00611,
+            "savings_pct": 94.0,
+            "moved_pct": 100.0,
+            "quality_mean": r["by_tag"]["team"][0]["quality_mean"],
+            "share": {"gpt-4o-mini": 1.0},
+        }
+    ]
+    assert r["formats"] == {"csv": 2}
