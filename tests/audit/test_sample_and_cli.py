@@ -173,3 +173,27 @@ def test_audit_makes_no_network_call(
     assert code == 0, err
     assert "savings" in out
     assert attempts == []
+
+
+def test_a_dead_predictor_process_does_not_lose_predictions() -> None:
+    import signal
+
+    from gearshift.audit.predict import PredictionPool
+
+    candidates = propose(["gpt-4o"])
+    names = list(candidates.names)
+    pool = PredictionPool(candidates.settings, candidates.router, names, workers=2)
+    try:
+        items: list[Any] = [
+            (i, [{"role": "user", "content": f"question number {i}"}]) for i in range(600)
+        ]
+        first = pool.collect(pool.submit(items[:10]))  # workers are up
+        assert len(first) == 10
+        workers = list(pool._pool._processes) if pool._pool else []  # type: ignore[attr-defined]
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        results = pool.collect(pool.submit(items))
+        assert sorted(k for k, _ in results) == list(range(600))
+        assert all(p is not None for _, p in results)
+    finally:
+        pool.close()

@@ -8,8 +8,10 @@ so a worker's predictions are exactly the main process's.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,7 @@ from gearshift.config import RouterConfig, Settings
 # its head and tail are kept: the router sees what it would see, at a bounded cost.
 FEATURE_CHARS = 1_000_000
 CHUNK = 256  # prompts per task sent to a worker
+log = logging.getLogger("gearshift.audit")
 
 # (prompt key, messages or their raw JSON array as the fast reader kept it)
 Item = tuple[int, list[dict[str, Any]] | bytes]
@@ -118,7 +121,7 @@ def _predict_in_worker(items: list[Item]) -> list[tuple[int, Prepared | None]]:
 
 
 Result = list[tuple[int, Prepared | None]]
-Handle = list["Future[Result]"] | Result
+Handle = list[tuple["Future[Result]", list[Item]]] | Result
 
 
 class PredictionPool:
@@ -141,19 +144,33 @@ class PredictionPool:
     def submit(self, items: list[Item]) -> Handle:
         if self._pool is None:
             return self.local.predict(items)
-        return [
-            self._pool.submit(_predict_in_worker, items[i : i + CHUNK])
-            for i in range(0, len(items), CHUNK)
-        ]
+        chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+        try:
+            return [(self._pool.submit(_predict_in_worker, c), c) for c in chunks]
+        except BrokenProcessPool:
+            self._lost()
+            return self.local.predict(items)
 
     def collect(self, handle: Handle) -> Result:
         out: Result = []
         for part in handle:
-            if isinstance(part, Future):
-                out.extend(part.result())
+            if isinstance(part, tuple) and isinstance(part[0], Future):
+                future, chunk = part
+                try:
+                    out.extend(future.result())
+                except BrokenProcessPool:
+                    # A worker died (killed, out of memory): carry on in this process.
+                    self._lost()
+                    out.extend(self.local.predict(chunk))
             else:
                 out.append(part)
         return out
+
+    def _lost(self) -> None:
+        if self._pool is not None:
+            log.warning("a predictor process died; the audit continues in one process")
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:
