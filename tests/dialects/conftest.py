@@ -175,6 +175,7 @@ def mixed_config(oa_url: str, an_url: str, br_url: str, storage: str) -> dict[st
 class Gearshift:
     server: UvicornThread
     records: list[LedgerRecord] = field(default_factory=list)
+    storage: str = ""  # the ledger's URL
 
     @property
     def url(self) -> str:
@@ -217,18 +218,17 @@ def upstreams(
 def start_gearshift(
     upstreams: dict[str, Any], aws_env: None, tmp_path: Any
 ) -> Iterator[Callable[..., Gearshift]]:
-    """Factory: ``start_gearshift(policy=None)`` runs gearshift on the mixed configuration."""
+    """Factory: ``start_gearshift(policy=None, storage=None)`` runs gearshift on the mixed
+    configuration (ledger in a fresh SQLite file unless ``storage`` names one)."""
     started: list[Gearshift] = []
 
-    def start(policy: Any = None) -> Gearshift:
+    def start(policy: Any = None, storage: str | None = None) -> Gearshift:
+        storage = storage or f"sqlite:///{tmp_path}/ledger-{len(started)}.db"
         config = mixed_config(
-            upstreams["oa"].base_url,
-            upstreams["an"].url,
-            upstreams["br"].url,
-            f"sqlite:///{tmp_path}/ledger-{len(started)}.db",
+            upstreams["oa"].base_url, upstreams["an"].url, upstreams["br"].url, storage
         )
         settings = parse_settings(config)
-        running = Gearshift(server=None)  # type: ignore[arg-type]
+        running = Gearshift(server=None, storage=storage)  # type: ignore[arg-type]
         gateway = Gateway(settings, policy=policy, observers=[running.records.append])
         running.server = UvicornThread(create_app(settings, gateway=gateway)).start()
         started.append(running)

@@ -5,6 +5,8 @@ exactly from the configured prices, cache and reasoning tokens included."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -220,3 +222,44 @@ def test_reasoning_blocks_stay_out_of_answers_but_are_paid_for(
     (record,) = gearshift.wait_records(1)
     assert record.completion_tokens == 250
     assert record.cost_usd == expected_cost(kind, Usage(21, 250))
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_persisted_ledger_rows_are_exact(
+    start_gearshift: Callable[..., Gearshift], upstreams: dict[str, Any], backend: str
+) -> None:
+    """What reaches the ledger database (flushed at shutdown) is exactly what the providers
+    reported, priced exactly: one streamed and one plain request per dialect and kind."""
+    from gearshift.ledger import open_store
+
+    storage = None
+    if backend == "postgres":
+        storage = os.environ.get("GEARSHIFT_TEST_POSTGRES_URL")
+        if not storage:
+            pytest.skip("GEARSHIFT_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)")
+    gearshift = start_gearshift(storage=storage)
+    set_cache_usage(upstreams)
+    calls = [(d, k, s) for d in DIALECTS for k in KINDS for s in (False, True)]
+    for dialect, kind, stream in calls:
+        ask(dialect, gearshift.url, kind, stream=stream)
+    ours = {r.id for r in gearshift.wait_records(len(calls))}
+    gearshift.server.stop()  # lifespan shutdown drains and flushes the ledger writer
+    with open_store(gearshift.storage) as store:
+        # A shared PostgreSQL database may hold other tests' rows: keep this run's.
+        rows = sorted((r for r in store.fetch() if r.id in ours), key=lambda r: r.ts)
+    assert len(rows) == len(calls) == len(ours)
+    for row, (dialect, kind, stream) in zip(rows, calls, strict=True):
+        usage = USAGE[kind]
+        assert (row.dialect, row.served_model, row.stream) == (dialect, kind, stream)
+        assert (row.prompt_tokens, row.completion_tokens) == (
+            usage.input_tokens,
+            usage.output_tokens,
+        )
+        assert (row.cached_tokens, row.cache_write_tokens, row.reasoning_tokens) == (
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.reasoning_tokens,
+        )
+        assert row.cost_usd == expected_cost(kind, usage) > 0
