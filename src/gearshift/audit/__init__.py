@@ -85,7 +85,7 @@ def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, 
         tag_keys=_tag_keys(peek),
         workers=options.workers or _default_workers(sources),
     )
-    progress = _progress_bar() if options.progress else None
+    progress = _progress_bar(stats, _plain_size(sources)) if options.progress else None
     try:
         run_entries(
             auditor,
@@ -107,22 +107,50 @@ def _default_workers(sources: list[str]) -> int:
     return (os.cpu_count() or 1) if size > PARALLEL_BYTES else 1
 
 
-def _progress_bar() -> tuple[Callable[[], None], Callable[[int], None]]:
-    """A rich progress display on stderr: (stop, advance)."""
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+def _plain_size(sources: list[str]) -> int | None:
+    """Total bytes when every source is an uncompressed file (the progress bar's 100%)."""
+    total = 0
+    for source in sources:
+        if not os.path.isfile(source):
+            return None
+        with open(source, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":
+                return None
+        total += os.path.getsize(source)
+    return total
 
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("auditing: {task.completed:,} requests"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
+
+def _progress_bar(
+    stats: ReadStats, total_bytes: int | None
+) -> tuple[Callable[[], None], Callable[[int], None]]:
+    """A rich progress display on stderr: (stop, advance). With a known size it shows a bar,
+    the share read and the time left; otherwise a spinner and the count."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
-    task = progress.add_task("audit", total=None)
+
+    columns: list[Any] = [
+        SpinnerColumn(),
+        TextColumn("auditing: {task.fields[requests]:,} requests"),
+    ]
+    if total_bytes:
+        columns += [BarColumn(), TaskProgressColumn(), TimeRemainingColumn()]
+    columns.append(TimeElapsedColumn())
+    progress = Progress(*columns, console=Console(stderr=True), transient=True)
+    task = progress.add_task("audit", total=total_bytes or None, requests=0)
     progress.start()
+    done = 0
 
     def advance(n: int) -> None:
-        progress.advance(task, n)
+        nonlocal done
+        done += n
+        progress.update(task, completed=stats.bytes_read, requests=done)
 
     return progress.stop, advance

@@ -46,6 +46,7 @@ class ReadStats:
     """Counts of what the readers saw; problems are counted, never fatal."""
 
     lines: int = 0
+    bytes_read: int = 0  # of uncompressed JSONL, for the progress bar
     entries: int = 0
     blank: int = 0
     malformed: int = 0  # not parseable (bad JSON, bad CSV row, bad gzip tail)

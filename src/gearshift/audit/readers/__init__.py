@@ -135,6 +135,7 @@ def _read_jsonl(stream: IO[bytes], where: str, stats: ReadStats) -> Iterator[Log
     loads = orjson.loads
     for number, line in enumerate(stream, 1):
         stats.lines += 1
+        stats.bytes_read += len(line)
         fast = parse_fast(line)
         if fast is not None:
             stats.entries += 1
