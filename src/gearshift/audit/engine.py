@@ -84,7 +84,9 @@ class Auditor:
         profiles = sorted(self.router.profiles, key=lambda p: (p.tier, p.name))
         self.profiles = profiles
         self.names: list[str] = [p.name for p in profiles]
-        self.pool = PredictionPool(candidates.settings, router_cfg, self.names, workers)
+        self.pool = PredictionPool(
+            candidates.settings, router_cfg, self.names, workers, router=self.router
+        )
         self._inflight: set[int] = set()
         self.pricer = Pricer(candidates.settings.models)
         self.rates: list[ModelRates] = [model_rates(self.pricer, n) for n in self.names]

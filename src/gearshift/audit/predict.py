@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -67,10 +68,12 @@ def to_request(messages: list[dict[str, Any]], *, truncate: bool) -> ChatRequest
 class Predictor:
     """Predictions for one router, columns in the auditor's (tier, name) order."""
 
-    def __init__(self, settings: Settings, router_cfg: RouterConfig, names: list[str]) -> None:
+    def __init__(
+        self, settings: Settings, router_cfg: RouterConfig, names: list[str], router: Any = None
+    ) -> None:
         from gearshift.routing import build_router
 
-        self.router = build_router(settings, router_cfg)
+        self.router = router if router is not None else build_router(settings, router_cfg)
         router_order = [p.name for p in self.router.profiles]
         self._columns = [router_order.index(n) for n in names]
 
@@ -129,9 +132,15 @@ class PredictionPool:
     With ``workers <= 1`` everything runs in this process, synchronously."""
 
     def __init__(
-        self, settings: Settings, router_cfg: RouterConfig, names: list[str], workers: int
+        self,
+        settings: Settings,
+        router_cfg: RouterConfig,
+        names: list[str],
+        workers: int,
+        *,
+        router: Any = None,
     ) -> None:
-        self.local = Predictor(settings, router_cfg, names)
+        self.local = Predictor(settings, router_cfg, names, router)
         self._pool: ProcessPoolExecutor | None = None
         if workers > 1:
             self._pool = ProcessPoolExecutor(
@@ -140,6 +149,11 @@ class PredictionPool:
                 initializer=_init_worker,
                 initargs=(settings, router_cfg, names),
             )
+            # Fork every worker now, while this process has no other threads (a progress bar's
+            # refresh thread holding a lock at fork time could deadlock a child).
+            warm = [self._pool.submit(os.getpid) for _ in range(workers)]
+            for future in warm:
+                future.result()
 
     def submit(self, items: list[Item]) -> Handle:
         if self._pool is None:
