@@ -5,8 +5,12 @@
 The default router must not know the models it will meet, so it learns one thing per prompt:
 its *difficulty*, the probability that a strong model is needed. Every labelled row scores a
 weaker and a stronger model (per data set: the lowest and highest mean score among the models
-it scores); the target is "the strong model answered well and the weak one did not"
-(``strong · (1 − weak)`` for fractional scores). The head is a logistic regression over n-grams
+it scores). The head is fitted to ``(strong − weak + 1) / 2`` as a soft label, so its output ranks
+prompts by the expected gain of the strong model over the weak one (what APGR rewards), and is
+then calibrated to "the strong model answered well and the weak one did not"
+(``strong·(1 − weak)``),
+the probability a strong model is needed. Sources are weighted so a big one does not drown the
+others. The head is a logistic regression over n-grams
 of the final question and structural features (see ``features.py``), calibrated by isotonic
 regression on 5-fold out-of-fold predictions. The cross-validated APGR per data source is
 written next to the model, in ``default_router.json``, with the data's provenance.
@@ -23,16 +27,19 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from gearshift.routing.features import Features
 from gearshift.routing.formats import LabelledRow, iter_rows
 from gearshift.routing.predictors import DEFAULT_MODEL_FILE
+from gearshift.routing.train import TrainOptions
 
-__all__ = ["build", "difficulty_targets", "main"]
+__all__ = ["DifficultyData", "build", "cross_validate", "difficulty_data", "load_rows", "main"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -41,12 +48,33 @@ def source_of(row_id: str) -> str:
     return row_id.split("/", 1)[0]
 
 
-def difficulty_targets(rows: Sequence[LabelledRow]) -> tuple[FloatArray, list[str], list[str]]:
-    """(target per row, weak model per row, strong model per row)."""
+@dataclass(slots=True)
+class DifficultyData:
+    rows: list[LabelledRow]
+    target: FloatArray  # training target: (strong − weak + 1) / 2, so its mean ranks by E[gain]
+    needed: FloatArray  # strong · (1 − weak): "the strong model was needed", for calibration
+    weak: list[str]
+    strong: list[str]
+    sources: list[str]
+    weights: FloatArray  # per row: each source weighs as much as SOURCE_WEIGHT_CAP rows at most
+
+    def pair_scores(self, idx: Sequence[int]) -> tuple[FloatArray, FloatArray]:
+        w = np.asarray([self.rows[i].scores[self.weak[i]] for i in idx])
+        s = np.asarray([self.rows[i].scores[self.strong[i]] for i in idx])
+        return w, s
+
+
+# A large source (MMLU: 14k rows) must not drown the small ones (GSM8K, RouterArena): rows of a
+# source with more than this many rows are down-weighted so the source totals this weight.
+SOURCE_WEIGHT_CAP = 4000
+
+
+def difficulty_data(rows: Sequence[LabelledRow]) -> DifficultyData:
+    """Targets per row from its data set's weak and strong model (lowest/highest mean score)."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(tuple(sorted(r.scores)), []).append(i)
-    y = np.zeros(len(rows))
+    keep: list[int] = []
     weak = [""] * len(rows)
     strong = [""] * len(rows)
     for models, idx in groups.items():
@@ -56,27 +84,31 @@ def difficulty_targets(rows: Sequence[LabelledRow]) -> tuple[FloatArray, list[st
         lo = min(models, key=lambda m: (means[m], m))
         hi = max(models, key=lambda m: (means[m], m))
         for i in idx:
-            s, w = rows[i].scores[hi], rows[i].scores[lo]
-            y[i] = s * (1.0 - w)
             weak[i], strong[i] = lo, hi
-    return y, weak, strong
+            keep.append(i)
+    keep.sort()
+    kept = [rows[i] for i in keep]
+    w = np.asarray([rows[i].scores[weak[i]] for i in keep])
+    s = np.asarray([rows[i].scores[strong[i]] for i in keep])
+    sources = [source_of(r.id) for r in kept]
+    counts = {src: sources.count(src) for src in set(sources)}
+    weights = np.asarray([min(1.0, SOURCE_WEIGHT_CAP / counts[src]) for src in sources])
+    return DifficultyData(
+        rows=kept,
+        target=(s - w + 1.0) / 2.0,
+        needed=s * (1.0 - w),
+        weak=[weak[i] for i in keep],
+        strong=[strong[i] for i in keep],
+        sources=sources,
+        weights=weights,
+    )
 
 
-def build(
-    data: Sequence[str | Path],
-    out: Path,
-    *,
-    folds: int = 5,
-    seed: int = 0,
-    c: float = 0.3,
-    log: Any = print,
-) -> dict[str, Any]:
+def load_rows(data: Sequence[str | Path]) -> tuple[list[LabelledRow], str]:
+    """Labelled rows from ../shared/data-style folders or labelled JSONL, and their digest."""
     from gearshift.routing.convert import convert_path
     from gearshift.routing.formats import row_to_request
-    from gearshift.routing.metrics import apgr, cpt, pair_curve
-    from gearshift.routing.train import TrainOptions, featurize, fit_text_model, kfold_predict
 
-    started = time.time()
     rows: list[LabelledRow] = []
     digest = hashlib.sha256()
     for source in data:
@@ -92,39 +124,67 @@ def build(
                     str(obj["id"]), row_to_request(obj), obj["scores"], obj.get("costs", {})
                 )
             )
-    y, weak, strong = difficulty_targets(rows)
-    keep = [i for i, w in enumerate(weak) if w]
-    rows = [rows[i] for i in keep]
-    y = y[keep]
-    weak = [weak[i] for i in keep]
-    strong = [strong[i] for i in keep]
-    sources = [source_of(r.id) for r in rows]
-    log(f"build_default: {len(rows)} rows from {sorted(set(sources))}; featurizing")
-    feats = featurize(rows)
-    options = TrainOptions(folds=folds, seed=seed, c=c)
-    targets = y[:, None]
-    oof = kfold_predict(feats, targets, options, groups=sources, progress=log)
+    return rows, digest.hexdigest()
+
+
+def cross_validate(
+    dd: DifficultyData, feats: Sequence[Features], options: TrainOptions, log: Any = None
+) -> tuple[FloatArray, dict[str, Any]]:
+    """Out-of-fold difficulty scores and the per-source APGR / CPT they give (RouteLLM's way)."""
+    from gearshift.routing.metrics import apgr, cpt, pair_curve
+    from gearshift.routing.train import kfold_predict
+
+    oof = kfold_predict(
+        feats,
+        dd.target[:, None],
+        options,
+        groups=dd.sources,
+        weights=dd.weights[:, None],
+        progress=log,
+    )
     report: dict[str, Any] = {}
-    for src in sorted(set(sources)):
-        idx = [i for i, s in enumerate(sources) if s == src]
-        w = np.asarray([rows[i].scores[weak[i]] for i in idx])
-        s = np.asarray([rows[i].scores[strong[i]] for i in idx])
+    for src in sorted(set(dd.sources)):
+        idx = [i for i, s in enumerate(dd.sources) if s == src]
+        w, s = dd.pair_scores(idx)
         curve = pair_curve(oof[idx, 0], w, s)
         report[src] = {
             "rows": len(idx),
-            "weak": weak[idx[0]],
-            "strong": strong[idx[0]],
+            "weak": dd.weak[idx[0]],
+            "strong": dd.strong[idx[0]],
             "apgr": round(apgr(curve), 4),
             "cpt50": round(cpt(curve, 0.5), 4),
             "cpt80": round(cpt(curve, 0.8), 4),
         }
-        log(f"build_default: {folds}-fold CV {src}: {report[src]}")
+        if log:
+            log(f"{options.folds}-fold CV {src}: {report[src]}")
+    return oof, report
+
+
+def build(
+    data: Sequence[str | Path],
+    out: Path,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    c: float = 0.3,
+    log: Any = print,
+) -> dict[str, Any]:
+    from gearshift.routing.train import TrainOptions, featurize, fit_text_model
+
+    started = time.time()
+    rows, digest = load_rows(data)
+    dd = difficulty_data(rows)
+    log(f"build_default: {len(dd.rows)} rows from {sorted(set(dd.sources))}; featurizing")
+    feats = featurize(dd.rows)
+    options = TrainOptions(folds=folds, seed=seed, c=c)
+    oof, report = cross_validate(dd, feats, options, log)
     meta = {
         "kind": "difficulty",
-        "target": "strong * (1 - weak): the strong model answers well and the weak one does not",
-        "rows": len(rows),
+        "target": "fit (strong - weak + 1) / 2; calibrated to P(strong right and weak wrong)",
+        "rows": len(dd.rows),
         "data": [str(d) for d in data],
-        "data_sha256": digest.hexdigest(),
+        "data_sha256": digest,
+        "source_weight_cap": SOURCE_WEIGHT_CAP,
         "options": {
             "folds": folds,
             "seed": seed,
@@ -134,7 +194,16 @@ def build(
         },
         "cv": report,
     }
-    model = fit_text_model(feats, targets, ["difficulty"], options, oof=oof, meta=meta)
+    model = fit_text_model(
+        feats,
+        dd.target[:, None],
+        ["difficulty"],
+        options,
+        oof=oof,
+        weights=dd.weights[:, None],
+        meta=meta,
+        calibration_targets=dd.needed[:, None],
+    )
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / DEFAULT_MODEL_FILE)
     summary = {**meta, "vocab": len(model.vocab), "seconds": round(time.time() - started, 1)}

@@ -100,7 +100,7 @@ def _fit_head(
         rate = float(np.average(y, weights=base))
         rate = min(max(rate, 1e-4), 1 - 1e-4)
         return np.zeros(x.shape[1]), float(np.log(rate / (1 - rate)))
-    model = LogisticRegression(C=c, max_iter=3000, solver="lbfgs")
+    model = LogisticRegression(C=c, max_iter=1000, solver="liblinear")
     model.fit(xx, yy, sample_weight=ww)
     return model.coef_[0].astype(np.float64), float(model.intercept_[0])
 
@@ -181,8 +181,14 @@ def fit_text_model(
     oof: FloatArray | None = None,
     weights: FloatArray | None = None,
     meta: dict[str, Any] | None = None,
+    calibration_targets: FloatArray | None = None,
 ) -> TextModel:
-    """Fit every head on all rows; calibrate with out-of-fold predictions when given."""
+    """Fit every head on all rows; calibrate with out-of-fold predictions when given.
+
+    ``calibration_targets`` (default: ``targets``) is what a calibrated head's output should be
+    the probability of; the default router fits E[strong − weak] but reports P(strong needed).
+    """
+    calib_to = targets if calibration_targets is None else calibration_targets
     design = Design(feats, options.min_df, options.max_vocab)
     x = design.matrix(feats)
     v, d = len(design.vocab), len(design.mean)
@@ -196,7 +202,7 @@ def fit_text_model(
         coef, icpt = _fit_head(x, targets[:, h], options.c, w)
         token_w[:, h], dense_w[:, h], bias[h] = coef[:v], coef[v:], icpt
         if options.calibrate and oof is not None:
-            xs, ys = _isotonic_knots(oof[:, h], targets[:, h], w)
+            xs, ys = _isotonic_knots(oof[:, h], calib_to[:, h], w)
             calib_x.append(xs)
             calib_y.append(ys)
         else:
