@@ -7,6 +7,7 @@ from integer pico-dollars); percentiles come from histograms (precision in ``rol
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -186,9 +187,9 @@ def dimension(key: tuple[Any, ...], tags: Mapping[str, str], by: str) -> str:
     if by == "key":
         return key[3] or "(anonymous)"
     if by == "day":
-        return datetime.fromtimestamp(key[0], tz=UTC).strftime("%Y-%m-%d")
+        return _utc(key[0], "%Y-%m-%d")
     if by == "hour":
-        return datetime.fromtimestamp(key[0], tz=UTC).strftime("%Y-%m-%dT%H:00Z")
+        return _utc(key[0], "%Y-%m-%dT%H:00Z")
     if by == "kind":
         return (key[6] or "(unknown)") if len(key) == 7 else "(unknown)"
     if by == "outcome":
@@ -196,6 +197,11 @@ def dimension(key: tuple[Any, ...], tags: Mapping[str, str], by: str) -> str:
         return "ok" if isinstance(ok, str) or ok else "failed"
     tag = by.removeprefix("tag:")
     return tags.get(tag, "(untagged)")
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc(ts: int, fmt: str) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime(fmt)
 
 
 def tier_lookup(settings: Settings | None) -> Callable[[str], int | None]:

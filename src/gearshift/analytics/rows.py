@@ -7,9 +7,10 @@ faster. Both paths compute the same cube, bucket for bucket (``test_rows_and_sql
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
+
+import orjson
 
 from gearshift.analytics.db import LedgerDB
 from gearshift.analytics.rollup import (
@@ -44,8 +45,8 @@ def cost_bucket(pusd: int) -> int:
 def eligible(predicted: Any, tolerance: float | None) -> str:
     """Candidates predicted within ``tolerance`` of the best, sorted and comma-joined."""
     try:
-        scores = json.loads(predicted) if isinstance(predicted, str) else predicted
-    except ValueError:
+        scores = orjson.loads(predicted) if isinstance(predicted, str) else predicted
+    except orjson.JSONDecodeError:
         return ""
     if not isinstance(scores, dict) or not scores:
         return ""
