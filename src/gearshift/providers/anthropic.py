@@ -301,7 +301,9 @@ class AnthropicProvider:
             raise upstream_error(response.status, raw, model)
         data = json_or_none(raw)
         if not isinstance(data, dict):
-            raise UpstreamError(f"{model.name}: Anthropic API returned a body that is not JSON")
+            raise UpstreamError(
+                f"{model.name}: Anthropic API returned a body that is not JSON", model=model.name
+            )
         return from_anthropic_response(data, model)
 
     async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
@@ -338,7 +340,9 @@ class AnthropicProvider:
             raise upstream_error(response.status, raw, model)
         data = json_or_none(raw)
         if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
-            raise UpstreamError(f"{model.name}: count_tokens answered without input_tokens")
+            raise UpstreamError(
+                f"{model.name}: count_tokens answered without input_tokens", model=model.name
+            )
         return int(data["input_tokens"])
 
     async def aclose(self) -> None:

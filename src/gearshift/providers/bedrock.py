@@ -39,6 +39,7 @@ from gearshift.chat import (
 )
 from gearshift.config import ModelConfig
 from gearshift.errors import InvalidRequest, UpstreamError
+from gearshift.providers.http1 import Http1Response
 from gearshift.providers.sigv4 import AwsSigner
 from gearshift.providers.upstream_http import (
     UpstreamPools,
@@ -263,7 +264,7 @@ class BedrockProvider:
 
     async def _send(
         self, request: ChatRequest, model: ModelConfig, operation: str, accept: str
-    ) -> Any:
+    ) -> Http1Response:
         region = await self._signer.region_for(model.region)
         base = endpoint(model.base_url, region)
         pool = self._pools.get(base)
@@ -287,7 +288,9 @@ class BedrockProvider:
         response = await self._send(request, model, "converse", "application/json")
         data = json_or_none(await read_all(response, model))
         if not isinstance(data, dict):
-            raise UpstreamError(f"{model.name}: Bedrock returned a body that is not JSON")
+            raise UpstreamError(
+                f"{model.name}: Bedrock returned a body that is not JSON", model=model.name
+            )
         return from_converse_response(data, model)
 
     async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
