@@ -263,3 +263,26 @@ def test_persisted_ledger_rows_are_exact(
             usage.reasoning_tokens,
         )
         assert row.cost_usd == expected_cost(kind, usage) > 0
+
+
+@pytest.mark.parametrize("failure", ["break", "stream_error"])
+@pytest.mark.parametrize("kind", ["an", "br"])
+def test_openai_client_sees_anthropic_and_bedrock_mid_stream_failures(
+    gearshift: Gearshift, upstreams: dict[str, Any], kind: str, failure: str
+) -> None:
+    """The OpenAI dialect over the Anthropic and Bedrock providers: a stream that breaks after
+    text flowed ends with an error the SDK raises, and is recorded once as an error."""
+    import openai
+
+    upstreams[kind].fail_next(failure)
+    client = openai.OpenAI(base_url=f"{gearshift.url}/v1", api_key="sk-client", max_retries=0)
+    text = ""
+    with pytest.raises(openai.APIError):
+        for chunk in client.chat.completions.create(
+            model=kind, messages=[{"role": "user", "content": "hi"}], stream=True
+        ):
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+    assert text and TEXTS[kind].startswith(text)
+    (record,) = gearshift.wait_records(1)
+    assert record.outcome == "error" and record.served_model == kind
