@@ -19,7 +19,6 @@ from gearshift.chat import (
     FinishReason,
     ImagePart,
     Message,
-    StreamEnd,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -314,8 +313,18 @@ def error_body(exc: GearshiftError) -> dict[str, Any]:
 # ---- stream events -> SSE ----------------------------------------------------------------------
 
 
+# A Messages stream event: the payload's "type" is also the SSE event name.
+Event = dict[str, Any]
+
+
+def sse_bytes(events: list[Event]) -> bytes:
+    return b"".join(sse.event(e["type"], e) for e in events)
+
+
 class StreamEncoder:
-    """Stateful: opens and closes content blocks as text and tool calls arrive."""
+    """Stateful: opens and closes content blocks as text and tool calls arrive. ``*_events``
+    give the Messages stream events (Bedrock's InvokeModel stream wraps these); ``start``,
+    ``encode`` and ``error`` give them as SSE bytes."""
 
     __slots__ = ("_block", "_block_kind", "_message_id", "_model", "_tool_blocks")
 
@@ -326,7 +335,7 @@ class StreamEncoder:
         self._block_kind = ""  # "text" | "tool_use" | "" (none open)
         self._tool_blocks: dict[int, int] = {}  # tool call index -> block index
 
-    def start(self) -> bytes:
+    def start_events(self) -> list[Event]:
         # Input usage is not known until the end (OpenAI-style upstreams report it last); the
         # final message_delta carries the full usage, which the SDKs read.
         message: dict[str, Any] = {
@@ -339,39 +348,31 @@ class StreamEncoder:
             "stop_sequence": None,
             "usage": usage_body(Usage()),
         }
-        return sse.event("message_start", {"type": "message_start", "message": message}) + (
-            sse.event("ping", {"type": "ping"})
-        )
+        return [{"type": "message_start", "message": message}, {"type": "ping"}]
 
-    def _close_block(self) -> bytes:
+    def _close_block(self) -> list[Event]:
         if not self._block_kind:
-            return b""
+            return []
         self._block_kind = ""
-        return sse.event("content_block_stop", {"type": "content_block_stop", "index": self._block})
+        return [{"type": "content_block_stop", "index": self._block}]
 
-    def _open_block(self, kind: str, block: dict[str, Any]) -> bytes:
+    def _open_block(self, kind: str, block: dict[str, Any]) -> list[Event]:
         out = self._close_block()
         self._block += 1
         self._block_kind = kind
-        return out + sse.event(
-            "content_block_start",
-            {"type": "content_block_start", "index": self._block, "content_block": block},
-        )
+        out.append({"type": "content_block_start", "index": self._block, "content_block": block})
+        return out
 
-    def encode(self, event: StreamEvent) -> bytes:
+    def events(self, event: StreamEvent) -> list[Event]:
         if isinstance(event, TextDelta):
-            out = (
-                b""
-                if self._block_kind == "text"
-                else self._open_block("text", {"type": "text", "text": ""})
-            )
+            out: list[Event] = []
+            if self._block_kind != "text":
+                out = self._open_block("text", {"type": "text", "text": ""})
             delta = {"type": "text_delta", "text": event.text}
-            return out + sse.event(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": self._block, "delta": delta},
-            )
+            out.append({"type": "content_block_delta", "index": self._block, "delta": delta})
+            return out
         if isinstance(event, ToolCallDelta):
-            out = b""
+            out = []
             if event.index not in self._tool_blocks:
                 block = {
                     "type": "tool_use",
@@ -381,26 +382,26 @@ class StreamEncoder:
                 }
                 out = self._open_block("tool_use", block)
                 self._tool_blocks[event.index] = self._block
-            if not event.arguments:
-                return out
-            delta = {"type": "input_json_delta", "partial_json": event.arguments}
-            index = self._tool_blocks[event.index]
-            return out + sse.event(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": index, "delta": delta},
-            )
-        return self.finish(event)
+            if event.arguments:
+                delta = {"type": "input_json_delta", "partial_json": event.arguments}
+                index = self._tool_blocks[event.index]
+                out.append({"type": "content_block_delta", "index": index, "delta": delta})
+            return out
+        end: dict[str, Any] = {
+            "stop_reason": STOP_REASONS[event.finish_reason],
+            "stop_sequence": None,
+        }
+        return [
+            *self._close_block(),
+            {"type": "message_delta", "delta": end, "usage": usage_body(event.usage)},
+            {"type": "message_stop"},
+        ]
 
-    def finish(self, end: StreamEnd) -> bytes:
-        delta = {"stop_reason": STOP_REASONS[end.finish_reason], "stop_sequence": None}
-        return (
-            self._close_block()
-            + sse.event(
-                "message_delta",
-                {"type": "message_delta", "delta": delta, "usage": usage_body(end.usage)},
-            )
-            + sse.event("message_stop", {"type": "message_stop"})
-        )
+    def start(self) -> bytes:
+        return sse_bytes(self.start_events())
+
+    def encode(self, event: StreamEvent) -> bytes:
+        return sse_bytes(self.events(event))
 
     def error(self, exc: GearshiftError) -> bytes:
         return sse.event("error", error_body(exc))
