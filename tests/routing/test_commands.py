@@ -243,3 +243,19 @@ def test_convert_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert rows[2]["costs"] == {"flash": 0.001, "haiku": 0.001}
     assert main(["convert", str(tmp_path / "nothing"), "--out", str(out)]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_score_large_input_in_workers_matches_serial(tmp_path: Path) -> None:
+    src = tmp_path / "big.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps({"id": i, "prompt": f"question {i}: what is {i} times {i + 3}?"}) + "\n"
+            for i in range(4500)
+        )
+    )
+    serial, parallel = tmp_path / "serial.jsonl", tmp_path / "parallel.jsonl"
+    base = ["score", "--input", str(src), "--models", "gpt-4o-mini,gpt-4o", "--quiet"]
+    assert main([*base, "--output", str(serial), "--workers", "1"]) == 0
+    assert main([*base, "--output", str(parallel), "--workers", "2"]) == 0
+    assert serial.read_bytes() == parallel.read_bytes()
+    assert len(_read_jsonl(parallel)) == 4500

@@ -24,16 +24,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="where to write predictions ('-' for stdout)")
     p.add_argument("--router", default="default", help="'default' or a DIR from 'gearshift train'")
     p.add_argument("--models", help="comma-separated models to predict quality for")
+    p.add_argument("--workers", type=int, help="processes for large inputs (default: CPUs, max 4)")
     p.add_argument("--quiet", action="store_true", help="no summary on standard error")
     return p
 
 
-def _batches(path: str) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    import orjson
-
+def _raw_batches(path: str) -> Iterator[list[tuple[int, bytes]]]:
     from gearshift.errors import InvalidRequest
 
-    batch: list[tuple[int, dict[str, Any]]] = []
+    batch: list[tuple[int, bytes]] = []
     seen = 0
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below
@@ -43,13 +42,7 @@ def _batches(path: str) -> Iterator[list[tuple[int, dict[str, Any]]]]:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidRequest(f"{path}, line {lineno}: not valid JSON ({exc})") from None
-            if not isinstance(obj, dict):
-                raise InvalidRequest(f"{path}, line {lineno}: each line must be a JSON object")
-            batch.append((lineno, obj))
+            batch.append((lineno, line))
             seen += 1
             if len(batch) >= BATCH:
                 yield batch
@@ -60,76 +53,135 @@ def _batches(path: str) -> Iterator[list[tuple[int, dict[str, Any]]]]:
         raise InvalidRequest(f"{path}: no rows (the file is empty)")
 
 
-def run(argv: Sequence[str]) -> int:
-    args = _parser().parse_args(list(argv))
-    import orjson
+class _Scorer:
+    """Scores one batch of raw lines into output bytes (runs in worker processes too)."""
 
-    from gearshift.errors import InvalidRequest
-    from gearshift.routing.features import Features, extract
-    from gearshift.routing.formats import row_to_request
-    from gearshift.routing.predictors import DefaultPredictor, load_predictor
-    from gearshift.routing.scoring import profiles_for_names
+    def __init__(self, source: str, router: str, models: list[str] | None) -> None:
+        from gearshift.routing.predictors import DefaultPredictor, load_predictor
+        from gearshift.routing.scoring import profiles_for_names
 
-    predictor = load_predictor(args.router)
-    fixed = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    if fixed is not None:
-        predictor.check_models(fixed)
-    elif not isinstance(predictor, DefaultPredictor):
-        fixed = list(predictor.model.heads)  # type: ignore[attr-defined]
-    fixed_profiles = profiles_for_names(fixed) if fixed else None
-    per_row_cache: dict[tuple[str, ...], Any] = {}
+        self.source = source
+        self.predictor = load_predictor(router)
+        fixed = models
+        if fixed is not None:
+            self.predictor.check_models(fixed)
+        elif not isinstance(self.predictor, DefaultPredictor):
+            fixed = list(self.predictor.model.heads)  # type: ignore[attr-defined]
+        self.fixed_profiles = profiles_for_names(fixed) if fixed else None
+        self.per_row: dict[tuple[str, ...], Any] = {}
 
-    started = time.perf_counter()
-    total = 0
-    out: IO[bytes] = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
-    try:
-        for batch in _batches(args.input):
-            feats: list[Features] = []
-            for lineno, obj in batch:
-                try:
-                    feats.append(extract(row_to_request(obj)))
-                except ValueError as exc:
-                    raise InvalidRequest(f"{args.input}, line {lineno}: {exc}") from None
-            if fixed_profiles is not None:
-                diff, qual = predictor.predict_many(feats, fixed_profiles)
-                names = [p.name for p in fixed_profiles]
-                lines = [
+    def __call__(self, batch: list[tuple[int, bytes]]) -> bytes:
+        import orjson
+
+        from gearshift.errors import InvalidRequest
+        from gearshift.routing.features import Features, extract
+        from gearshift.routing.formats import row_to_request
+        from gearshift.routing.predictors import DefaultPredictor, ability_quality
+        from gearshift.routing.scoring import profiles_for_names
+
+        objs: list[tuple[int, dict[str, Any]]] = []
+        feats: list[Features] = []
+        for lineno, line in batch:
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidRequest(
+                    f"{self.source}, line {lineno}: not valid JSON ({exc})"
+                ) from None
+            if not isinstance(obj, dict):
+                raise InvalidRequest(
+                    f"{self.source}, line {lineno}: each line must be a JSON object"
+                )
+            try:
+                feats.append(extract(row_to_request(obj)))
+            except ValueError as exc:
+                raise InvalidRequest(f"{self.source}, line {lineno}: {exc}") from None
+            objs.append((lineno, obj))
+        lines: list[bytes] = []
+        if self.fixed_profiles is not None:
+            diff, qual = self.predictor.predict_many(feats, self.fixed_profiles)
+            names = [p.name for p in self.fixed_profiles]
+            for i, (lineno, obj) in enumerate(objs):
+                predicted = {n: round(float(q), 5) for n, q in zip(names, qual[i], strict=True)}
+                lines.append(
                     orjson.dumps(
                         {
                             "id": obj.get("id", lineno),
                             "difficulty": round(float(diff[i]), 5),
-                            "predicted": {
-                                n: round(float(q), 5) for n, q in zip(names, qual[i], strict=True)
-                            },
+                            "predicted": predicted,
                         }
                     )
-                    for i, (lineno, obj) in enumerate(batch)
-                ]
-            else:
-                assert isinstance(predictor, DefaultPredictor)
-                diff_arr = predictor.model.predict_many(feats)[:, 0]
-                lines = []
-                for i, (lineno, obj) in enumerate(batch):
-                    scores = obj.get("scores")
-                    names_t = tuple(scores) if isinstance(scores, dict) else ()
-                    profs = per_row_cache.get(names_t)
-                    if profs is None:
-                        profs = per_row_cache[names_t] = profiles_for_names(list(names_t))
-                    d = float(diff_arr[i])
-                    lines.append(
-                        orjson.dumps(
-                            {
-                                "id": obj.get("id", lineno),
-                                "difficulty": round(d, 5),
-                                "predicted": {
-                                    p.name: round(_quality(d, p.ability), 5) for p in profs
-                                },
-                            }
-                        )
+                )
+        else:
+            assert isinstance(self.predictor, DefaultPredictor)
+            diff_arr = self.predictor.model.predict_many(feats)[:, 0]
+            for i, (lineno, obj) in enumerate(objs):
+                scores = obj.get("scores")
+                key = tuple(scores) if isinstance(scores, dict) else ()
+                profs = self.per_row.get(key)
+                if profs is None:
+                    profs = self.per_row[key] = profiles_for_names(list(key))
+                d = float(diff_arr[i])
+                predicted = {p.name: round(ability_quality(d, p.ability), 5) for p in profs}
+                lines.append(
+                    orjson.dumps(
+                        {
+                            "id": obj.get("id", lineno),
+                            "difficulty": round(d, 5),
+                            "predicted": predicted,
+                        }
                     )
-            out.write(b"\n".join(lines) + b"\n")
-            total += len(batch)
+                )
+        return b"\n".join(lines) + b"\n"
+
+
+_WORKER: _Scorer | None = None  # set before forking workers; each child inherits it
+
+
+def _score_in_worker(batch: list[tuple[int, bytes]]) -> bytes:
+    assert _WORKER is not None
+    return _WORKER(batch)
+
+
+def run(argv: Sequence[str]) -> int:
+    global _WORKER
+    args = _parser().parse_args(list(argv))
+    import multiprocessing
+    import os
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    scorer = _Scorer(args.input, args.router, models)
+    workers = args.workers if args.workers is not None else min(os.cpu_count() or 1, 4)
+    started = time.perf_counter()
+    total = 0
+    out: IO[bytes] = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
+    pool = None
+    try:
+        batches = _raw_batches(args.input)
+        results: Iterator[bytes]
+        first = next(batches, None)
+        if first is None:  # pragma: no cover - _raw_batches raises on an empty file
+            return 0
+        out.write(scorer(first))
+        total += len(first)
+        if (
+            workers > 1
+            and len(first) >= BATCH
+            and "fork" in multiprocessing.get_all_start_methods()
+        ):
+            # Large input: the rest goes to forked workers (they inherit the loaded router).
+            _WORKER = scorer
+            pool = multiprocessing.get_context("fork").Pool(workers)
+            results = pool.imap(_score_in_worker, _counted(batches), chunksize=1)
+        else:
+            results = (scorer(b) for b in _counted(batches))
+        for chunk in results:
+            out.write(chunk)
+        total += _counted.rows
     finally:
+        if pool is not None:
+            pool.terminate()
+        _WORKER = None
         if out is not sys.stdout.buffer:
             out.close()
     elapsed = time.perf_counter() - started
@@ -139,7 +191,18 @@ def run(argv: Sequence[str]) -> int:
     return 0
 
 
-def _quality(difficulty: float, ability: float) -> float:
-    from gearshift.routing.predictors import ability_quality
+class _Counter:
+    """Wraps the batch iterator to count rows as the parent reads them."""
 
-    return ability_quality(difficulty, ability)
+    rows = 0
+
+    def __call__(
+        self, batches: Iterator[list[tuple[int, bytes]]]
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        self.rows = 0
+        for b in batches:
+            self.rows += len(b)
+            yield b
+
+
+_counted = _Counter()
