@@ -12,9 +12,11 @@ count of the scraper.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: keep the gateway's import of this module light
     from gearshift.ledger.record import LedgerRecord
@@ -40,7 +42,8 @@ DEFAULT_TAG_KEYS = ("feature", "team")
 OTHER = "other"
 
 Labels = tuple[tuple[str, str], ...]
-N = TypeVar("N", int, Decimal)
+_PROMPT, _COMPLETION = ("type", "prompt"), ("type", "completion")
+_CACHED, _REASONING = ("type", "cached"), ("type", "reasoning")
 
 
 def escape(value: str) -> str:
@@ -62,45 +65,44 @@ class _Histogram:
 
     def observe(self, seconds: float) -> None:
         self.sum += seconds
-        for i, bound in enumerate(LATENCY_BUCKETS_S):
-            if seconds <= bound:
-                self.counts[i] += 1
-                return
-        self.counts[-1] += 1
+        # le-buckets are inclusive: the first bound >= seconds (the last slot: above them all)
+        self.counts[bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
 
 
 class Metrics:
     def __init__(self, tag_keys: Iterable[str] = DEFAULT_TAG_KEYS, max_tag_values: int = 100):
         self.tag_keys = tuple(tag_keys)
         self.max_tag_values = max_tag_values
-        self.requests: dict[Labels, int] = {}
-        self.tokens: dict[Labels, int] = {}
-        self.cost: dict[Labels, Decimal] = {}
-        self.counterfactual: dict[Labels, Decimal] = {}
-        self.tag_requests: dict[Labels, int] = {}
-        self.tag_cost: dict[Labels, Decimal] = {}
-        self.tag_savings: dict[Labels, Decimal] = {}
-        self.fallbacks: dict[Labels, int] = {}
-        self.errors: dict[Labels, int] = {}
-        self.latency: dict[Labels, _Histogram] = {}
-        self.ttfb: dict[Labels, _Histogram] = {}
+        # defaultdicts: one hashed update per counter on the request path, nothing else
+        self.requests: defaultdict[Labels, int] = defaultdict(int)
+        self.tokens: defaultdict[Labels, int] = defaultdict(int)
+        self.cost: defaultdict[Labels, Decimal] = defaultdict(Decimal)
+        self.counterfactual: defaultdict[Labels, Decimal] = defaultdict(Decimal)
+        self.tag_requests: defaultdict[Labels, int] = defaultdict(int)
+        self.tag_cost: defaultdict[Labels, Decimal] = defaultdict(Decimal)
+        self.tag_savings: defaultdict[Labels, Decimal] = defaultdict(Decimal)
+        self.fallbacks: defaultdict[Labels, int] = defaultdict(int)
+        self.errors: defaultdict[Labels, int] = defaultdict(int)
+        self.latency: defaultdict[Labels, _Histogram] = defaultdict(_Histogram)
+        self.ttfb: defaultdict[Labels, _Histogram] = defaultdict(_Histogram)
         self._tag_values: dict[str, set[str]] = {k: set() for k in self.tag_keys}
 
     def observe(self, record: LedgerRecord) -> None:
         router = record.router or ""
         model = record.served_model or ""
         base: Labels = (("router", router), ("model", model))
-        _inc(self.requests, (*base, ("outcome", record.outcome)), 1)
-        for kind, count in (
-            ("prompt", record.prompt_tokens),
-            ("completion", record.completion_tokens),
-            ("cached", record.cached_tokens),
-            ("reasoning", record.reasoning_tokens),
-        ):
-            if count:
-                _inc(self.tokens, (*base, ("type", kind)), count)
-        _inc(self.cost, base, record.cost_usd)
-        _inc(self.counterfactual, base, record.counterfactual_cost_usd)
+        self.requests[(*base, ("outcome", record.outcome))] += 1
+        tokens = self.tokens
+        if record.prompt_tokens:
+            tokens[(*base, _PROMPT)] += record.prompt_tokens
+        if record.completion_tokens:
+            tokens[(*base, _COMPLETION)] += record.completion_tokens
+        if record.cached_tokens:
+            tokens[(*base, _CACHED)] += record.cached_tokens
+        if record.reasoning_tokens:
+            tokens[(*base, _REASONING)] += record.reasoning_tokens
+        self.cost[base] += record.cost_usd
+        self.counterfactual[base] += record.counterfactual_cost_usd
         savings = record.counterfactual_cost_usd - record.cost_usd
         for key in self.tag_keys:
             value = record.tags.get(key)
@@ -113,17 +115,17 @@ class Metrics:
                 else:
                     seen.add(value)
             tag: Labels = (("tag", key), ("value", value))
-            _inc(self.tag_requests, tag, 1)
-            _inc(self.tag_cost, tag, record.cost_usd)
-            _inc(self.tag_savings, tag, savings)
+            self.tag_requests[tag] += 1
+            self.tag_cost[tag] += record.cost_usd
+            self.tag_savings[tag] += savings
         for failed in record.fallbacks:
-            _inc(self.fallbacks, (("router", router), ("model", failed)), 1)
+            self.fallbacks[(("router", router), ("model", failed))] += 1
         if record.outcome != "ok":
-            _inc(self.errors, (*base, ("status", str(record.status))), 1)
+            self.errors[(*base, ("status", str(record.status)))] += 1
         if record.latency_ms is not None:
-            _hist(self.latency, base).observe(record.latency_ms / 1000)
+            self.latency[base].observe(record.latency_ms / 1000)
         if record.ttfb_ms is not None:
-            _hist(self.ttfb, base).observe(record.ttfb_ms / 1000)
+            self.ttfb[base].observe(record.ttfb_ms / 1000)
 
     __call__ = observe
 
@@ -156,18 +158,6 @@ class Metrics:
         )
         _histogram(out, "gearshift_time_to_first_byte_seconds", "Time to first byte.", self.ttfb)
         return "\n".join(out) + "\n"
-
-
-def _inc(table: dict[Labels, N], key: Labels, amount: N) -> None:
-    old = table.get(key)
-    table[key] = amount if old is None else old + amount
-
-
-def _hist(table: dict[Labels, _Histogram], key: Labels) -> _Histogram:
-    hist = table.get(key)
-    if hist is None:
-        hist = table[key] = _Histogram()
-    return hist
 
 
 def _num(value: int | float | Decimal) -> str:
