@@ -3,8 +3,8 @@
     .venv/bin/python bench/report_metrics_observe.py
 
 Feeds 200,000 realistic ledger records (three models, two routers, ten features, a fallback now
-and then) through ``Metrics.observe`` and reports the mean wall and CPU time per call, then times one
-``render()`` of the resulting exposition.
+and then) through ``Metrics.observe`` and reports the mean wall and CPU time per call, then
+times one ``render()`` of the resulting exposition.
 """
 
 from __future__ import annotations
