@@ -1,4 +1,5 @@
-"""The Bedrock dialect: ``POST /model/{modelId}/converse`` and ``.../converse-stream``.
+"""The Bedrock dialect: ``POST /model/{modelId}/converse`` and ``.../converse-stream`` (and
+``invoke`` / ``invoke-with-response-stream`` for Anthropic-format bodies: bedrock_invoke.py).
 
 Point ``boto3.client("bedrock-runtime", endpoint_url=...)`` at gearshift. ``modelId`` may name a
 router, a configured model, a configured model's upstream id (``anthropic.claude-...``), or an
@@ -24,8 +25,16 @@ from gearshift.api.bedrock_codec import (
     render_response,
     router_trace,
 )
+from gearshift.api.bedrock_invoke import InvokeDialect
 from gearshift.api.context import request_context, served_headers
-from gearshift.api.http import Request, Response, Routes, StreamResponse, json_response
+from gearshift.api.http import (
+    Handler,
+    Request,
+    Response,
+    Routes,
+    StreamResponse,
+    json_response,
+)
 from gearshift.api.pipeline import Gateway, GatewayStream, Served
 from gearshift.chat import StreamEnd
 from gearshift.errors import GearshiftError
@@ -38,17 +47,18 @@ _MAX_ID_SEGMENTS = 3
 
 def register(routes: Routes, gateway: Gateway) -> None:
     dialect = BedrockDialect(gateway)
+    operations: dict[str, Handler] = {
+        "converse": dialect.converse,
+        "converse-stream": dialect.converse_stream,
+        "invoke": dialect.invoke,
+        "invoke-with-response-stream": dialect.invoke_stream,
+    }
     for segments in range(1, _MAX_ID_SEGMENTS + 1):
         template = "/".join(f"{{modelId{i}}}" for i in range(segments))
-        routes.add(
-            "POST", f"/model/{template}/converse", dialect.converse, errors=render_bedrock_error
-        )
-        routes.add(
-            "POST",
-            f"/model/{template}/converse-stream",
-            dialect.converse_stream,
-            errors=render_bedrock_error,
-        )
+        for operation, handler in operations.items():
+            routes.add(
+                "POST", f"/model/{template}/{operation}", handler, errors=render_bedrock_error
+            )
 
 
 def render_bedrock_error(exc: GearshiftError, request: Request | None = None) -> Response:
@@ -70,6 +80,7 @@ def model_id_of(request: Request) -> str:
 class BedrockDialect:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        self._invoke = InvokeDialect(gateway)
         # Upstream model id -> configured name; the first configured model wins a shared id.
         self._by_upstream_id: dict[str, str] = {}
         for model in gateway.models.values():
@@ -89,6 +100,12 @@ class BedrockDialect:
             if name in self._by_upstream_id:
                 return self._by_upstream_id[name]
         return model_id
+
+    async def invoke(self, request: Request) -> Response:
+        return await self._invoke.invoke(request, self.resolve(model_id_of(request)))
+
+    async def invoke_stream(self, request: Request) -> StreamResponse:
+        return await self._invoke.invoke_stream(request, self.resolve(model_id_of(request)))
 
     async def converse(self, request: Request) -> Response:
         chat = parse_request(request.json(), self.resolve(model_id_of(request)))
