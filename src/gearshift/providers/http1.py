@@ -135,16 +135,19 @@ class Http1Response:
         the read timeout, ``ConnectionError`` when it breaks the connection."""
         conn = self._conn
         parts: list[bytes] = []
-        while True:
-            while conn.chunks:
-                parts.append(conn.chunks.popleft())
-            if conn.complete:
-                break
-            if conn.error is not None:
-                self.close()
-                raise conn.error
-            await conn.wait(self._timeout)
-        self.close()
+        try:
+            while True:
+                while conn.chunks:
+                    parts.append(conn.chunks.popleft())
+                if conn.complete:
+                    break
+                if conn.error is not None:
+                    raise conn.error
+                await conn.wait(self._timeout)
+        finally:
+            # Complete: back to the pool. Failed, timed out or cancelled: the connection is
+            # dropped, which also tells the upstream to stop.
+            self.close()
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
