@@ -31,6 +31,14 @@ def test_router_tolerance_header_picks_cheapest_or_best(
     )
     assert cheap.headers["x-gearshift-model"] == "small"
     assert cheap.headers["x-gearshift-router"] == "auto"
+    # The decision explains itself in headers.
+    predicted = dict(p.split("=") for p in cheap.headers["x-gearshift-predicted"].split(","))
+    assert set(predicted) == {"small", "large"}
+    assert all(0 <= float(q) <= 1 for q in predicted.values())
+    assert cheap.headers["x-gearshift-tolerance"] == "1"
+    assert best.headers["x-gearshift-tolerance"] == "0"
+    assert 0 <= float(cheap.headers["x-gearshift-difficulty"]) <= 1
+    assert "small" in cheap.headers["x-gearshift-reason"]
     assert best.headers["x-gearshift-model"] == "large"
     assert [b["model"] for b in upstream.bodies()] == ["small", "large-2025"]
     small, large = gateway.wait_records(2)

@@ -84,10 +84,31 @@ def served_headers(served: Served, *, with_cost: bool) -> Headers:
         headers.append((b"x-gearshift-router", served.router.encode()))
     if served.record.fallbacks:
         headers.append((b"x-gearshift-fallbacks", ",".join(served.record.fallbacks).encode()))
+    decision = served.decision
+    if decision is not None:
+        # The decision, explained: what each candidate was predicted to score, the tolerance
+        # applied, the prompt's difficulty and kind, and the rule in words.
+        predicted = ",".join(f"{name}={q:.3f}" for name, q in decision.predicted.items())
+        headers += [
+            (b"x-gearshift-predicted", _header_text(predicted)),
+            (b"x-gearshift-tolerance", f"{decision.tolerance:g}".encode()),
+            (b"x-gearshift-difficulty", f"{decision.difficulty:.3f}".encode()),
+        ]
+        if decision.kind:
+            headers.append((b"x-gearshift-prompt-kind", _header_text(decision.kind)))
+        if decision.reason:
+            headers.append((b"x-gearshift-reason", _header_text(decision.reason)))
     if with_cost:
         headers.append((b"x-gearshift-cost-usd", usd(served.cost_usd).encode()))
         headers.append((b"x-gearshift-saved-usd", usd(served.saved_usd).encode()))
     return headers
+
+
+def _header_text(text: str) -> bytes:
+    """A header value from free text: one line, printable ASCII (other characters become '?'),
+    bounded length."""
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text[:300])
+    return clean.encode("ascii")
 
 
 def usd(value: Decimal) -> str:
