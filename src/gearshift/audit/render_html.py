@@ -142,9 +142,9 @@ def _table(groups: list[dict[str, Any]], label: str) -> str:
     )
     rows = []
     for g in groups:
+        ordered = sorted(g["share"].items(), key=lambda kv: -kv[1])
         mix = ", ".join(
-            f"{escape(m)} {100 * s:.0f}%"
-            for m, s in sorted(g["share"].items(), key=lambda kv: -kv[1])
+            f"{escape(m)} {'<1' if s < 0.005 else f'{100 * s:.0f}'}%" for m, s in ordered
         )
         rows.append(
             f"<tr><td>{escape(str(g['value']))}</td><td>{g['requests']:,}</td>"

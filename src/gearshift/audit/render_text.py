@@ -18,9 +18,13 @@ def _usd(value: float) -> str:
     return f"${value:,.4f}"
 
 
+def _pct(share: float) -> str:
+    return "<1%" if 0 < share < 0.005 else f"{100 * share:.0f}%"
+
+
 def _share(share: dict[str, float], limit: int = 3) -> str:
     top = sorted(share.items(), key=lambda kv: -kv[1])[:limit]
-    return ", ".join(f"{m} {100 * s:.0f}%" for m, s in top)
+    return ", ".join(f"{m} {_pct(s)}" for m, s in top)
 
 
 def _group_table(title: str, groups: list[dict[str, Any]], limit: int = 12) -> Table:
@@ -87,22 +91,32 @@ def render_text(report: dict[str, Any], out: IO[str], *, width: int | None = Non
     p()
 
     curve = Table(title="Tolerance / savings trade-off", title_justify="left", show_edge=False)
+    curve.add_column("")
     for col in ("tolerance", "routed cost", "savings", "quality kept", "moved"):
         curve.add_column(col, justify="right")
-    curve.add_column("mix")
+    curve.add_column("mix", no_wrap=True, overflow="ellipsis")
     rec = report["recommended_tolerance"]["tolerance"]
     for point in report["curve"]:
-        mark = " ◀ recommended" if point["tolerance"] == rec else ""
-        mark += " (current)" if point["tolerance"] == report["tolerance"] else ""
+        marks = []
+        if point["tolerance"] == rec:
+            marks.append("best")
+        if point["tolerance"] == report["tolerance"]:
+            marks.append("now")
         curve.add_row(
+            ", ".join(marks),
             f"{point['tolerance']:g}",
             _usd(point["routed_cost_usd"]),
             f"{point['savings_pct']:.1f}%",
             f"{point['quality_retained_pct'] or 0:.1f}%",
             f"{point['moved_pct']:.0f}%",
-            _share(point["share"]) + mark,
+            _share(point["share"], 2),
         )
     p(curve)
+    p(
+        "best: the recommended tolerance (largest savings keeping 95% of predicted quality); "
+        "now: the tolerance this report uses",
+        style="dim",
+    )
     p()
 
     for key, groups in report["by_tag"].items():
