@@ -259,3 +259,17 @@ def test_score_large_input_in_workers_matches_serial(tmp_path: Path) -> None:
     assert main([*base, "--output", str(parallel), "--workers", "2"]) == 0
     assert serial.read_bytes() == parallel.read_bytes()
     assert len(_read_jsonl(parallel)) == 4500
+
+
+def test_default_router_single_and_batch_paths_agree() -> None:
+    from gearshift.routing import default_predictor, prompt_request
+    from gearshift.routing.features import extract
+
+    model = default_predictor().model
+    texts = ["hi", "What is 2+2?", "Prove that sqrt(2) is irrational.", "x" * 9000, "def f(): pass"]
+    feats = [extract(prompt_request(t)) for t in texts]
+    batch = model.predict_many(feats)[:, 0]
+    for f, b in zip(feats, batch, strict=True):
+        assert model.predict(f)[0] == pytest.approx(float(b), abs=1e-9)
+    # calibrated but strictly ranked: distinct prompts do not collapse onto one value
+    assert len({round(float(b), 12) for b in batch}) == len(texts)

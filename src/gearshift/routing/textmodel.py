@@ -26,6 +26,10 @@ from gearshift.routing.features import DENSE_NAMES, Features
 __all__ = ["FORMAT_VERSION", "TextModel"]
 
 FORMAT_VERSION = 1
+# Isotonic calibration is flat between and beyond its knots; mixing in a little of the raw
+# probability keeps the output strictly increasing in it, so prompts stay ranked (APGR needs
+# the order, and ties would merge its thresholds) while the values stay calibrated.
+RAW_SHARE = 1e-3
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -77,7 +81,7 @@ class TextModel:
             z += (x - m) / s * w
         p = 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
         if fast.calib_x:
-            p = _interp(p, fast.calib_x, fast.calib_y)
+            p = _interp(p, fast.calib_x, fast.calib_y) * (1 - RAW_SHARE) + RAW_SHARE * p
         return p
 
     def predict_many(self, batch: Sequence[Features]) -> FloatArray:
@@ -100,7 +104,9 @@ class TextModel:
         p = _sigmoid(z)
         for j in range(h):
             if self.calib_x and self.calib_x[j]:
-                p[:, j] = np.interp(p[:, j], self.calib_x[j], self.calib_y[j])
+                raw = p[:, j].copy()
+                p[:, j] = np.interp(raw, self.calib_x[j], self.calib_y[j]) * (1 - RAW_SHARE)
+                p[:, j] += RAW_SHARE * raw
         return p
 
     def calibrate(self, raw: FloatArray) -> list[float]:
@@ -109,7 +115,7 @@ class TextModel:
             for j, v in enumerate(out):
                 xs, ys = self.calib_x[j], self.calib_y[j]
                 if xs:
-                    out[j] = _interp(v, xs, ys)
+                    out[j] = _interp(v, xs, ys) * (1 - RAW_SHARE) + RAW_SHARE * v
         return out
 
     # ---- persistence ---------------------------------------------------------------------
