@@ -419,21 +419,20 @@ class Auditor:
         floor = max(best - self.primary, 0.0)
         name = self.names[chosen]
         predicted = {m: round(q, 3) for m, q in zip(self.names, p.quality, strict=True)}
+        price = self._in + self._out
+        short = [
+            f"{m} {q:.2f}"
+            for i, (m, q) in enumerate(zip(self.names, p.quality, strict=True))
+            if i != chosen and price[i] < price[chosen] and q < floor - 1e-9
+        ]
+        below = f"; cheaper, below the floor {floor:.2f}: {', '.join(short)}" if short else ""
         if match_candidate(logged, [name]) is not None:
-            cheaper = [
-                f"{m} {q:.2f}"
-                for m, q, r in zip(self.names, p.quality, self.rates, strict=True)
-                if m != name and q < floor - 1e-9 and r.input.base <= self.rates[chosen].input.base
-            ]
-            why = f"kept on {name}: the best predicted quality is {best:.2f}, so the floor is "
-            why += f"{floor:.2f}" + (
-                f"; cheaper models fall short ({', '.join(cheaper)})" if cheaper else ""
-            )
+            why = f"kept on {name}: the best predicted quality is {best:.2f}{below}"
         else:
             why = (
                 f"moved to {name}: predicted quality {p.quality[chosen]:.2f} is within the "
-                f"tolerance {self.primary:.2f} of the best ({best:.2f}), and {name} is the "
-                "cheapest such model"
+                f"tolerance {self.primary:.2f} of the best ({best:.2f}), the cheapest such model"
+                + below
             )
         return {
             "prompt": excerpt(entry.message_list()),
