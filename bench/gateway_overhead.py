@@ -364,6 +364,7 @@ def main() -> None:
             seconds = remaining / rate * 1.15 + 1
             more = wrk(gw_url, router_script, connections=conn, threads=threads, seconds=seconds)
             served += more["requests"]
+            result["soak"] = more  # the long run to --total: its errors count too
         result["rss_mb"]["gearshift_after_requests"] = served
         result["rss_mb"]["gearshift_after"] = rss_mb(gw.pid)
 
