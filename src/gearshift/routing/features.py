@@ -26,14 +26,14 @@ from gearshift.chat import ChatRequest, ImagePart
 
 __all__ = ["DENSE_NAMES", "Features", "extract", "extract_text", "focus_window"]
 
-HEAD_CHARS = 600
-TAIL_CHARS = 1800
-SYSTEM_CHARS = 400
-MAX_TOKENS = 400  # per request, after windowing
+HEAD_CHARS = 400
+TAIL_CHARS = 1400
+SYSTEM_CHARS = 300
+FEWSHOT_CHARS = 6000  # few-shot markers are counted in this much of the final turn's tail
+MAX_TOKENS = 320  # per request, after windowing
 
-_TOKEN = re.compile(r"[a-z]+|\d+|[^\sa-z\d]")
+_TOKEN = re.compile(r"[a-z]+|\d+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_UPPER = re.compile(r"[A-Z]")
 # Code and math marks are counted with ``str.count`` (C speed, whole focus text).
 _CODE_MARKS = (
     "```",
@@ -183,6 +183,30 @@ _CUES: dict[str, tuple[str, ...]] = {
         "integer",
     ),
 }
+# Words that make a request a coding task (for ``kind`` only; not a model feature).
+_CODE_WORDS = frozenset(
+    (
+        "python",
+        "javascript",
+        "typescript",
+        "java",
+        "rust",
+        "golang",
+        "sql",
+        "function",
+        "code",
+        "regex",
+        "compile",
+        "bug",
+        "debug",
+        "api",
+        "script",
+        "class",
+        "algorithm",
+        "c++",
+        "bash",
+    )
+)
 _CUE_INDEX: dict[str, tuple[int, ...]] = {}
 for _i, _words in enumerate(_CUES.values()):
     for _w in _words:
@@ -221,7 +245,6 @@ DENSE_NAMES: tuple[str, ...] = (
     "images",
     "json_mode",
     "avg_word_len",
-    "upper_share",
 )
 
 
@@ -312,12 +335,10 @@ def extract_text(
     latex = sum(question.count(m) for m in _LATEX_MARKS)
     numbers = len(_NUMBER.findall(question))
     choices = sum(question.count(m) for m in _CHOICE_MARKS)
-    tail20k = last_user[-20000:]
-    fewshot = sum(tail20k.count(m) for m in _FEWSHOT_MARKS)
+    tail = last_user[-FEWSHOT_CHARS:]
+    fewshot = sum(tail.count(m) for m in _FEWSHOT_MARKS)
     q_words = question.count(" ") + 1
     n_focus = len(focus) or 1
-    q400 = question[:400]
-    letters = len(_UPPER.findall(q400))
     dense = [
         _log(total_chars if total_chars is not None else len(last_user) + len(system)),
         _log(len(last_user)),
@@ -350,10 +371,18 @@ def extract_text(
         _log(images),
         1.0 if json_mode else 0.0,
         min(len(question) / q_words, 20.0) / 10.0,
-        letters / max(1, len(q400)),
     ]
+    code_words = len(_CODE_WORDS & distinct)
     kind = _kind(
-        code, latex, math_words, numbers, reasoning, extraction, writing, roleplay, choices
+        code + 2 * (code_words >= 2),
+        latex,
+        math_words,
+        numbers,
+        reasoning,
+        extraction,
+        writing,
+        roleplay,
+        choices,
     )
     return Features(dense=dense, tokens=distinct, kind=kind)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
@@ -163,10 +162,9 @@ def _heuristic_model() -> TextModel:
 @lru_cache(maxsize=1)
 def default_predictor() -> DefaultPredictor:
     """The bundled default router (loaded once per process)."""
-    ref = resources.files("gearshift.routing").joinpath("data", DEFAULT_MODEL_FILE)
-    if ref.is_file():
-        with resources.as_file(ref) as path:
-            return DefaultPredictor(TextModel.load(path), "default")
+    path = Path(__file__).parent / "data" / DEFAULT_MODEL_FILE  # package data (pyproject)
+    if path.is_file():
+        return DefaultPredictor(TextModel.load(path), "default")
     return DefaultPredictor(_heuristic_model(), "default (heuristic: bundled model missing)")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,9 +77,8 @@ class TextModel:
         if fast is None:
             fast = self._fast = _FastHead.of(self)
         weights = fast.weights
-        z = fast.bias + sum([weights[g] for g in weights.keys() & features.tokens])
-        for x, m, s, w in zip(features.dense, fast.mean, fast.scale, fast.dense, strict=True):
-            z += (x - m) / s * w
+        z = fast.bias + sum(map(weights.__getitem__, weights.keys() & features.tokens))
+        z += sum(map(operator.mul, features.dense, fast.dense))
         p = 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
         if fast.calib_x:
             p = _interp(p, fast.calib_x, fast.calib_y) * (1 - RAW_SHARE) + RAW_SHARE * p
@@ -189,12 +189,14 @@ class _FastHead:
     def of(cls, model: TextModel) -> _FastHead:
         words = sorted(model.vocab, key=model.vocab.__getitem__)
         column = model.token_weights[:, 0].tolist()
+        # fold the standardisation into the weights: Σ (x − m)/s·w = Σ x·(w/s) − Σ m·w/s
+        folded = model.dense_weights[:, 0] / model.dense_scale
         return cls(
             weights=dict(zip(words, column, strict=True)),
-            bias=float(model.bias[0]),
+            bias=float(model.bias[0] - model.dense_mean @ folded),
             mean=model.dense_mean.tolist(),
             scale=model.dense_scale.tolist(),
-            dense=model.dense_weights[:, 0].tolist(),
+            dense=folded.tolist(),
             calib_x=model.calib_x[0] if model.calib_x else [],
             calib_y=model.calib_y[0] if model.calib_y else [],
         )
