@@ -164,7 +164,10 @@ class Gateway:
             key = (model.provider, model.base_url)
             provider = self._providers.get(key)
             if provider is None:
-                provider = provider_class(model.provider)(base_url=model.base_url)  # type: ignore[call-arg]
+                # Every provider class takes ``base_url=`` (one instance, one pool, per
+                # upstream); the Protocol cannot say so, hence the ignore.
+                cls = provider_class(model.provider)
+                provider = cls(base_url=model.base_url)  # type: ignore[call-arg]
                 self._providers[key] = provider
             self._by_model[model.name] = provider
 
