@@ -72,8 +72,32 @@ class FakeOpenAIServer(ThreadedServer):
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         return app
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        body = json.loads(raw)
+        if self.record:
+            self.received.append(Received(request.path, dict(request.headers), body, raw))
+        failure = self.next_failure()
+        if isinstance(failure, int):
+            return _error(failure, f"scripted failure {failure}")
+        inputs = body.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        tokens = self.okn.prompt_tokens
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": [0.25, -0.5, float(i)]}
+                    for i in range(len(items))
+                ],
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})

@@ -29,7 +29,7 @@ from gearshift.api.http import (
 from gearshift.api.openai_codec import parse_request, render_response, usage_body
 from gearshift.api.pipeline import Gateway, GatewayStream
 from gearshift.chat import ChatRequest, TextDelta, ToolCallDelta
-from gearshift.errors import GearshiftError, NotFound
+from gearshift.errors import GearshiftError, InvalidRequest, NotFound
 
 log = logging.getLogger("gearshift.api.openai")
 
@@ -37,6 +37,7 @@ log = logging.getLogger("gearshift.api.openai")
 def register(routes: Routes, gateway: Gateway) -> None:
     dialect = OpenAIDialect(gateway)
     routes.add("POST", "/v1/chat/completions", dialect.chat_completions, errors=render_openai_error)
+    routes.add("POST", "/v1/embeddings", dialect.embeddings, errors=render_openai_error)
     routes.add("GET", "/v1/models", dialect.list_models, errors=render_openai_error)
     routes.add("GET", "/v1/models/{model}", dialect.get_model, errors=render_openai_error)
 
@@ -62,6 +63,21 @@ class OpenAIDialect:
         else:
             body = render_response(response, request.request_id, served.upstream_model)
         return json_response(200, body, served_headers(served, with_cost=True))
+
+    async def embeddings(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise InvalidRequest("the request body must be a JSON object")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise InvalidRequest(
+                "'model' is required and must be a non-empty string", param="model"
+            )
+        if "input" not in body:
+            raise InvalidRequest("'input' is required", param="input")
+        user = body.get("user")
+        ctx = request_context(request, "openai", {"user": user} if isinstance(user, str) else None)
+        data, served = await self.gateway.embed(body, ctx)
+        return json_response(200, data, served_headers(served, with_cost=True))
 
     async def list_models(self, request: Request) -> Response:
         routers, models = self.gateway.known_names()

@@ -19,10 +19,10 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from gearshift.chat import ChatRequest, ChatResponse, Dialect, StreamEnd, StreamEvent, Usage
 from gearshift.config import ModelConfig, RouterConfig, Settings
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gearshift.gateway")
 
 Observer = Callable[[LedgerRecord], None]
+T = TypeVar("T")
 # Statuses for outcomes that have no upstream status of their own (499 as nginx uses it).
 CLIENT_CLOSED = 499
 # First retry waits about this long; each later one doubles, with jitter, capped.
@@ -192,7 +193,9 @@ class Gateway:
         plan = await self._plan(request, ctx)
         record = plan.record
         try:
-            response, model = await self._call_with_fallbacks(plan, request)
+            response, model = await self._call_with_fallbacks(
+                plan, lambda provider, model: provider.complete(request, model)
+            )
         except asyncio.CancelledError:
             self._fail(record, ctx, CLIENT_CLOSED, "client_disconnect", "client disconnected")
             await self._finish(plan)
@@ -233,6 +236,65 @@ class Gateway:
         plan.record.served_model = model.name
         return GatewayStream(self, plan, ctx, served, events, first, model)
 
+    async def embed(self, body: dict[str, Any], ctx: RequestContext) -> tuple[Any, Served]:
+        """Embeddings, passed through to a configured OpenAI-compatible model (routers choose
+        between chat models only). Policy, retries, pricing and the ledger as for chat."""
+        request = ChatRequest(model=str(body.get("model", "")), messages=[], raw=body)
+        if request.model in self.router_configs:
+            self._refuse(
+                request,
+                ctx,
+                InvalidRequest(
+                    f"{request.model!r} is a router; embeddings go to a configured model",
+                    param="model",
+                ),
+            )
+        plan = await self._plan(request, ctx)
+        record = plan.record
+        try:
+            target = plan.ranked[0]
+            if not hasattr(self._by_model[target.name], "embed"):
+                raise InvalidRequest(
+                    f"model {target.name!r} ({target.provider} provider) has no embeddings API",
+                    param="model",
+                )
+            data, model = await self._call_with_fallbacks(
+                plan,
+                lambda provider, model: provider.embed(body, model),  # type: ignore[attr-defined]
+            )
+        except asyncio.CancelledError:
+            self._fail(record, ctx, CLIENT_CLOSED, "client_disconnect", "client disconnected")
+            await self._finish(plan)
+            raise
+        except GearshiftError as exc:
+            self._fail(record, ctx, exc.status, "error", exc.message)
+            await self._finish(plan)
+            raise
+        except Exception as exc:
+            self._fail(record, ctx, 500, "error", _internal(exc))
+            await self._finish(plan)
+            raise
+        usage_block = data.get("usage") if isinstance(data, dict) else None
+        tokens = int((usage_block or {}).get("prompt_tokens") or 0)
+        elapsed = _ms_since(ctx.started)
+        record.ttfb_ms = elapsed
+        self._succeed(plan, model, Usage(input_tokens=tokens), elapsed)
+        await self._finish(plan)
+        return data, Served(record, None, model.name, model.upstream_model)
+
+    def _refuse(self, request: ChatRequest, ctx: RequestContext, exc: GearshiftError) -> NoReturn:
+        """Record a request refused before planning, then raise its error."""
+        record = LedgerRecord(
+            id=ctx.request_id,
+            ts=ctx.ts,
+            dialect=ctx.dialect,
+            requested_model=request.model,
+            tags=ctx.tags,
+        )
+        self._fail(record, ctx, exc.status, "error", exc.message)
+        self._publish(record)
+        raise exc
+
     def known_names(self) -> tuple[list[str], list[str]]:
         """(router names, model names) as configured, for /v1/models and error messages."""
         return list(self.router_configs), list(self.models)
@@ -252,9 +314,7 @@ class Gateway:
         model_cfg = self.models.get(request.model)
         if router_cfg is None and model_cfg is None:
             missing = NotFound(self._unknown_model_message(request.model), param="model")
-            self._fail(record, ctx, missing.status, "error", missing.message)
-            self._publish(record)
-            raise missing
+            self._refuse(request, ctx, missing)
         try:
             caller = await self.policy.authenticate(ctx.api_key)
             record.key_id = caller.key_id
@@ -319,14 +379,14 @@ class Gateway:
     # ---- calling upstream ------------------------------------------------------------------
 
     async def _call_with_fallbacks(
-        self, plan: _Plan, request: ChatRequest
-    ) -> tuple[ChatResponse, ModelConfig]:
+        self, plan: _Plan, call: Callable[[Provider, ModelConfig], Awaitable[T]]
+    ) -> tuple[T, ModelConfig]:
         last: UpstreamError | None = None
         for model in plan.ranked:
             provider = self._by_model[model.name]
             for attempt in range(model.max_retries + 1):
                 try:
-                    return await provider.complete(request, model), model
+                    return await call(provider, model), model
                 except UpstreamError as exc:
                     last = exc
                     if not _worth_retrying(exc, attempt, model):

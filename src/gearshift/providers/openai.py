@@ -61,11 +61,13 @@ class OpenAIProvider:
                 headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    async def _post(self, model: ModelConfig, body: bytes, *, stream: bool) -> Http1Response:
+    async def _post(
+        self, model: ModelConfig, body: bytes, *, stream: bool, path: str = "/chat/completions"
+    ) -> Http1Response:
         pool = self._pool(model)
         try:
             return await pool.post(
-                "/chat/completions",
+                path,
                 body,
                 self._headers(model, stream=stream),
                 connect_timeout=model.connect_timeout_s,
@@ -99,6 +101,18 @@ class OpenAIProvider:
         decoded = decode_response(data)
         decoded.raw = data
         return decoded
+
+    async def embed(self, body: dict[str, Any], model: ModelConfig) -> dict[str, Any]:
+        """``POST {base_url}/embeddings`` with the client's body, only ``model`` replaced."""
+        payload = orjson.dumps({**body, "model": model.upstream_model})
+        response = await self._post(model, payload, stream=False, path="/embeddings")
+        raw = await _read(response, model)
+        if response.status != 200:
+            raise upstream_error(response.status, raw, model, response.headers)
+        data = json_or_none(raw)
+        if not isinstance(data, dict) or isinstance(data.get("error"), dict):
+            raise upstream_error(502, raw, model)
+        return data
 
     async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
         body = orjson.dumps(encode_request(request, model.upstream_model, stream=True))
