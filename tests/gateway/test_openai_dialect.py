@@ -286,3 +286,14 @@ def test_a_bug_is_a_500_in_openai_shape_and_recorded_once(gateway: Running, stre
     [record] = gateway.wait_records(1)
     assert (record.outcome, record.status) == ("error", 500)
     assert record.error == "internal error: RuntimeError: bug in a provider"
+
+
+@pytest.mark.parametrize("tags", ["feature", "=x", ",".join(f"k{i}=v" for i in range(40))])
+def test_bad_tags_header_is_400(http: httpx.Client, tags: str) -> None:
+    response = http.post(
+        "/v1/chat/completions",
+        json={"model": "small", "messages": [{"role": "user", "content": "x"}]},
+        headers={"x-gearshift-tags": tags},
+    )
+    assert response.status_code == 400
+    assert _error(response)["param"] == "x-gearshift-tags"
