@@ -70,6 +70,21 @@ class LedgerDB:
         rows: list[tuple[Any, ...]] = cur.fetchall()
         return rows
 
+    def iterate(
+        self, sql: str, params: Sequence[Any] = (), *, batch: int = 20_000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of a large result without holding them all: SQLite steps its cursor; PostgreSQL
+        uses a server-side cursor (inside a transaction, as it requires)."""
+        if self.dialect == "sqlite":
+            cur = self._conn.execute(sql, tuple(params))
+            while chunk := cur.fetchmany(batch):
+                yield from chunk
+            return
+        with self._conn.transaction(), self._conn.cursor(name="gearshift_rows") as cur:
+            cur.itersize = batch
+            cur.execute(self._sql(sql), self._params(params))
+            yield from cur
+
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._conn.execute(
             self._sql(sql), self._params(params)

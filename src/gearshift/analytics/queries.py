@@ -26,8 +26,6 @@ if TYPE_CHECKING:  # pydantic's import is a third of a report's start-up: only w
 
 FOREVER = 1e11  # "no upper bound" for a time range, far beyond any ledger row
 HOURLY_MAX_RANGE_S = 3 * DAY  # shorter ranges are reported by hour, for finer time series
-# Short raw edges (partial hours): one fetch and a Python fold beat four SQL scans.
-RAW_IN_PYTHON_MAX_S = 3 * HOUR
 BUILTIN_DIMENSIONS = ("model", "router", "key", "day", "hour", "kind", "outcome")
 DRIVER_DIMENSIONS = ("kind", "feature", "key", "model")
 TOP_DRIVERS = 5
@@ -142,10 +140,7 @@ def collect(
             )
         )
     for start, end in raw_ranges:
-        if min(end, now + HOUR) - start <= RAW_IN_PYTHON_MAX_S:
-            cube.merge(rows.aggregate_rows(db, start, end, width))
-        else:
-            cube.merge(rollup.aggregate(db, start, end, width))
+        cube.merge(rows.aggregate_rows(db, start, end, width))
     return Cells(cube, width, lo, hi)
 
 

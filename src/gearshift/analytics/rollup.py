@@ -1,21 +1,21 @@
-"""Aggregate ledger rows into *cubes*, and keep a daily rollup of them so reports stay fast.
+"""Cubes of ledger aggregates, and the hourly and daily rollups that keep reports fast.
 
-A cube holds three kinds of cell, all keyed by (period, router, served model, key, tags, ...):
+A cube holds, keyed by (period, router, served model, key, tags, ...):
 
-- ``cells``: + success; sums (requests, fallbacks, tokens, cost, counterfactual) and two sparse
-  histograms (latency, cost per request) for percentiles;
+- ``cells``: + success; sums (requests, fallbacks, tokens, cost, counterfactual);
+- ``hists``: latency and cost-per-request histograms per cell key, for percentiles;
 - ``kinds``: + success + prompt kind; requests, cost, counterfactual (the "top cost drivers");
 - ``lighter``: + the *eligible set* of a successful request: the candidates whose predicted
   quality was within the row's tolerance of the best prediction. "Could have been lighter"
   compares their tiers with the served model's at report time, so a tier change in the
   configuration applies to old rows too.
 
-A report merges cells, so it costs the same whether they come from raw rows or the rollup:
-complete UTC days that ended more than ``LAG_S`` ago are rolled up once (``refresh``) into the
-``analytics_rollup*`` tables and never scanned again; the rest of a range (a partial first day,
-today) is aggregated from raw rows through the ``requests(ts)`` index. When the report does not
-need periods, the database also merges the rolled days (``collapse``), so Python only sees one
-row per cell.
+A report merges cubes, so it costs the same whether they come from raw rows or the rollup.
+``refresh`` rolls every complete hour that ended more than ``LAG_S`` ago up from raw rows
+(``rows.aggregate_rows``), then every complete day from those hours, inside the database, into
+the ``analytics_rollup*`` tables; they are never scanned again. ``load_rollup`` reads them back,
+letting the database merge periods (``collapse``) and histograms (``hist_dims``) down to what a
+report needs, so Python sees a few thousand rows whatever the ledger's size.
 
 Money is summed exactly as integer picodollars (the ledger's ``cost_pusd`` columns). Percentiles
 come from log-spaced histogram buckets of ratio ``BUCKET_RATIO`` that keep a count and a sum each:
@@ -47,7 +47,6 @@ HIST_DIMS = ("router", "served_model", "key_id", "tags", "ok")  # a cell key's c
 KindKey = tuple[int, str, str, str, str, int, str]  # ... + prompt kind
 LighterKey = tuple[int, str, str, str, str, str]  # period, router, served, key, tags, eligible
 Hist = dict[int, list[float]]  # bucket -> [count, sum of values]
-DIMS = "period, router, served, key_id, tags"
 
 _CELL_COLUMNS = """
     width INTEGER NOT NULL, period_start BIGINT NOT NULL, router TEXT NOT NULL,
@@ -160,12 +159,6 @@ def add_to_hist(hist: Hist, bucket: int, count: float, total: float) -> None:
         slot[1] += total
 
 
-def latency_bucket(ms: float) -> int:
-    if ms <= LATENCY_BASE_MS:
-        return 0
-    return int(math.log(ms / LATENCY_BASE_MS) / math.log(BUCKET_RATIO)) + 1
-
-
 def percentile(hist: Hist, q: float) -> float | None:
     """Nearest-rank percentile ``q`` in (0, 1]: the mean of the values in its bucket."""
     total = sum(c for c, _ in hist.values())
@@ -179,69 +172,6 @@ def percentile(hist: Hist, q: float) -> float | None:
         if seen >= rank:
             return float(value_sum / count)
     return None
-
-
-def _row_sql(dialect: str, width: int, *, eligible: bool = False) -> str:
-    """Per-row dimensions and measures of ``requests`` in [lo, hi), as a subquery. The eligible
-    set (JSON work per row) is computed only for the query that needs it."""
-    ln_ratio = math.log(BUCKET_RATIO)
-    if dialect == "sqlite":
-        period = f"CAST(r.ts / {width} AS INTEGER) * {width}"
-        best = "(SELECT max(m.value) FROM json_each(r.predicted) m)"
-        within = (
-            "(SELECT group_concat(k, ',') FROM (SELECT j.key AS k FROM json_each(r.predicted) j"
-            f" WHERE j.value >= {best} - COALESCE(r.tolerance, 0) - 1e-9 ORDER BY j.key))"
-        )
-        lat = (
-            f"CASE WHEN r.latency_ms IS NULL THEN NULL WHEN r.latency_ms <= {LATENCY_BASE_MS}"
-            f" THEN 0 ELSE CAST(ln(r.latency_ms / {LATENCY_BASE_MS}) / {ln_ratio} AS INTEGER)"
-            " + 1 END"
-        )
-        cost_b = (
-            "CASE WHEN r.cost_pusd <= 0 THEN 0 ELSE max(1, CAST(ln(r.cost_pusd * 1.0"
-            f" / {COST_BASE_PUSD}) / {ln_ratio} AS INTEGER) + 1) END"
-        )
-    else:
-        period = f"CAST(floor(r.ts / {width}) * {width} AS BIGINT)"
-        each = "jsonb_each_text(CAST(r.predicted AS jsonb))"
-        best = f"(SELECT max(CAST(m.value AS double precision)) FROM {each} m)"
-        within = (
-            f"(SELECT string_agg(j.key, ',' ORDER BY j.key) FROM {each} j"
-            f" WHERE CAST(j.value AS double precision) >= {best}"
-            " - COALESCE(r.tolerance, 0) - 1e-9)"
-        )
-        lat = (
-            f"CASE WHEN r.latency_ms IS NULL THEN NULL WHEN r.latency_ms <= {LATENCY_BASE_MS}"
-            f" THEN 0 ELSE CAST(floor(ln(CAST(r.latency_ms AS double precision)"
-            f" / {LATENCY_BASE_MS}) / {ln_ratio}) AS INTEGER) + 1 END"
-        )
-        cost_b = (
-            "CASE WHEN r.cost_pusd <= 0 THEN 0 ELSE greatest(1, CAST(floor(ln(CAST(r.cost_pusd"
-            f" AS double precision) / {COST_BASE_PUSD}) / {ln_ratio}) AS INTEGER) + 1) END"
-        )
-    return f"""(
-        SELECT {period} AS period,
-               COALESCE(r.router, '') AS router,
-               COALESCE(r.served_model, '') AS served,
-               COALESCE(r.key_id, '') AS key_id,
-               COALESCE(CAST(r.tags AS TEXT), '{{}}') AS tags,
-               CASE WHEN r.outcome = 'ok' THEN 1 ELSE 0 END AS ok,
-               COALESCE(r.prompt_kind, '') AS kind,
-               {f"COALESCE({within}, '')" if eligible else "''"} AS within_tol,
-               {lat} AS lat_b,
-               r.latency_ms AS lat,
-               {cost_b} AS cost_b,
-               CASE WHEN COALESCE(CAST(r.fallbacks AS TEXT), '[]') IN ('[]', '')
-                    THEN 0 ELSE 1 END AS fb,
-               COALESCE(r.prompt_tokens, 0) AS pt,
-               COALESCE(r.completion_tokens, 0) AS ct,
-               COALESCE(r.cached_tokens, 0) AS cached,
-               COALESCE(r.reasoning_tokens, 0) AS rt,
-               COALESCE(r.cost_pusd, 0) AS cost,
-               COALESCE(r.counterfactual_cost_pusd, 0) AS cf
-        FROM requests r
-        WHERE r.ts >= ? AND r.ts < ?
-    ) x"""
 
 
 def _cell_key(r: tuple[Any, ...]) -> CellKey:
@@ -259,40 +189,10 @@ def _fold_hist(cube: Cube, rows: Iterable[tuple[Any, ...]]) -> None:
 
 
 def aggregate(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
-    """The cube of ledger rows with ``lo <= ts < hi``, periods ``width`` seconds long."""
-    rows = _row_sql(db.dialect, width)
-    cube = Cube()
-    bounds = (lo, hi)
-    # One scan for the sums of every (cell, prompt kind); the cells' sums are folded from it.
-    for r in db.fetchall(
-        f"SELECT {DIMS}, ok, kind, count(*), sum(fb), sum(pt), sum(ct), sum(cached), sum(rt),"
-        f" sum(cost), sum(cf) FROM {rows} GROUP BY {DIMS}, ok, kind",
-        bounds,
-    ):
-        key = _cell_key(r)
-        part = _cell_from(r[7:15])
-        cell = cube.cells.get(key)
-        if cell is None:
-            cube.cells[key] = part
-        else:
-            cell.add(part)
-        cube.kinds[(*key, r[6])] = [part.requests, part.cost_pico, part.counterfactual_pico]
-    hist = db.fetchall(
-        f"SELECT {DIMS}, ok, 'l', lat_b, count(*), sum(lat) FROM {rows}"
-        f" WHERE lat_b IS NOT NULL GROUP BY {DIMS}, ok, lat_b"
-        f" UNION ALL SELECT {DIMS}, ok, 'c', cost_b, count(*), sum(cost) FROM {rows}"
-        f" GROUP BY {DIMS}, ok, cost_b",
-        bounds * 2,
-    )
-    _fold_hist(cube, hist)
-    eligible = _row_sql(db.dialect, width, eligible=True)
-    for r in db.fetchall(
-        f"SELECT {DIMS}, within_tol, count(*), sum(cost) FROM {eligible}"
-        f" WHERE ok = 1 AND within_tol <> '' GROUP BY {DIMS}, within_tol",
-        bounds,
-    ):
-        cube.lighter[(int(r[0]), r[1], r[2], r[3], r[4], r[5])] = [int(r[6]), int(r[7])]
-    return cube
+    """The cube of raw ledger rows with ``lo <= ts < hi``, periods ``width`` seconds long."""
+    from gearshift.analytics.rows import aggregate_rows  # rows builds on this module's types
+
+    return aggregate_rows(db, lo, hi, width)
 
 
 def ensure_schema(db: LedgerDB) -> None:

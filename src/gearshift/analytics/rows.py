@@ -1,8 +1,9 @@
-"""Aggregate a *short* range of raw ledger rows in Python (the partial hours at a report's edges).
+"""Aggregate raw ledger rows into a cube: the hours the rollup is built from, and the partial
+hours at a report's edges.
 
-The SQL path in ``rollup.aggregate`` scans its range four times and does JSON work per row; for
-the few thousand rows of an hour, fetching them once and folding them here is several times
-faster. Both paths compute the same cube, bucket for bucket (``test_rows_and_sql_agree``).
+One streamed pass in Python. It replaced four GROUP BY scans with per-row JSON functions in SQL,
+which took about three times as long on both backends (the eligible set, a JSON computation per
+row, was the slowest part) and needed the same bucket arithmetic twice.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def eligible(predicted: Any, tolerance: float | None) -> str:
 
 def aggregate_rows(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
     cube = Cube()
-    rows = db.fetchall(f"SELECT {_COLUMNS} FROM requests WHERE ts >= ? AND ts < ?", (lo, hi))
+    rows = db.iterate(f"SELECT {_COLUMNS} FROM requests WHERE ts >= ? AND ts < ?", (lo, hi))
     for (
         ts,
         router,
