@@ -51,7 +51,12 @@ STRONG = "gpt-4-1106-preview"
 
 
 def default_router_cv(data: Path, folds: int) -> dict[str, Any]:
-    from gearshift.routing.build_default import cross_validate, difficulty_data, load_rows
+    from gearshift.routing.build_default import (
+        DEFAULT_C,
+        cross_validate,
+        difficulty_data,
+        load_rows,
+    )
     from gearshift.routing.train import TrainOptions, featurize
 
     rows, digest = load_rows([data])
@@ -60,7 +65,7 @@ def default_router_cv(data: Path, folds: int) -> dict[str, Any]:
     _, report = cross_validate(
         dd,
         feats,
-        TrainOptions(folds=folds, c=0.3),
+        TrainOptions(folds=folds, c=DEFAULT_C),
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     return {"folds": folds, "rows": len(dd.rows), "data_sha256": digest, "per_source": report}

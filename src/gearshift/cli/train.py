@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory to write the router into")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--c", type=float, default=0.5, help="inverse L2 regularisation strength")
+    p.add_argument("--c", type=float, default=0.1, help="inverse L2 regularisation strength")
     p.add_argument("--quiet", action="store_true")
     return p
 

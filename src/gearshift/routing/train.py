@@ -41,7 +41,7 @@ CALIBRATION_KNOTS = 40
 class TrainOptions:
     folds: int = 5
     seed: int = 0
-    c: float = 0.5  # inverse L2 strength for the n-gram + dense logistic heads
+    c: float = 0.1  # inverse L2 strength for the n-gram + dense logistic heads
     min_df: int = 2
     max_vocab: int = 60_000
     calibrate: bool = True
