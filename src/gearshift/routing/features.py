@@ -271,8 +271,7 @@ def _final_question(text: str) -> str:
     return tail
 
 
-def _log(n: float) -> float:
-    return math.log1p(n)
+_ln = math.log1p
 
 
 def _kind(
@@ -331,44 +330,44 @@ def extract_text(
         for j in _CUE_INDEX[g]:
             cues[j] += 1
     reasoning, constraints, long_out, short_out, extraction, writing, roleplay, math_words = cues
-    code = sum(focus.count(m) for m in _CODE_MARKS)
-    latex = sum(question.count(m) for m in _LATEX_MARKS)
+    code = sum(map(focus.count, _CODE_MARKS))
+    latex = sum(map(question.count, _LATEX_MARKS))
     numbers = len(_NUMBER.findall(question))
-    choices = sum(question.count(m) for m in _CHOICE_MARKS)
+    choices = sum(map(question.count, _CHOICE_MARKS))
     tail = last_user[-FEWSHOT_CHARS:]
-    fewshot = sum(tail.count(m) for m in _FEWSHOT_MARKS)
+    fewshot = sum(map(tail.count, _FEWSHOT_MARKS))
     q_words = question.count(" ") + 1
     n_focus = len(focus) or 1
     dense = [
-        _log(total_chars if total_chars is not None else len(last_user) + len(system)),
-        _log(len(last_user)),
-        _log(len(question)),
-        _log(q_words),
+        _ln(total_chars if total_chars is not None else len(last_user) + len(system)),
+        _ln(len(last_user)),
+        _ln(len(question)),
+        _ln(q_words),
         float(min(turns, 20)),
         float(min(assistant_turns, 20)),
         1.0 if system else 0.0,
-        _log(len(system)),
-        _log(code),
+        _ln(len(system)),
+        _ln(code),
         float(focus.count("```") > 0),
-        _log(latex),
-        _log(math_words),
-        _log(numbers),
-        _log(sum(question.count(op) for op in _OPERATORS)),
-        _log(question.count("?")),
-        _log(sum(focus.count(m) for m in _LIST_MARKS)),
-        _log(constraints),
-        _log(reasoning),
-        _log(long_out),
-        _log(short_out),
-        _log(extraction),
-        _log(writing),
-        _log(roleplay),
-        _log(choices),
-        _log(fewshot),
-        _log(focus.count("\n")),
+        _ln(latex),
+        _ln(math_words),
+        _ln(numbers),
+        _ln(sum(map(question.count, _OPERATORS))),
+        _ln(question.count("?")),
+        _ln(sum(map(focus.count, _LIST_MARKS))),
+        _ln(constraints),
+        _ln(reasoning),
+        _ln(long_out),
+        _ln(short_out),
+        _ln(extraction),
+        _ln(writing),
+        _ln(roleplay),
+        _ln(choices),
+        _ln(fewshot),
+        _ln(focus.count("\n")),
         (n_focus - len(focus.encode("ascii", "ignore"))) / n_focus,
-        _log(tools),
-        _log(images),
+        _ln(tools),
+        _ln(images),
         1.0 if json_mode else 0.0,
         min(len(question) / q_words, 20.0) / 10.0,
     ]
