@@ -148,6 +148,12 @@ def build_report(a: Auditor, stats: ReadStats, sources: list[str]) -> dict[str, 
             ),
             "predicted_best_mean": round(a.quality_best / n, 4),
             "retained_pct": _retained(a, primary.quality / n),
+            # against the model each request was logged on (where that model is a candidate)
+            "retained_vs_logged_pct": (
+                round(100.0 * a.quality_routed_on_known / a.quality_logged, 2)
+                if a.quality_logged
+                else None
+            ),
         },
         "curve": curve,
         "recommended_tolerance": recommended,
