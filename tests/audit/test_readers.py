@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.audit.helpers import openai_line, write_lines
@@ -239,3 +241,22 @@ def test_a_json_array_export_on_one_line(tmp_path: Path) -> None:
     entries, stats = read(path)
     assert [e.message_list()[0]["content"] for e in entries] == ["one", "two"]
     assert stats.lines == 3 and stats.skipped_total == 1
+
+
+def test_a_directory_of_bedrock_deliveries_is_read_file_by_file(
+    tmp_path: Path, audit_json: Callable[..., dict[str, Any]]
+) -> None:
+    from gearshift.audit import expand_sources
+
+    day = tmp_path / "AWSLogs" / "123456789012" / "BedrockModelInvocationLogs" / "us-east-1"
+    for i, hour in enumerate(("2025", "2026")):
+        folder = day / hour
+        folder.mkdir(parents=True)
+        body = {"messages": [{"role": "user", "content": [{"text": f"question {i}"}]}]}
+        record = _bedrock_record(body, model="amazon.nova-pro-v1:0", tokens=(100, 20))
+        write_lines(folder / f"part-{i}.json.gz", [json.dumps(record)], gz=True)
+    (day / ".DS_Store").write_text("junk")
+    assert len(expand_sources([str(tmp_path)])) == 2
+    r = audit_json(str(tmp_path))
+    assert r["requests"] == 2 and r["formats"] == {"bedrock-invocation-log": 2}
+    assert len(r["sources"]) == 2

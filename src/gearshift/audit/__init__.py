@@ -44,6 +44,23 @@ def _entries(sources: list[str], stats: ReadStats) -> Iterator[LogEntry]:
         yield from read_log(source, stats)
 
 
+def expand_sources(sources: list[str]) -> list[str]:
+    """A directory stands for every file under it (as Bedrock delivers its logs to S3:
+    ``AWSLogs/<account>/BedrockModelInvocationLogs/<region>/<date>/*.json.gz``), in name order;
+    hidden files are left out."""
+    out: list[str] = []
+    for source in sources:
+        if not os.path.isdir(source):
+            out.append(source)
+            continue
+        found = []
+        for root, dirs, files in os.walk(source):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found += [os.path.join(root, f) for f in files if not f.startswith(".")]
+        out += sorted(found)
+    return out
+
+
 def _tag_keys(peek: list[LogEntry]) -> list[str]:
     values: dict[str, set[str]] = {}
     counts: Counter[str] = Counter()
@@ -63,6 +80,7 @@ def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, 
     from gearshift.audit.report import build_report
 
     options = options or AuditOptions()
+    sources = expand_sources(sources)
     for source in sources:  # fail fast on a missing or unknown file, before any work
         detect_format(source)
     stats = ReadStats()

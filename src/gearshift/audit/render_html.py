@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from gearshift.audit.report import sources_line
+
 _PALETTE = (
     "#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
 )  # fmt: skip
@@ -213,7 +215,7 @@ def render_html(report: dict[str, Any]) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
 <body>
 <h1>gearshift audit</h1>
-<p class="sub">{escape(", ".join(r["sources"]))}: {r["requests"]:,} requests{span}. Candidates:
+<p class="sub">{escape(sources_line(r["sources"]))}: {r["requests"]:,} requests{span}. Candidates:
 {escape(", ".join(c["name"] for c in r["router"]["candidates"]))}
 (predictor: {escape(r["router"]["predictor"])}).</p>
 <div class="cards">{card_html}</div>

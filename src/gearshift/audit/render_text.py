@@ -9,6 +9,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from gearshift.audit.report import sources_line
+
 
 def _usd(value: float) -> str:
     if abs(value) >= 100:
@@ -54,7 +56,7 @@ def render_text(report: dict[str, Any], out: IO[str], *, width: int | None = Non
     p = console.print
     period = report.get("period")
     span = f" over {period['days']:.1f} days" if period else ""
-    p(Text("gearshift audit", style="bold"), f"— {', '.join(report['sources'])}")
+    p(Text("gearshift audit", style="bold"), f"— {sources_line(report['sources'])}")
     p(
         f"{report['requests']:,} requests{span}; router candidates: "
         + ", ".join(c["name"] for c in report["router"]["candidates"])

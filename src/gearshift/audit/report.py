@@ -24,6 +24,12 @@ from gearshift.audit.recommend import recommend_tolerance, recommended_yaml
 RETAINED_FLOOR = 0.95  # the recommended tolerance keeps at least this share of predicted quality
 
 
+def sources_line(sources: list[str], shown: int = 3) -> str:
+    """The audited files for a report's header: a few names, then how many more."""
+    head = ", ".join(sources[:shown])
+    return head if len(sources) <= shown else f"{head} and {len(sources) - shown:,} more files"
+
+
 def usd(value: float) -> float:
     return round(value, 8)
 

@@ -19,7 +19,9 @@ def _parser() -> argparse.ArgumentParser:
         "JSONL, Bedrock invocation logs, CSV with a prompt column and gearshift's ledger "
         "(gzip too), detected per file.",
     )
-    p.add_argument("logs", nargs="+", metavar="LOG", help="log file(s) or a ledger URL")
+    p.add_argument(
+        "logs", nargs="+", metavar="LOG", help="log files, directories of them, or a ledger URL"
+    )
     p.add_argument("--config", help="gearshift.yaml: audit against its router's models")
     p.add_argument("--router", help="router name in --config (default: the first)")
     p.add_argument("--tolerance", type=float, help="quality tolerance in [0, 1] to report at")
