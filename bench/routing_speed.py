@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -77,21 +78,27 @@ def decision_latency(iterations: int) -> dict[str, object]:
 
 def import_time() -> dict[str, object]:
     code = (
-        "import sys, time; t = time.perf_counter(); import gearshift.routing as r; "
-        "r.default_predictor(); dt = time.perf_counter() - t; "
+        "import sys, time; t = time.perf_counter(); c = time.process_time(); "
+        "import gearshift.routing as r; r.default_predictor(); "
+        "dt = time.perf_counter() - t; dc = time.process_time() - c; "
         "heavy = sorted(m for m in ('sklearn', 'scipy', 'torch', 'matplotlib', 'tensorflow') "
-        "if m in sys.modules); print(dt, ','.join(heavy))"
+        "if m in sys.modules); print(dt, dc, ','.join(heavy))"
     )
-    runs = []
+    runs: list[float] = []
+    cpu: list[float] = []
     heavy = ""
     for _ in range(5):
         res = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-        dt, _, heavy = res.stdout.strip().partition(" ")
-        runs.append(float(dt))
+        parts = res.stdout.split()
+        runs.append(float(parts[0]))
+        cpu.append(float(parts[1]))
+        heavy = parts[2] if len(parts) > 2 else ""
     runs.sort()
+    cpu.sort()
     return {
         "median_ms": round(runs[len(runs) // 2] * 1e3, 1),
         "min_ms": round(runs[0] * 1e3, 1),
+        "cpu_median_ms": round(cpu[len(cpu) // 2] * 1e3, 1),
         "heavy_modules_loaded": heavy.split(",") if heavy else [],
     }
 
@@ -123,14 +130,18 @@ def score_throughput(n_rows: int) -> dict[str, object]:
             "gpt-4o-mini,gpt-4o",
             "--quiet",
         ]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT)
         elapsed = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         lines = len(dst.read_text(encoding="utf-8").splitlines())
     return {
         "rows": lines,
         "seconds": round(elapsed, 3),
         "prompts_per_s": round(lines / elapsed),
+        "cpu_seconds_all_processes": round(cpu_s, 3),
         "includes": "process start, import, model load",
     }
 

@@ -183,3 +183,13 @@ def test_sticky_conversation(three_models: list[dict[str, Any]], make_router: An
     follow.metadata = {"conversation_id": "c2"}
     engine_not_sticky = make_router(three_models, quality_tolerance=0.1, sticky=False)
     assert engine_not_sticky.decide(follow).reason.startswith("best predicted")
+
+
+def test_estimate_tokens() -> None:
+    from gearshift.routing import estimate_tokens
+
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("a" * 400) == 101  # ~4 characters per token, rounded up
+    assert estimate_tokens("日本語のテキスト") == 9  # about one token per non-ASCII character
+    long_mixed = "word " * 4000 + "日本" * 3000  # long: non-ASCII share estimated from head+tail
+    assert 9000 <= estimate_tokens(long_mixed) <= 12000

@@ -14,6 +14,7 @@ __all__ = ["IMAGE_TOKENS", "MESSAGE_OVERHEAD_TOKENS", "estimate_request_tokens",
 
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators per message
 IMAGE_TOKENS = 1000  # a typical high-detail image tile budget
+SAMPLE_CHARS = 2000
 
 
 def estimate_tokens(text: str) -> int:
@@ -23,6 +24,13 @@ def estimate_tokens(text: str) -> int:
         return 0
     if text.isascii():
         return n // 4 + 1
+    if n > 2 * SAMPLE_CHARS:
+        # a long text's share of non-ASCII characters, estimated from four evenly spread slices
+        step = (n - SAMPLE_CHARS // 4) // 3
+        sample = "".join(text[i * step : i * step + SAMPLE_CHARS // 4] for i in range(4))
+        share = 1.0 - len(sample.encode("ascii", "ignore")) / len(sample)
+        non_ascii = round(share * n)
+        return (n - non_ascii) // 4 + non_ascii + 1
     non_ascii = n - len(text.encode("ascii", "ignore"))
     return (n - non_ascii) // 4 + non_ascii + 1
 
