@@ -197,3 +197,25 @@ def test_a_dead_predictor_process_does_not_lose_predictions() -> None:
         assert all(p is not None for _, p in results)
     finally:
         pool.close()
+
+
+def test_bounded_cache_keeps_recurring_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gearshift.audit.engine as engine
+    from gearshift.audit.entry import LogEntry
+
+    monkeypatch.setattr(engine, "CACHE_GENERATION", 5)
+    auditor = Auditor(propose(["gpt-4o"]))
+
+    def entry(text: str) -> LogEntry:
+        messages = [{"role": "user", "content": text}]
+        return LogEntry(messages=messages, model="gpt-4o", prompt_tokens=10, completion_tokens=5)
+
+    unique = iter(range(1000))
+    for _ in range(6):
+        auditor.feed(
+            [entry("How do I reset my password?")]
+            + [entry(f"ticket {next(unique)}") for _ in range(3)]
+        )
+    assert auditor.requests == 24
+    assert auditor.predictions == 1 + 18  # the recurring prompt was predicted once
+    assert len(auditor.cache) + len(auditor._older) <= 2 * 5 + 4

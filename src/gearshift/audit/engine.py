@@ -28,7 +28,10 @@ from gearshift.audit.readers.content import count_tokens
 
 ASSUMED_COMPLETION_TOKENS = 256  # when a log has requests but no responses
 DEFAULT_TOLERANCES = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
-CACHE_LIMIT = 200_000
+# Predictions are cached in two generations of at most this many prompts each: a prompt used in
+# the current generation survives the next turnover, a prompt seen once is forgotten. Memory stays
+# bounded, and repeated prompts (the FAQs of a log) are not predicted again.
+CACHE_GENERATION = 150_000
 DIFFICULTY_BUCKETS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 MAX_TAG_KEYS = 8
 _UNPRICED_ORDER = 1e300  # an unpriced candidate is chosen only when nothing priced qualifies
@@ -104,6 +107,7 @@ class Auditor:
         self.samples_per_group = samples_per_group
 
         self.cache: dict[int, Prepared | None] = {}  # None: the prompt is unusable
+        self._older: dict[int, Prepared | None] = {}
         self.predictions = 0  # prompts the predictor actually ran on
         self.requests = 0
         self.actual_cost = 0.0
@@ -165,12 +169,20 @@ class Auditor:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 
     def _remember(self, results: list[tuple[int, Prepared | None]]) -> None:
-        if len(self.cache) + len(results) > CACHE_LIMIT:
-            self.cache.clear()  # bounded memory: older prompts are simply predicted again
+        if len(self.cache) + len(results) > CACHE_GENERATION:
+            self._older = self.cache
+            self.cache = {}
         for key, prepared in results:
             self.cache[key] = prepared
             self._inflight.discard(key)
         self.predictions += len(results)
+
+    def _revive(self, key: int) -> bool:
+        """Move a prompt from the older generation into the current one, if it is there."""
+        if key in self._older:
+            self.cache[key] = self._older.pop(key)
+            return True
+        return False
 
     def _stored(self, entry: LogEntry) -> Prepared | None:
         """A ledger row's stored predictions, when they cover every candidate."""
@@ -194,7 +206,7 @@ class Auditor:
             raw = entry.messages_json
             key = hash(raw) if raw is not None else hash(dumps(entry.messages))
             keys.append(key)
-            if key not in self.cache and key not in self._inflight:
+            if key not in self.cache and key not in self._inflight and not self._revive(key):
                 self._inflight.add(key)
                 pending.append((key, raw if raw is not None else entry.messages))
         return Staged(batch, keys, self.pool.submit(pending) if pending else [])
@@ -213,7 +225,7 @@ class Auditor:
             else:
                 if maybe_key in fresh:
                     p = fresh[maybe_key]
-                elif maybe_key in self.cache:
+                elif maybe_key in self.cache or self._revive(maybe_key):
                     p = self.cache[maybe_key]
                 else:
                     p = self._recover(entry)
