@@ -209,7 +209,7 @@ def plot(report: dict[str, Any], path: str, title: str = "gearshift router") -> 
             ax2.scatter([c], [q], color="black", s=12)
             ax2.annotate(name, (c, q), fontsize=7)
         ax2.axhline(n["target_quality"], color="orange", linewidth=0.8, label="95% of best model")
-        ax2.set_xscale("log")
+        # linear axis: mixing two models at random is a straight line between their points
         ax2.set_xlabel("mean cost per prompt (USD)")
         ax2.set_ylabel("mean quality")
         ax2.legend(fontsize=8)
