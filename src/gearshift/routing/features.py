@@ -245,6 +245,8 @@ DENSE_NAMES: tuple[str, ...] = (
     "images",
     "json_mode",
     "avg_word_len",
+    "distinct_numbers",
+    "sentences",
 )
 
 
@@ -314,8 +316,16 @@ def extract_text(
     json_mode: bool = False,
 ) -> Features:
     """Features of a prompt given as text plus a few facts about its conversation."""
-    focus = focus_window(last_user)
     question = _final_question(last_user)
+    tail = last_user[-FEWSHOT_CHARS:]
+    # A few-shot prompt (worked examples, then the real question): every feature reads the final
+    # question only, so the examples' length and words do not make an easy question look hard.
+    if len(last_user) > len(question) + 200 and sum(map(tail.count, _FEWSHOT_MARKS)) >= 3:
+        if total_chars is not None:
+            total_chars -= len(last_user) - len(question)
+        last_user = question
+        tail = question
+    focus = focus_window(last_user)
     lowered = focus.lower()
     tokens = _TOKEN.findall(lowered)
     if len(tokens) > MAX_TOKENS:
@@ -332,9 +342,9 @@ def extract_text(
     reasoning, constraints, long_out, short_out, extraction, writing, roleplay, math_words = cues
     code = sum(map(focus.count, _CODE_MARKS))
     latex = sum(map(question.count, _LATEX_MARKS))
-    numbers = len(_NUMBER.findall(question))
+    found = _NUMBER.findall(question)
+    numbers = len(found)
     choices = sum(map(question.count, _CHOICE_MARKS))
-    tail = last_user[-FEWSHOT_CHARS:]
     fewshot = sum(map(tail.count, _FEWSHOT_MARKS))
     q_words = question.count(" ") + 1
     n_focus = len(focus) or 1
@@ -370,6 +380,8 @@ def extract_text(
         _ln(images),
         1.0 if json_mode else 0.0,
         min(len(question) / q_words, 20.0) / 10.0,
+        _ln(len(set(found))),
+        _ln(question.count(". ") + question.count("? ") + question.count("! ")),
     ]
     code_words = len(_CODE_WORDS & distinct)
     kind = _kind(
