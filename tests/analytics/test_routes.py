@@ -73,3 +73,23 @@ def test_admin_key_checked(ledger: str, monkeypatch: pytest.MonkeyPatch) -> None
         assert httpx.get(f"{server.url}/dashboard?admin_key=right").status_code == 200
         ok = httpx.get(f"{server.url}/metrics", headers={"x-api-key": "right"})
         assert ok.status_code == 200 and ok.text.startswith("# HELP gearshift_requests_total")
+
+
+def test_dashboard_survives_a_lost_database_connection(ledger_url: str) -> None:
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("a dropped server connection is a PostgreSQL matter")
+    import psycopg
+
+    write(ledger_url, crafted())
+    with UvicornThread(create_app(settings_for(ledger_url))) as server:
+        url = f"{server.url}/api/report?by=team&since=2025-03-01"
+        assert httpx.get(url).json()["totals"]["requests"] == 10
+        with psycopg.connect(ledger_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        first = httpx.get(url)  # may fail: the cached connection was cut
+        assert first.status_code in (200, 500)
+        again = httpx.get(url)
+        assert again.status_code == 200 and again.json()["totals"]["requests"] == 10

@@ -10,6 +10,7 @@ here needs that key (``Authorization: Bearer``, ``x-api-key`` or, for a browser 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import os
 import threading
@@ -129,12 +130,24 @@ class Analytics:
     async def _run(self, build: Any) -> Any:
         def locked() -> Any:
             with self._lock:
-                return build()
+                try:
+                    return build()
+                except ValueError:
+                    raise  # bad input: the connection is fine
+                except Exception:
+                    self._forget()  # a dropped connection must not break every later call
+                    raise
 
         try:
             return await asyncio.to_thread(locked)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
+
+    def _forget(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(Exception):  # already broken; the next call opens anew
+                db.close()
 
     def _open(self) -> LedgerDB:
         if self._db is None:
