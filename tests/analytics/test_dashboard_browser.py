@@ -179,3 +179,30 @@ def test_dashboard_renders_and_filters(dashboard: str) -> None:
         assert set(series(page, "chart-spend-feature")) == {"helpdesk", "summary", "search"}
         browser.close()
     assert problems == []
+
+
+def test_dashboard_on_an_empty_ledger(tmp_path: Path) -> None:
+    """A gateway that has served nothing yet: the page says so, with no script errors."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (GEARSHIFT_TEST_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    write(url, [])
+    settings = parse_settings({"storage": url})
+    problems: list[str] = []
+    with UvicornThread(create_app(settings)) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(f"{server.url}/dashboard")
+        wait_loads(page, 1)
+        assert page.inner_text("[data-kpi='Spend'] .value") == "$0"
+        assert page.inner_text("#chart-spend-model .empty") == "No requests in this range."
+        assert page.is_hidden("#budgets-card")
+        browser.close()
+    assert problems == []
