@@ -118,3 +118,23 @@ def test_config_supplies_storage_and_tiers(ledger: str, tmp_path: Path) -> None:
         "2": round(2 / 9, 4),
         "unknown": round(2 / 9, 4),
     }
+
+
+def test_by_day_and_by_kind(ledger: str) -> None:
+    days = gearshift("--storage", ledger, "--by", "day", "--format", "csv")
+    assert days.returncode == 0, days.stderr
+    rows = list(csv.DictReader(io.StringIO(days.stdout)))
+    assert [(r["day"], r["requests"]) for r in rows] == [
+        ("2025-03-10", "2"),
+        ("2025-03-11", "3"),
+        ("2025-03-12", "5"),
+        ("TOTAL", "10"),
+    ]
+    kinds = gearshift("--storage", ledger, "--by", "kind", "--format", "json")
+    assert kinds.returncode == 0, kinds.stderr
+    report = json.loads(kinds.stdout, parse_float=Decimal)
+    assert [(g["kind"], g["cost_usd"]) for g in report["groups"]][:2] == [
+        ("chat", Decimal("0.0104")),
+        ("code", Decimal("0.01")),
+    ]
+    assert report["groups"][0]["latency_p50_ms"] is None  # kinds carry sums only
