@@ -259,6 +259,9 @@ def _roll_hours(db: LedgerDB, target: int, progress: Callable[[str], None] | Non
 
 
 def _roll_days(db: LedgerDB, target: int) -> int:
+    current = rolled_until(db, DAY)
+    if current is not None and current >= target:
+        return current  # up to date: no write lock taken (a gateway may be writing)
     with db.write_transaction():
         _serialise(db)
         state = rolled_until(db, DAY, lock=True)
