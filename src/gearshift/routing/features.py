@@ -26,11 +26,11 @@ from gearshift.chat import ChatRequest, ImagePart
 
 __all__ = ["DENSE_NAMES", "Features", "extract", "extract_text", "focus_window"]
 
-HEAD_CHARS = 400
-TAIL_CHARS = 1400
+HEAD_CHARS = 300
+TAIL_CHARS = 1000
 SYSTEM_CHARS = 300
-FEWSHOT_CHARS = 6000  # few-shot markers are counted in this much of the final turn's tail
-MAX_TOKENS = 320  # per request, after windowing
+FEWSHOT_CHARS = 3000  # few-shot markers are counted in this much of the final turn's tail
+MAX_TOKENS = 200  # per request, after windowing
 
 _TOKEN = re.compile(r"[a-z]+|\d+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
