@@ -5,15 +5,13 @@
 The default router must not know the models it will meet, so it learns one thing per prompt:
 its *difficulty*, the probability that a strong model is needed. Every labelled row scores a
 weaker and a stronger model (per data set: the lowest and highest mean score among the models
-it scores). The head is fitted to ``(strong − weak + 1) / 2`` as a soft label, so its output ranks
-prompts by the expected gain of the strong model over the weak one (what APGR rewards), and is
-then calibrated to "the strong model answered well and the weak one did not"
-(``strong·(1 − weak)``),
-the probability a strong model is needed. Sources are weighted so a big one does not drown the
-others. The head is a logistic regression over n-grams
-of the final question and structural features (see ``features.py``), calibrated by isotonic
-regression on 5-fold out-of-fold predictions. The cross-validated APGR per data source is
-written next to the model, in ``default_router.json``, with the data's provenance.
+it scores). One logistic head over n-grams of the final question and structural features (see
+``features.py``) is fitted to ``(strong − weak + 1) / 2`` as a soft label, so its output ranks
+prompts by the expected gain of the strong model over the weak one (what APGR rewards). It is
+then calibrated by isotonic regression, on 5-fold out-of-fold predictions, to "the strong model
+answered well and the weak one did not" (``strong · (1 − weak)``). Sources are weighted so a big
+one does not drown the others. The cross-validated APGR per source is written next to the
+model, in ``default_router.json``, with the data's provenance.
 
 Nothing here looks at which data set a row came from, except to pick its weak/strong pair and to
 report per-source numbers: there are no data-set features.
