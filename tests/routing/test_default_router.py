@@ -47,3 +47,40 @@ def test_convert_shared_data_counts() -> None:
         by_source[src] = by_source.get(src, 0) + 1
     assert by_source == {"mmlu": 14042, "gsm8k": 1319, "routerarena": 809}
     assert all(len(r["scores"]) == 2 and len(r["costs"]) == 2 for r in rows)
+
+
+def test_build_default_on_crafted_data(tmp_path: Path) -> None:
+    """The `make router` procedure end to end on a small crafted set (no shared data needed)."""
+    from gearshift.routing.build_default import build
+    from gearshift.routing.predictors import DefaultPredictor, load_predictor
+
+    rows = []
+    for i in range(120):
+        hard = i % 3 == 0
+        prompt = (
+            f"Prove step by step that the sum of the first {i} odd numbers is a square, then derive"
+            " the general formula and justify each step."
+            if hard
+            else f"Say hello to guest number {i}."
+        )
+        rows.append(
+            {
+                "id": f"crafted/{i}",
+                "messages": [{"role": "user", "content": prompt}],
+                "scores": {"weak": 0.0 if hard else 1.0, "strong": 1.0},
+            }
+        )
+    data = tmp_path / "crafted.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "router"
+    summary = build([data], out, folds=3, log=lambda _m: None)
+    # perfectly separable; a perfect ranking of this set scores about 0.83 (random 0.5)
+    assert summary["cv"]["crafted"]["apgr"] > 0.8
+    predictor = load_predictor(str(out / DEFAULT_MODEL_FILE))
+    assert isinstance(predictor, DefaultPredictor)
+    from gearshift.routing import prompt_request
+    from gearshift.routing.features import extract
+
+    hard = predictor.difficulty(extract(prompt_request(rows[0]["messages"][0]["content"])))
+    easy = predictor.difficulty(extract(prompt_request("Say hello to guest number 7.")))
+    assert hard > easy
