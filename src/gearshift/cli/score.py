@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="where to write predictions ('-' for stdout)")
     p.add_argument("--router", default="default", help="'default' or a DIR from 'gearshift train'")
     p.add_argument("--models", help="comma-separated models to predict quality for")
-    p.add_argument("--workers", type=int, help="processes for large inputs (default: CPUs, max 4)")
+    p.add_argument(
+        "--workers", type=int, help="processes for large inputs (default: idle cores, max 4)"
+    )
     p.add_argument("--quiet", action="store_true", help="no summary on standard error")
     return p
 
@@ -147,11 +149,10 @@ def run(argv: Sequence[str]) -> int:
     global _WORKER
     args = _parser().parse_args(list(argv))
     import multiprocessing
-    import os
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     scorer = _Scorer(args.input, args.router, models)
-    workers = args.workers if args.workers is not None else min(os.cpu_count() or 1, 4)
+    workers = args.workers if args.workers is not None else _idle_cores()
     started = time.perf_counter()
     total = 0
     out: IO[bytes] = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
@@ -189,6 +190,18 @@ def run(argv: Sequence[str]) -> int:
         rate = total / elapsed if elapsed > 0 else float("inf")
         print(f"scored {total} prompts in {elapsed:.2f}s ({rate:,.0f}/s)", file=sys.stderr)
     return 0
+
+
+def _idle_cores() -> int:
+    """Workers worth forking: the cores not already busy (at most 4). On a loaded machine extra
+    processes only time-slice one core and add overhead, so the default stays serial there."""
+    import os
+
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(4, round(cores - busy)))
 
 
 class _Counter:
