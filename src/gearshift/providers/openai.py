@@ -1,7 +1,7 @@
 """OpenAI-compatible Chat Completions provider: OpenAI, Azure-style proxies, vLLM, Ollama, Groq,
 Together and anything else that speaks ``POST {base_url}/chat/completions``.
 
-One instance per base URL keeps a pooled aiohttp session. Requests that arrived in the OpenAI
+Connections are pooled per base URL (``providers/http1.py``). Requests that arrived in the OpenAI
 dialect are forwarded as the client wrote them (only ``model`` replaced, and usage requested on
 streams so a stream is never priced as $0).
 """
@@ -28,9 +28,16 @@ from gearshift.chat import (
     Usage,
 )
 from gearshift.config import ModelConfig
-from gearshift.errors import UpstreamError, UpstreamTimeout
-from gearshift.providers.http1 import Http1Pool, Http1Response
-from gearshift.providers.upstream_http import is_retryable_status, json_or_none
+from gearshift.errors import UpstreamError
+from gearshift.providers.http1 import Http1Response
+from gearshift.providers.upstream_http import (
+    UpstreamPools,
+    is_retryable_status,
+    iter_chunks,
+    json_or_none,
+    post,
+    read_all,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 log = logging.getLogger("gearshift.providers.openai")
@@ -41,14 +48,7 @@ class OpenAIProvider:
 
     def __init__(self, base_url: str | None = None, **_: Any) -> None:
         self._default_base = base_url or DEFAULT_BASE_URL
-        self._pools: dict[str, Http1Pool] = {}
-
-    def _pool(self, model: ModelConfig) -> Http1Pool:
-        base = model.base_url or self._default_base
-        pool = self._pools.get(base)
-        if pool is None:
-            pool = self._pools[base] = Http1Pool(base)
-        return pool
+        self._pools = UpstreamPools()
 
     def _headers(self, model: ModelConfig, *, stream: bool) -> dict[str, str]:
         headers = {
@@ -64,29 +64,13 @@ class OpenAIProvider:
     async def _post(
         self, model: ModelConfig, body: bytes, *, stream: bool, path: str = "/chat/completions"
     ) -> Http1Response:
-        pool = self._pool(model)
-        try:
-            return await pool.post(
-                path,
-                body,
-                self._headers(model, stream=stream),
-                connect_timeout=model.connect_timeout_s,
-                read_timeout=model.read_timeout_s,
-            )
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"{model.name}: no answer from {pool.host_header} within the timeout",
-                model=model.name,
-            ) from None
-        except OSError as exc:
-            raise UpstreamError(
-                f"{model.name}: cannot reach {pool.host_header}: {exc}", model=model.name
-            ) from None
+        pool = self._pools.get(model.base_url or self._default_base)
+        return await post(pool, path, body, self._headers(model, stream=stream), model)
 
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
         body = orjson.dumps(encode_request(request, model.upstream_model, stream=False))
         response = await self._post(model, body, stream=False)
-        raw = await _read(response, model)
+        raw = await read_all(response, model)
         if response.status != 200:
             raise upstream_error(response.status, raw, model, response.headers)
         data = json_or_none(raw)
@@ -106,7 +90,7 @@ class OpenAIProvider:
         """``POST {base_url}/embeddings`` with the client's body, only ``model`` replaced."""
         payload = orjson.dumps({**body, "model": model.upstream_model})
         response = await self._post(model, payload, stream=False, path="/embeddings")
-        raw = await _read(response, model)
+        raw = await read_all(response, model)
         if response.status != 200:
             raise upstream_error(response.status, raw, model, response.headers)
         data = json_or_none(raw)
@@ -119,9 +103,9 @@ class OpenAIProvider:
         response = await self._post(model, body, stream=True)
         try:
             if response.status != 200:
-                raw = await _read(response, model)
+                raw = await read_all(response, model)
                 raise upstream_error(response.status, raw, model, response.headers)
-            async for event in _events(_chunks(response, model), model, request):
+            async for event in _events(iter_chunks(response, model), model, request):
                 yield event
         finally:
             # Dropping an unfinished response closes its connection, which is what cancels
@@ -129,36 +113,7 @@ class OpenAIProvider:
             response.close()
 
     async def aclose(self) -> None:
-        for pool in self._pools.values():
-            await pool.aclose()
-        self._pools.clear()
-
-
-async def _read(response: Http1Response, model: ModelConfig) -> bytes:
-    try:
-        return await response.read()
-    except TimeoutError:
-        raise UpstreamTimeout(
-            f"{model.name}: the upstream stopped sending mid-response (read timeout)",
-            model=model.name,
-        ) from None
-    except OSError as exc:
-        raise UpstreamError(f"{model.name}: {exc}", model=model.name) from None
-
-
-async def _chunks(response: Http1Response, model: ModelConfig) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.iter_chunks():
-            yield chunk
-    except TimeoutError:
-        raise UpstreamTimeout(
-            f"{model.name}: the upstream stream stalled (no bytes within the read timeout)",
-            model=model.name,
-        ) from None
-    except OSError as exc:
-        raise UpstreamError(
-            f"{model.name}: the upstream stream broke: {exc}", model=model.name
-        ) from None
+        await self._pools.aclose()
 
 
 async def _events(
