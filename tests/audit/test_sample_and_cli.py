@@ -219,3 +219,23 @@ def test_bounded_cache_keeps_recurring_prompts(monkeypatch: pytest.MonkeyPatch) 
     assert auditor.requests == 24
     assert auditor.predictions == 1 + 18  # the recurring prompt was predicted once
     assert len(auditor.cache) + len(auditor._older) <= 2 * 5 + 4
+
+
+def test_batches_in_flight_do_not_change_the_report() -> None:
+    """Workers predict several batches ahead; routing stays in log order, so the report is the
+    same as with one batch in flight (and in one process)."""
+    from gearshift.audit.engine import run_entries
+    from gearshift.audit.report import build_report
+
+    reports = []
+    for workers, ahead in ((1, 1), (2, 1), (2, 4)):
+        stats = ReadStats()
+        entries = list(read_log(str(SAMPLE), stats))
+        auditor = Auditor(propose(["gpt-4o"]), workers=workers)
+        try:
+            run_entries(auditor, entries, batch_size=200, ahead=ahead)
+        finally:
+            auditor.close()
+        reports.append(build_report(auditor, stats, [str(SAMPLE)]))
+    assert reports[0]["prompts_predicted"] < reports[0]["requests"]
+    assert reports[0] == reports[1] == reports[2]

@@ -12,6 +12,7 @@ at or above it is chosen. Context windows are checked against the log's honest t
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,9 @@ DEFAULT_TOLERANCES = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 CACHE_GENERATION = 150_000
 DIFFICULTY_BUCKETS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 MAX_TAG_KEYS = 8
+# Batches staged (sent to the predictor processes) before the oldest is routed: a few batches of
+# slack keep the workers busy through batches with many new prompts.
+PIPELINE_DEPTH = 3
 _UNPRICED_ORDER = 1e300  # an unpriced candidate is chosen only when nothing priced qualifies
 
 
@@ -464,31 +468,34 @@ def run_entries(
     *,
     batch_size: int = 4096,
     on_batch: Callable[[int], None] | None = None,
+    ahead: int = PIPELINE_DEPTH,
 ) -> None:
-    """Feed ``entries`` in batches, one batch ahead: while workers predict batch k+1, this
-    process routes batch k."""
-    ahead: Staged | None = None
+    """Feed ``entries`` in batches, up to ``ahead`` batches ahead: while workers predict the next
+    batches, this process reads and routes. Batches are routed in log order, so the report does
+    not depend on how many are in flight."""
+    staged: deque[Staged] = deque()
 
-    def done(staged: Staged) -> None:
-        auditor.finish(staged)
+    def done() -> None:
+        first = staged.popleft()
+        auditor.finish(first)
         if on_batch is not None:
-            on_batch(len(staged.batch))
+            on_batch(len(first.batch))
+
+    def push(batch: list[LogEntry]) -> None:
+        staged.append(auditor.stage(batch))
+        while len(staged) > max(ahead, 1):
+            done()
 
     batch: list[LogEntry] = []
     for entry in entries:
         batch.append(entry)
         if len(batch) >= batch_size:
-            staged = auditor.stage(batch)
-            if ahead is not None:
-                done(ahead)
-            ahead, batch = staged, []
+            push(batch)
+            batch = []
     if batch:
-        staged = auditor.stage(batch)
-        if ahead is not None:
-            done(ahead)
-        ahead = staged
-    if ahead is not None:
-        done(ahead)
+        push(batch)
+    while staged:
+        done()
 
 
 def merge_skips(auditor: Auditor, stats: ReadStats) -> dict[str, int]:
