@@ -7,6 +7,7 @@ server's loop); the GIL and deque's atomic operations make that safe enough for 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class ThreadedServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.ssl_context: ssl.SSLContext | None = None  # set before start() to serve HTTPS
 
     # -- knobs ---------------------------------------------------------------------------------
 
@@ -74,7 +76,8 @@ class ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -112,7 +115,7 @@ class ThreadedServer:
             self.make_app(), handle_signals=False, access_log=None, shutdown_timeout=0.1
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         assert server is not None
