@@ -16,10 +16,11 @@ handed to the policy's ``settle``, the ledger sink and every observer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
@@ -192,22 +193,10 @@ class Gateway:
     ) -> tuple[ChatResponse, Served]:
         plan = await self._plan(request, ctx)
         record = plan.record
-        try:
+        async with self._failure_recorded(plan, ctx):
             response, model = await self._call_with_fallbacks(
                 plan, lambda provider, model: provider.complete(request, model)
             )
-        except asyncio.CancelledError:
-            self._fail(record, ctx, CLIENT_CLOSED, "client_disconnect", "client disconnected")
-            await self._finish(plan)
-            raise
-        except GearshiftError as exc:
-            self._fail(record, ctx, exc.status, "error", exc.message)
-            await self._finish(plan)
-            raise
-        except Exception as exc:
-            self._fail(record, ctx, 500, "error", _internal(exc))
-            await self._finish(plan)
-            raise
         elapsed = _ms_since(ctx.started)
         record.ttfb_ms = elapsed
         self._succeed(plan, model, response.usage, elapsed)
@@ -217,20 +206,8 @@ class Gateway:
     async def open_stream(self, request: ChatRequest, ctx: RequestContext) -> GatewayStream:
         plan = await self._plan(request, ctx)
         plan.record.stream = True
-        try:
+        async with self._failure_recorded(plan, ctx):
             events, first, model = await self._open_with_fallbacks(plan, request)
-        except asyncio.CancelledError:
-            self._fail(plan.record, ctx, CLIENT_CLOSED, "client_disconnect", "client disconnected")
-            await self._finish(plan)
-            raise
-        except GearshiftError as exc:
-            self._fail(plan.record, ctx, exc.status, "error", exc.message)
-            await self._finish(plan)
-            raise
-        except Exception as exc:
-            self._fail(plan.record, ctx, 500, "error", _internal(exc))
-            await self._finish(plan)
-            raise
         plan.record.ttfb_ms = _ms_since(ctx.started)
         served = Served(plan.record, plan.decision, model.name, model.upstream_model)
         plan.record.served_model = model.name
@@ -251,7 +228,7 @@ class Gateway:
             )
         plan = await self._plan(request, ctx)
         record = plan.record
-        try:
+        async with self._failure_recorded(plan, ctx):
             target = plan.ranked[0]
             if not hasattr(self._by_model[target.name], "embed"):
                 raise InvalidRequest(
@@ -262,18 +239,6 @@ class Gateway:
                 plan,
                 lambda provider, model: provider.embed(body, model),  # type: ignore[attr-defined]
             )
-        except asyncio.CancelledError:
-            self._fail(record, ctx, CLIENT_CLOSED, "client_disconnect", "client disconnected")
-            await self._finish(plan)
-            raise
-        except GearshiftError as exc:
-            self._fail(record, ctx, exc.status, "error", exc.message)
-            await self._finish(plan)
-            raise
-        except Exception as exc:
-            self._fail(record, ctx, 500, "error", _internal(exc))
-            await self._finish(plan)
-            raise
         usage_block = data.get("usage") if isinstance(data, dict) else None
         tokens = int((usage_block or {}).get("prompt_tokens") or 0)
         elapsed = _ms_since(ctx.started)
@@ -281,6 +246,25 @@ class Gateway:
         self._succeed(plan, model, Usage(input_tokens=tokens), elapsed)
         await self._finish(plan)
         return data, Served(record, None, model.name, model.upstream_model)
+
+    @contextlib.asynccontextmanager
+    async def _failure_recorded(self, plan: _Plan, ctx: RequestContext) -> AsyncIterator[None]:
+        """A call that fails (client gone, a gearshift error, or a bug of ours) is recorded on the
+        plan's ledger row and the plan finished, exactly once; the failure then propagates."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            self._fail(plan.record, ctx, CLIENT_CLOSED, "client_disconnect", "client disconnected")
+            await self._finish(plan)
+            raise
+        except GearshiftError as exc:
+            self._fail(plan.record, ctx, exc.status, "error", exc.message)
+            await self._finish(plan)
+            raise
+        except Exception as exc:
+            self._fail(plan.record, ctx, 500, "error", _internal(exc))
+            await self._finish(plan)
+            raise
 
     def _refuse(self, request: ChatRequest, ctx: RequestContext, exc: GearshiftError) -> NoReturn:
         """Record a request refused before planning, then raise its error."""
