@@ -249,7 +249,8 @@ def usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
-def _tool_input(arguments: str) -> Any:
+def tool_input(arguments: str) -> Any:
+    """A client's tool-call arguments (JSON text) as the object this API carries as input."""
     try:
         parsed = orjson.loads(arguments) if arguments.strip() else {}
     except orjson.JSONDecodeError:
@@ -262,7 +263,7 @@ def render_response(response: ChatResponse, message_id: str, model: str) -> dict
         {"type": "text", "text": p.text} for p in response.content if isinstance(p, TextPart)
     ]
     content += [
-        {"type": "tool_use", "id": c.id, "name": c.name, "input": _tool_input(c.arguments)}
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(c.arguments)}
         for c in response.tool_calls
     ]
     return {

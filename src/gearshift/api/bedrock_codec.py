@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from gearshift.api.anthropic_codec import CLIENT_FAULTS
+from gearshift.api.anthropic_codec import CLIENT_FAULTS, tool_input
 from gearshift.api.eventstream import encode_event, encode_exception
 from gearshift.chat import (
     ChatRequest,
@@ -227,14 +227,6 @@ def usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
-def _tool_input(arguments: str) -> Any:
-    try:
-        parsed = orjson.loads(arguments) if arguments.strip() else {}
-    except orjson.JSONDecodeError:
-        return {"_raw_arguments": arguments}
-    return parsed if isinstance(parsed, dict) else {"value": parsed}
-
-
 def router_trace(invoked_model: str | None) -> dict[str, Any]:
     """What Bedrock prompt routers add: which model the router invoked."""
     return {"promptRouter": {"invokedModelId": invoked_model}} if invoked_model else {}
@@ -247,7 +239,7 @@ def render_response(
         {"text": p.text} for p in response.content if isinstance(p, TextPart)
     ]
     content += [
-        {"toolUse": {"toolUseId": c.id, "name": c.name, "input": _tool_input(c.arguments)}}
+        {"toolUse": {"toolUseId": c.id, "name": c.name, "input": tool_input(c.arguments)}}
         for c in response.tool_calls
     ]
     body: dict[str, Any] = {

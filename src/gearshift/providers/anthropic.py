@@ -43,6 +43,7 @@ from gearshift.providers.upstream_http import (
     post,
     priced_stream,
     read_all,
+    tool_input,
 )
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -108,14 +109,6 @@ def _content_blocks(parts: list[ContentPart]) -> list[dict[str, Any]]:
     ]
 
 
-def _tool_input(arguments: str) -> Any:
-    if not arguments.strip():
-        return {}
-    parsed = json_or_none(arguments.encode("utf-8"))
-    # A model can emit invalid JSON arguments; keep them rather than lose the turn.
-    return parsed if isinstance(parsed, dict) else {"_raw_arguments": arguments}
-
-
 def _message_blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
         block: dict[str, Any] = {
@@ -133,7 +126,7 @@ def _message_blocks(message: Message) -> tuple[str, list[dict[str, Any]]]:
                 "type": "tool_use",
                 "id": call.id,
                 "name": call.name,
-                "input": _tool_input(call.arguments),
+                "input": tool_input(call.arguments),
             }
         )
     return ("assistant" if message.role == "assistant" else "user"), blocks

@@ -51,6 +51,7 @@ from gearshift.providers.upstream_http import (
     post,
     priced_stream,
     read_all,
+    tool_input,
 )
 
 STOP_REASONS: dict[str, FinishReason] = {
@@ -112,13 +113,6 @@ def _content_blocks(parts: list[ContentPart]) -> list[dict[str, Any]]:
     return [{"text": p.text} if isinstance(p, TextPart) else _image_block(p) for p in parts]
 
 
-def _tool_input(arguments: str) -> Any:
-    if not arguments.strip():
-        return {}
-    parsed = json_or_none(arguments.encode("utf-8"))
-    return parsed if isinstance(parsed, dict) else {"_raw_arguments": arguments}
-
-
 def _message(message: Message) -> tuple[str, list[dict[str, Any]]]:
     if message.role == "tool":
         result: dict[str, Any] = {
@@ -135,7 +129,7 @@ def _message(message: Message) -> tuple[str, list[dict[str, Any]]]:
                 "toolUse": {
                     "toolUseId": call.id,
                     "name": call.name,
-                    "input": _tool_input(call.arguments),
+                    "input": tool_input(call.arguments),
                 }
             }
         )

@@ -157,6 +157,15 @@ def json_instruction(response_format: dict[str, Any] | None) -> str:
     return ""
 
 
+def tool_input(arguments: str) -> Any:
+    """A tool call's JSON arguments as the object Anthropic and Bedrock expect as its input."""
+    if not arguments.strip():
+        return {}
+    parsed = json_or_none(arguments.encode("utf-8"))
+    # A model can emit invalid JSON arguments; keep them rather than lose the turn.
+    return parsed if isinstance(parsed, dict) else {"_raw_arguments": arguments}
+
+
 def json_or_none(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
