@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from processes import free_port, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = (
     "Our customer says the export to CSV button on the billing page does nothing since "
@@ -43,29 +45,6 @@ PROMPT = (
 
 
 LITELLM_KEY = "sk-" + "5f" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status < 500:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} not up after {timeout}s")
 
 
 def rss_mb(pid: int) -> float:

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,27 +33,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from processes import free_port, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status < 500:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up within {timeout}s")
 
 
 def write_config(directory: Path, provider_port: int, storage: str) -> Path:
@@ -275,8 +256,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"requests": args.requests, "concurrency": args.concurrency}
     try:
         # in threads: the loop must keep serving the PostgreSQL proxy the gateway starts through
-        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{provider_port}/v1/models")
-        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{gateway_port}/healthz")
+        await asyncio.to_thread(
+            wait_http, f"http://127.0.0.1:{provider_port}/v1/models", None, 30.0
+        )
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{gateway_port}/healthz", None, 30.0)
         driver = Driver(f"http://127.0.0.1:{gateway_port}", args.requests, args.concurrency)
         sigterm_at = driver.milestone(int(args.requests * args.sigterm_at))
         outage_task = None
@@ -294,7 +277,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         exit_code = await asyncio.to_thread(gateway.wait, 60)
         drain_s = time.perf_counter() - t0
         gateway = start_gateway(config, gateway_port, log)
-        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{gateway_port}/healthz")
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{gateway_port}/healthz", None, 30.0)
         restart_s = time.perf_counter() - t0
 
         await run

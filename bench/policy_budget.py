@@ -28,12 +28,10 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,32 +39,13 @@ from typing import Any
 import aiohttp
 import yaml
 
+from processes import free_port, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PROMPT = "Summarise the refund policy for annual plans in three bullet points."
 # The fake answers 30 prompt + 12 completion tokens: on "large" that is exactly this much.
 REQUEST_COST = Decimal(30) * 15 / 10**6 + Decimal(12) * 75 / 10**6
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status < 500:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} not up after {timeout}s")
 
 
 def fresh_database(admin_url: str) -> tuple[str, str]:
