@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import random
+import re
+
 from gearshift.chat import ChatRequest, ImagePart, Message, TextPart, Tool
-from gearshift.routing.features import DENSE_NAMES, MAX_TOKENS, extract, extract_text
+from gearshift.routing.features import (
+    _CODE_MARKS,
+    DENSE_NAMES,
+    MAX_TOKENS,
+    _final_question,
+    extract,
+    extract_text,
+)
 
 
 def test_few_shot_block_does_not_change_the_question_features() -> None:
@@ -57,3 +69,53 @@ def test_conversation_structure() -> None:
     assert dense["has_system"] == 1.0 and dense["json_mode"] == 1.0
     assert dense["tools"] > 0 and dense["images"] > 0
     assert "s:terse" in extract(request).tokens
+
+
+def _reference_tokens(text: str) -> set[str]:
+    """The token set by its plain definition (what the fast tokeniser must reproduce)."""
+    words = re.findall(r"[a-z]+|[0-9]+", text.lower())
+    if len(words) > MAX_TOKENS:
+        words = words[: MAX_TOKENS // 4] + words[-(MAX_TOKENS - MAX_TOKENS // 4) :]
+    return set(words) | {a + " " + b for a, b in itertools.pairwise(words)}
+
+
+_FEW_SHOT = ("Answer:", "\nQ:", "\nA:", "Question:", "Example", "Input:", "Output:")
+_PIECES = (
+    *("word ", "Word ", "H2O ", "3x ", "a1b2c3 ", "café ", "naïve ", "12.5 ", "x\u00a0y "),
+    *("\n", "\n\n", ":", " ", ". ", "? ", "- ", "* ", "1.", "2)", "• ", "(A)", "\nB.", "Q", "A"),
+    *("```", "def ", "class ", "=>", ");", "{\n", "</", "print(", "self.", "#include"),
+)
+
+
+def test_fast_paths_match_the_plain_definitions() -> None:
+    rng = random.Random(7)
+    for pieces in (_PIECES, _PIECES + _FEW_SHOT):
+        for size in (0, 3, 40, 200, 700, 2500):
+            for _ in range(10):
+                prompt = text = "".join(rng.choice(pieces) for _ in range(size))
+                question = _final_question(text)
+                shots = sum(text[-3000:].count(m) for m in _FEW_SHOT)
+                if shots >= 3 and len(text) > len(question) + 200:
+                    text = question  # the few-shot rule: only the final question is read
+                    shots = sum(question.count(m) for m in _FEW_SHOT)
+                focus = text if len(text) <= 1301 else text[:300] + "\n" + text[-1000:]
+                lists = sum(
+                    focus.count(m) for m in ("\n- ", "\n* ", "\n• ", "\n1.", "\n2.", "\n3.")
+                )
+                lists += focus.count("\n1)") + focus.count("\n2)")
+                feats = extract_text(prompt)
+                dense = dict(zip(DENSE_NAMES, feats.dense, strict=True))
+                assert feats.tokens == _reference_tokens(focus)
+                assert dense["list_items"] == math.log1p(lists)
+                assert dense["fewshot_marks"] == math.log1p(shots)
+                assert dense["code_marks"] == math.log1p(sum(map(focus.count, _CODE_MARKS)))
+                assert dense["code_fence"] == float("```" in focus)
+                assert dense["newlines"] == math.log1p(focus.count("\n"))
+
+
+def test_tokens_split_letters_from_digits_and_at_non_ascii() -> None:
+    tokens = extract_text("H2O at 3PM, café 12.5 a1b2").tokens
+    assert {"h", "2", "o", "3", "pm", "caf", "12", "5", "a", "1", "b"} <= tokens
+    assert {"h 2", "2 o", "caf 12"} <= tokens
+    many = "ab12" * 400  # past the boundary budget: same tokens by the slower route
+    assert extract_text(many).tokens == _reference_tokens(many[:300] + "\n" + many[-1000:])

@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import pairwise, repeat
+from operator import add
 
 from gearshift.chat import ChatRequest, ImagePart
 
@@ -31,8 +32,15 @@ TAIL_CHARS = 1000
 SYSTEM_CHARS = 300
 FEWSHOT_CHARS = 3000  # few-shot markers are counted in this much of the final turn's tail
 MAX_TOKENS = 200  # per request, after windowing
+HEAD_TOKENS = MAX_TOKENS // 4  # a longer focus text keeps its first and last words
+TAIL_TOKENS = MAX_TOKENS - HEAD_TOKENS
 
-_TOKEN = re.compile(r"[a-z]+|\d+")
+_TOKEN = re.compile(r"[a-z]+|[0-9]+")  # on lower-cased ASCII; see _spaced
+MAX_SPLITS = 64  # letter/digit boundaries spliced in one by one; past this the regex is cheaper
+# bytes.translate tables; bytes.isalpha and bytes.isdigit are ASCII-only, like the token pattern.
+_BYTE = [bytes((b,)) for b in range(256)]
+_FOLD = b"".join(c.lower() if c.isalnum() else b" " for c in _BYTE)
+_CLASS = b"".join(b"a" if c.isalpha() else b"0" if c.isdigit() else b" " for c in _BYTE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 # Code and math marks are counted with ``str.count`` (C speed, whole focus text).
 _CODE_MARKS = (
@@ -60,6 +68,19 @@ _OPERATORS = ("=", "+", "*", "/", "^", "<", ">")
 _CHOICE_MARKS = (*(f"\n{c}{p}" for c in "ABCDE" for p in ".)"), "(A)", "(B)", "(C)")
 _LIST_MARKS = ("\n- ", "\n* ", "\n• ", "\n1.", "\n2.", "\n3.", "\n1)", "\n2)")
 _FEWSHOT_MARKS = ("Answer:", "\nQ:", "\nA:", "Question:", "Example", "Input:", "Output:")
+
+# A substring count that finds nothing still scans the whole text (~1 ns a character and mark);
+# ``char in text`` is a memchr. So a code mark holding a rare character is counted only where that
+# character occurs, and marks bound to a separator (list items after a newline, few-shot labels
+# before a colon) are checked at each separator while those are few.
+_RARE = "`#>;{<("
+_CODE_PLAIN = tuple(m for m in _CODE_MARKS if not set(m) & set(_RARE))
+_CODE_GATED = tuple(
+    (next(c for c in m if c in _RARE), m) for m in _CODE_MARKS if set(m) & set(_RARE)
+)
+_FEWSHOT_STEMS = tuple(m[:-1] for m in _FEWSHOT_MARKS if m.endswith(":"))
+_FEWSHOT_OTHER = tuple(m for m in _FEWSHOT_MARKS if not m.endswith(":"))
+MAX_SEPARATORS = 32  # past this many, counting each mark is cheaper than a check at each one
 
 # Word and phrase cues, matched against the focus text's unigrams and bigrams.
 _CUES: dict[str, tuple[str, ...]] = {
@@ -276,6 +297,72 @@ def _final_question(text: str) -> str:
 _ln = math.log1p
 
 
+def _boundaries(kinds: bytes) -> list[int] | None:
+    """Offsets where a letter run meets a digit run ("h2o", "3x"); None past ``MAX_SPLITS``."""
+    cuts: list[int] = []
+    for pair in (b"a0", b"0a"):
+        at = kinds.find(pair)
+        while at >= 0:
+            if len(cuts) == MAX_SPLITS:
+                return None
+            cuts.append(at + 1)
+            at = kinds.find(pair, at + 1)
+    cuts.sort()
+    return cuts
+
+
+def _list_items(focus: str, newlines: int) -> int:
+    """``_LIST_MARKS`` occurrences: every mark starts with the only newline in it."""
+    if newlines > MAX_SEPARATORS:
+        return sum(map(focus.count, _LIST_MARKS))
+    found = 0
+    at = focus.find("\n")
+    while at >= 0:
+        found += focus.startswith(_LIST_MARKS, at)
+        at = focus.find("\n", at + 1)
+    return found
+
+
+def _fewshot_marks(text: str, start: int) -> int:
+    """``_FEWSHOT_MARKS`` in ``text[start:]``; a label with a colon ends at the only colon in it."""
+    if text.count(":", start) > MAX_SEPARATORS:
+        return sum(map(text.count, _FEWSHOT_MARKS, repeat(start)))
+    found = sum(map(text.count, _FEWSHOT_OTHER, repeat(start)))
+    at = text.find(":", start)
+    while at >= 0:
+        found += text.endswith(_FEWSHOT_STEMS, start, at)
+        at = text.find(":", at + 1)
+    return found
+
+
+def _spaced(text: str) -> str:
+    """The text as its ``_TOKEN`` words, lower-cased and separated by whitespace, for ``split``.
+
+    Every non-ASCII character separates words. ``_TOKEN.findall`` costs ~50 ns a character, most
+    of a long prompt's features; two ``bytes.translate`` passes and ``split`` cost a few.
+    """
+    raw = text.encode("ascii", "replace")
+    folded = raw.translate(_FOLD)
+    cuts = _boundaries(raw.translate(_CLASS))
+    if cuts is None:
+        return " ".join(_TOKEN.findall(folded.decode("ascii")))
+    if cuts:
+        folded = b" ".join(folded[i:j] for i, j in pairwise((0, *cuts, len(folded))))
+    return folded.decode("ascii")
+
+
+def _ends(spaced: str) -> list[str]:
+    """The words of ``spaced``, only the first ``HEAD_TOKENS`` and last ``TAIL_TOKENS`` if longer.
+
+    ``maxsplit`` leaves the middle as one string instead of making words that are dropped.
+    """
+    head = spaced.split(maxsplit=HEAD_TOKENS)
+    if len(head) <= HEAD_TOKENS:
+        return head
+    rest = head.pop()
+    return head + rest.rsplit(maxsplit=TAIL_TOKENS)[-TAIL_TOKENS:]
+
+
 def _kind(
     code: int,
     latex: int,
@@ -317,37 +404,37 @@ def extract_text(
 ) -> Features:
     """Features of a prompt given as text plus a few facts about its conversation."""
     question = _final_question(last_user)
-    tail = last_user[-FEWSHOT_CHARS:]
+    fewshot = _fewshot_marks(last_user, max(0, len(last_user) - FEWSHOT_CHARS))
     # A few-shot prompt (worked examples, then the real question): every feature reads the final
     # question only, so the examples' length and words do not make an easy question look hard.
-    if len(last_user) > len(question) + 200 and sum(map(tail.count, _FEWSHOT_MARKS)) >= 3:
+    if len(last_user) > len(question) + 200 and fewshot >= 3:
         if total_chars is not None:
             total_chars -= len(last_user) - len(question)
         last_user = question
-        tail = question
+        fewshot = _fewshot_marks(question, 0)
     focus = focus_window(last_user)
-    lowered = focus.lower()
-    tokens = _TOKEN.findall(lowered)
-    if len(tokens) > MAX_TOKENS:
-        tokens = tokens[: MAX_TOKENS // 4] + tokens[-(MAX_TOKENS - MAX_TOKENS // 4) :]
-    grams = tokens + [a + " " + b for a, b in pairwise(tokens)]
+    tokens = _ends(_spaced(focus))
+    distinct = set(tokens)
+    distinct.update(map(" ".join, pairwise(tokens)))
     if system:
-        grams += ["s:" + t for t in _TOKEN.findall(system[:SYSTEM_CHARS].lower())]
+        distinct.update(map(add, repeat("s:"), _spaced(system[:SYSTEM_CHARS]).split()))
 
-    distinct = set(grams)
     cues = [0] * len(_CUE_NAMES)
     for g in _CUE_INDEX.keys() & distinct:  # distinct cue words present (C-speed intersection)
         for j in _CUE_INDEX[g]:
             cues[j] += 1
     reasoning, constraints, long_out, short_out, extraction, writing, roleplay, math_words = cues
-    code = sum(map(focus.count, _CODE_MARKS))
+    code = sum(map(focus.count, _CODE_PLAIN)) + sum(
+        [focus.count(mark) for char, mark in _CODE_GATED if char in focus]
+    )
+    newlines = focus.count("\n")
     latex = sum(map(question.count, _LATEX_MARKS))
     found = _NUMBER.findall(question)
     numbers = len(found)
     choices = sum(map(question.count, _CHOICE_MARKS))
-    fewshot = sum(map(tail.count, _FEWSHOT_MARKS))
     q_words = question.count(" ") + 1
     n_focus = len(focus) or 1
+    n_ascii = len(focus) if focus.isascii() else len(focus.encode("ascii", "ignore"))
     dense = [
         _ln(total_chars if total_chars is not None else len(last_user) + len(system)),
         _ln(len(last_user)),
@@ -358,13 +445,13 @@ def extract_text(
         1.0 if system else 0.0,
         _ln(len(system)),
         _ln(code),
-        float(focus.count("```") > 0),
+        float("`" in focus and "```" in focus),
         _ln(latex),
         _ln(math_words),
         _ln(numbers),
         _ln(sum(map(question.count, _OPERATORS))),
         _ln(question.count("?")),
-        _ln(sum(map(focus.count, _LIST_MARKS))),
+        _ln(_list_items(focus, newlines)),
         _ln(constraints),
         _ln(reasoning),
         _ln(long_out),
@@ -374,8 +461,8 @@ def extract_text(
         _ln(roleplay),
         _ln(choices),
         _ln(fewshot),
-        _ln(focus.count("\n")),
-        (n_focus - len(focus.encode("ascii", "ignore"))) / n_focus,
+        _ln(newlines),
+        (n_focus - n_ascii) / n_focus,
         _ln(tools),
         _ln(images),
         1.0 if json_mode else 0.0,
