@@ -62,7 +62,7 @@ def default_router_cv(data: Path, folds: int) -> dict[str, Any]:
     rows, digest = load_rows([data])
     dd = difficulty_data(rows)
     feats = featurize(dd.rows)
-    _, report = cross_validate(
+    _, report, _ = cross_validate(
         dd,
         feats,
         TrainOptions(folds=folds, c=DEFAULT_C),

@@ -241,6 +241,7 @@ def test_convert_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert rows[1]["scores"] == {"weak-m": 0.0, "strong-m": 1.0}
     assert rows[2]["scores"] == {"flash": 1.0, "haiku": 0.0}
     assert rows[2]["costs"] == {"flash": 0.001, "haiku": 0.001}
+    assert [r["category"] for r in rows] == ["mmlu/demo", "mmlu/demo", "routerarena/X"]
     assert main(["convert", str(tmp_path / "nothing"), "--out", str(out)]) == 1
     assert "does not exist" in capsys.readouterr().err
 

@@ -23,6 +23,8 @@ def test_bundled_model_and_provenance() -> None:
     meta = predictor.model.meta
     assert meta["kind"] == "difficulty"
     assert set(meta["cv"]) == {"mmlu", "gsm8k", "routerarena"}
+    domain = predictor.model.domain
+    assert domain is not None and len(domain.domains) > 60  # MMLU subjects, tasks, GSM8K
     summary = json.loads((BUNDLED / DEFAULT_MODEL_FILE.replace(".npz", ".json")).read_text())
     assert summary["data_sha256"] == meta["data_sha256"]
     assert summary["rows"] == 16170
@@ -47,6 +49,9 @@ def test_convert_shared_data_counts() -> None:
         by_source[src] = by_source.get(src, 0) + 1
     assert by_source == {"mmlu": 14042, "gsm8k": 1319, "routerarena": 809}
     assert all(len(r["scores"]) == 2 and len(r["costs"]) == 2 for r in rows)
+    categories = {r["category"] for r in rows}
+    assert len([c for c in categories if c.startswith("mmlu/")]) == 57
+    assert "gsm8k" in categories and "routerarena/WMT19-zh-en" in categories
 
 
 def test_build_default_on_crafted_data(tmp_path: Path) -> None:

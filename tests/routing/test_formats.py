@@ -60,6 +60,7 @@ def test_reads_rows_and_content_shapes(tmp_path: Path) -> None:
             '{"id": "x", "messages": [{"role": "robot", "content": "hi"}], "scores": {"m": 1}}',
             "unknown role",
         ),
+        ('{"id": "x", "prompt": "p", "scores": {"m": 1}, "category": 3}', "'category' must be"),
     ],
 )
 def test_bad_lines_name_their_line(tmp_path: Path, line: str, message: str) -> None:
@@ -81,3 +82,12 @@ def test_empty_and_missing_files(tmp_path: Path) -> None:
 def test_scores_optional_for_scoring(tmp_path: Path) -> None:
     path = _write(tmp_path, json.dumps({"id": "x", "prompt": "p"}) + "\n")
     assert read_labelled(path, need_scores=False)[0].scores == {}
+
+
+def test_category_is_read_and_optional(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": "a", "prompt": "p", "scores": {"m": 1}, "category": "mmlu/anatomy"}),
+        json.dumps({"id": "b", "prompt": "q", "scores": {"m": 0}}),
+    ]
+    rows = read_labelled(_write(tmp_path, "\n".join(lines) + "\n"))
+    assert [r.category for r in rows] == ["mmlu/anatomy", ""]

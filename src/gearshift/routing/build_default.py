@@ -63,6 +63,7 @@ class DifficultyData:
     strong: list[str]
     sources: list[str]
     weights: FloatArray  # per row: each source weighs as much as SOURCE_WEIGHT_CAP rows at most
+    domains: list[str]  # per row: its category label, else its source (for the domain prior)
 
     def pair_scores(self, idx: Sequence[int]) -> tuple[FloatArray, FloatArray]:
         w = np.asarray([self.rows[i].scores[self.weak[i]] for i in idx])
@@ -111,6 +112,7 @@ def difficulty_data(rows: Sequence[LabelledRow]) -> DifficultyData:
         strong=[strong[i] for i in keep],
         sources=sources,
         weights=weights,
+        domains=[r.category or src for r, src in zip(kept, sources, strict=True)],
     )
 
 
@@ -131,7 +133,11 @@ def load_rows(data: Sequence[str | Path]) -> tuple[list[LabelledRow], str]:
             digest.update(json.dumps(obj, sort_keys=True).encode())
             rows.append(
                 LabelledRow(
-                    str(obj["id"]), row_to_request(obj), obj["scores"], obj.get("costs", {})
+                    str(obj["id"]),
+                    row_to_request(obj),
+                    obj["scores"],
+                    obj.get("costs", {}),
+                    str(obj.get("category", "")),
                 )
             )
     return rows, digest.hexdigest()
@@ -139,24 +145,40 @@ def load_rows(data: Sequence[str | Path]) -> tuple[list[LabelledRow], str]:
 
 def cross_validate(
     dd: DifficultyData, feats: Sequence[Features], options: TrainOptions, log: Any = None
-) -> tuple[FloatArray, dict[str, Any]]:
-    """Out-of-fold difficulty scores and the per-source APGR / CPT they give (RouteLLM's way)."""
+) -> tuple[FloatArray, dict[str, Any], list[float]]:
+    """Out-of-fold scores of head + domain prior, the blend fitted on them, and per-source
+    APGR / CPT (RouteLLM's way) of the blend and of the head alone."""
+    from gearshift.routing.domain import fit_domain_prior
     from gearshift.routing.metrics import apgr, cpt, pair_curve
-    from gearshift.routing.train import kfold_predict
+    from gearshift.routing.train import fold_ids, kfold_predict
 
-    oof = kfold_predict(
+    head = kfold_predict(
         feats,
         dd.target[:, None],
         options,
         groups=dd.sources,
         weights=dd.weights[:, None],
         progress=log,
-    )
+    )[:, 0]
+    prior = np.zeros(len(feats))
+    fold = fold_ids(len(feats), options.folds, options.seed, dd.sources)  # kfold_predict's folds
+    for k in range(options.folds):
+        train = np.flatnonzero(fold != k).tolist()
+        test = np.flatnonzero(fold == k).tolist()
+        domain = fit_domain_prior(
+            [feats[i] for i in train],
+            [dd.domains[i] for i in train],
+            dd.target[train],
+            dd.weights[train],
+        )
+        prior[test] = domain.expected_gains([feats[i] for i in test])
+    blend = fit_blend(head, prior, dd.target, dd.weights)
+    oof = _sigmoid_blend(blend, head, prior)
     report: dict[str, Any] = {}
     for src in sorted(set(dd.sources)):
         idx = [i for i, s in enumerate(dd.sources) if s == src]
         w, s = dd.pair_scores(idx)
-        curve = pair_curve(oof[idx, 0], w, s)
+        curve = pair_curve(oof[idx], w, s)
         report[src] = {
             "rows": len(idx),
             "weak": dd.weak[idx[0]],
@@ -164,10 +186,42 @@ def cross_validate(
             "apgr": round(apgr(curve), 4),
             "cpt50": round(cpt(curve, 0.5), 4),
             "cpt80": round(cpt(curve, 0.8), 4),
+            "apgr_head_only": round(apgr(pair_curve(head[idx], w, s)), 4),
         }
         if log:
             log(f"{options.folds}-fold CV {src}: {report[src]}")
-    return oof, report
+    return oof, report, blend
+
+
+def _logit(p: FloatArray) -> FloatArray:
+    q = np.clip(p, 1e-4, 1 - 1e-4)
+    out: FloatArray = np.log(q / (1 - q))
+    return out
+
+
+def fit_blend(
+    head: FloatArray, prior: FloatArray, target: FloatArray, weights: FloatArray
+) -> list[float]:
+    """[a, b, c] of ``a·logit(head) + b·logit(prior) + c``: a logistic fit to the soft target
+    on out-of-fold scores (two inputs and plenty of rows: barely regularised)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.stack([_logit(head), _logit(prior)], axis=1)
+    n = len(target)
+    model = LogisticRegression(C=100.0, max_iter=1000)
+    model.fit(
+        np.vstack([x, x]),
+        np.concatenate([np.ones(n, int), np.zeros(n, int)]),
+        sample_weight=np.concatenate([weights * target, weights * (1 - target)]),
+    )
+    a, b = (float(v) for v in model.coef_[0])
+    return [a, b, float(model.intercept_[0])]
+
+
+def _sigmoid_blend(blend: list[float], head: FloatArray, prior: FloatArray) -> FloatArray:
+    a, b, c = blend
+    out: FloatArray = 1.0 / (1.0 + np.exp(-(a * _logit(head) + b * _logit(prior) + c)))
+    return out
 
 
 def build(
@@ -179,6 +233,7 @@ def build(
     c: float = DEFAULT_C,
     log: Any = print,
 ) -> dict[str, Any]:
+    from gearshift.routing.domain import fit_domain_prior
     from gearshift.routing.train import TrainOptions, featurize, fit_text_model
 
     started = time.time()
@@ -187,7 +242,7 @@ def build(
     log(f"build_default: {len(dd.rows)} rows from {sorted(set(dd.sources))}; featurizing")
     feats = featurize(dd.rows)
     options = TrainOptions(folds=folds, seed=seed, c=c)
-    oof, report = cross_validate(dd, feats, options, log)
+    oof, report, blend = cross_validate(dd, feats, options, log)
     meta = {
         "kind": "difficulty",
         "target": "fit (strong - weak + 1) / 2; calibrated to P(strong right and weak wrong)",
@@ -203,20 +258,28 @@ def build(
             "max_vocab": options.max_vocab,
         },
         "cv": report,
+        "blend": blend,
     }
     model = fit_text_model(
         feats,
         dd.target[:, None],
         ["difficulty"],
         options,
-        oof=oof,
+        oof=oof[:, None],
         weights=dd.weights[:, None],
         meta=meta,
         calibration_targets=dd.needed[:, None],
     )
+    model.domain = fit_domain_prior(feats, dd.domains, dd.target, dd.weights)
+    model.blend = blend
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / DEFAULT_MODEL_FILE)
-    summary = {**meta, "vocab": len(model.vocab), "seconds": round(time.time() - started, 1)}
+    summary = {
+        **meta,
+        "vocab": len(model.vocab),
+        "domains": len(model.domain.domains),
+        "seconds": round(time.time() - started, 1),
+    }
     (out / DEFAULT_MODEL_FILE.replace(".npz", ".json")).write_text(
         json.dumps(summary, indent=2) + "\n", encoding="utf-8"
     )

@@ -108,6 +108,7 @@ def convert_routellm_csv(
                 costs[m] = round((p_tokens * price[0] + out * price[1]) / 1e6, 10)
             yield {
                 "id": f"{prefix}/{n}",
+                "category": prefix,
                 "messages": [{"role": "user", "content": prompt}],
                 "scores": scores,
                 "costs": costs,
@@ -137,6 +138,8 @@ def convert_routerarena(files: list[Path]) -> Iterator[dict[str, Any]]:
                 if row is None:
                     row = {
                         "id": f"routerarena/{gid}",
+                        # global_index is "<category>_<n>"
+                        "category": "routerarena/" + gid.rsplit("_", 1)[0],
                         "messages": [{"role": "user", "content": str(rec.get("question", ""))}],
                         "scores": {},
                         "costs": {},

@@ -27,6 +27,7 @@ class LabelledRow:
     request: ChatRequest
     scores: dict[str, float] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)
+    category: str = ""  # optional domain label (an exam subject, a task category)
 
 
 def _fail(source: str, line: int, message: str) -> InvalidRequest:
@@ -133,8 +134,11 @@ def iter_rows(
                 raise _fail(source, lineno, str(exc)) from None
             if need_scores and not scores:
                 raise _fail(source, lineno, "row has no 'scores' (model -> quality in [0, 1])")
+            category = obj.get("category", "")
+            if not isinstance(category, str):
+                raise _fail(source, lineno, "'category' must be a string")
             seen += 1
-            yield LabelledRow(str(obj.get("id", lineno)), request, scores, costs)
+            yield LabelledRow(str(obj.get("id", lineno)), request, scores, costs, category)
     finally:
         if stream is None:
             fh.close()

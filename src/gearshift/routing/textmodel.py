@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gearshift.errors import ConfigError
+from gearshift.routing.domain import GAIN_CLIP, DomainPrior, gain_logit
 from gearshift.routing.features import DENSE_NAMES, Features
 
 __all__ = ["FORMAT_VERSION", "TextModel"]
@@ -51,6 +52,10 @@ class TextModel:
     calib_x: list[list[float]] = field(default_factory=list)  # per head, increasing knots
     calib_y: list[list[float]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    # Default router only: a domain prior whose logit is blended with the head's before
+    # calibration, z = blend[0]·z_head + blend[1]·logit(expected gain) + blend[2].
+    domain: DomainPrior | None = None
+    blend: list[float] = field(default_factory=list)
     _fast: _FastHead | None = field(default=None, repr=False, compare=False)
 
     # ---- scoring -------------------------------------------------------------------------
@@ -63,7 +68,15 @@ class TextModel:
             z += self.token_weights[idx].sum(axis=0)
         d = (np.asarray(features.dense, dtype=np.float64) - self.dense_mean) / self.dense_scale
         z += d @ self.dense_weights
+        if self.domain is not None:
+            z = self._blended(z, self.domain.expected_gain(features.tokens))
         return z
+
+    def _blended(self, z: Any, gain: Any) -> Any:
+        """The head's logit(s) blended with the domain prior's (scalars or arrays alike)."""
+        g = np.clip(gain, GAIN_CLIP, 1 - GAIN_CLIP)
+        a, b, c = self.blend
+        return a * z + b * np.log(g / (1 - g)) + c
 
     def predict(self, features: Features) -> list[float]:
         """Calibrated probability per head."""
@@ -79,6 +92,9 @@ class TextModel:
         weights = fast.weights
         z = fast.bias + sum(map(weights.__getitem__, weights.keys() & features.tokens))
         z += sum(map(operator.mul, features.dense, fast.dense))
+        if self.domain is not None:
+            a, b, c = self.blend
+            z = a * z + b * gain_logit(self.domain.expected_gain(features.tokens)) + c
         p = 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
         if fast.calib_x:
             p = _interp(p, fast.calib_x, fast.calib_y) * (1 - RAW_SHARE) + RAW_SHARE * p
@@ -101,6 +117,8 @@ class TextModel:
             np.add.at(z, np.asarray(rows), self.token_weights[np.asarray(cols)])
         dense = np.asarray([f.dense for f in batch], dtype=np.float64)
         z += ((dense - self.dense_mean) / self.dense_scale) @ self.dense_weights
+        if self.domain is not None:
+            z = self._blended(z, self.domain.expected_gains(batch)[:, None])
         p = _sigmoid(z)
         for j in range(h):
             if self.calib_x and self.calib_x[j]:
@@ -130,6 +148,17 @@ class TextModel:
             calib_x=self.calib_x,
             calib_y=self.calib_y,
         )
+        extra: dict[str, Any] = {}
+        if self.domain is not None:
+            d = self.domain
+            meta.update(blend=self.blend, domains=d.domains)
+            extra = {
+                "domain_vocab": np.asarray(sorted(d.vocab, key=d.vocab.__getitem__), dtype=np.str_),
+                # float16 keeps log-likelihoods to ~0.01 nats and halves the file
+                "domain_log_likelihood": d.log_likelihood.astype(np.float16),
+                "domain_log_prior": d.log_prior,
+                "domain_gains": d.gains,
+            }
         with open(path, "wb") as fh:
             np.savez_compressed(
                 fh,
@@ -140,6 +169,7 @@ class TextModel:
                 dense_weights=self.dense_weights,
                 bias=self.bias,
                 meta=np.asarray(json.dumps(meta)),
+                **extra,
             )
 
     @classmethod
@@ -160,6 +190,15 @@ class TextModel:
                     calib_y=meta.get("calib_y", []),
                     meta=meta,
                 )
+                if "domain_vocab" in data.files:
+                    model.domain = DomainPrior(
+                        domains=list(meta["domains"]),
+                        vocab={w: i for i, w in enumerate(data["domain_vocab"].tolist())},
+                        log_likelihood=data["domain_log_likelihood"].astype(np.float32),
+                        log_prior=data["domain_log_prior"].astype(np.float64),
+                        gains=data["domain_gains"].astype(np.float64),
+                    )
+                    model.blend = [float(v) for v in meta["blend"]]
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigError(f"cannot load router model {path}: {exc}") from None
         if meta.get("format_version") != FORMAT_VERSION:
