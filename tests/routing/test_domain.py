@@ -76,3 +76,14 @@ def test_model_with_domain_prior_round_trips(tmp_path: Path) -> None:
     for f, b in zip(feats, batch, strict=True):
         assert model.predict(f)[0] == pytest.approx(float(b), abs=1e-9)
     assert batch[0] > batch[1]  # the chemistry prompt is the harder one
+
+
+def test_implausible_domains_are_not_trained_on() -> None:
+    from gearshift.routing.build_default import implausible_domains
+
+    # "broken": the stronger model is far below the weaker one over 60 rows (a grading fault);
+    # "hard" and "small" are plausible (a small gap, or too few rows to judge)
+    domains = ["broken"] * 60 + ["hard"] * 60 + ["small"] * 10
+    weak = np.asarray([1.0] * 30 + [0.0] * 30 + [0.0] * 60 + [1.0] * 10)
+    strong = np.asarray([0.0] * 60 + [1.0] * 60 + [0.0] * 10)
+    assert implausible_domains(domains, weak, strong) == {"broken"}

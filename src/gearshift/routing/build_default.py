@@ -43,6 +43,7 @@ __all__ = [
     "build",
     "cross_validate",
     "difficulty_data",
+    "implausible_domains",
     "load_rows",
     "main",
 ]
@@ -64,6 +65,7 @@ class DifficultyData:
     sources: list[str]
     weights: FloatArray  # per row: each source weighs as much as SOURCE_WEIGHT_CAP rows at most
     domains: list[str]  # per row: its category label, else its source (for the domain prior)
+    excluded: list[str]  # domains not trained on (weight 0): see implausible_domains
 
     def pair_scores(self, idx: Sequence[int]) -> tuple[FloatArray, FloatArray]:
         w = np.asarray([self.rows[i].scores[self.weak[i]] for i in idx])
@@ -104,6 +106,9 @@ def difficulty_data(rows: Sequence[LabelledRow]) -> DifficultyData:
     sources = [source_of(r.id) for r in kept]
     counts = {src: sources.count(src) for src in set(sources)}
     weights = np.asarray([min(1.0, SOURCE_WEIGHT_CAP / counts[src]) for src in sources])
+    domains = [r.category or src for r, src in zip(kept, sources, strict=True)]
+    excluded = implausible_domains(domains, w, s)
+    weights[[d in excluded for d in domains]] = 0.0
     return DifficultyData(
         rows=kept,
         target=(s - w + 1.0) / 2.0,
@@ -112,8 +117,36 @@ def difficulty_data(rows: Sequence[LabelledRow]) -> DifficultyData:
         strong=[strong[i] for i in keep],
         sources=sources,
         weights=weights,
-        domains=[r.category or src for r, src in zip(kept, sources, strict=True)],
+        domains=domains,
+        excluded=sorted(excluded),
     )
+
+
+# A domain whose stronger model scores this much below its weaker one, over at least
+# IMPLAUSIBLE_MIN_ROWS rows, is not trained on (it is still scored in every report).
+IMPLAUSIBLE_GAP = 0.15
+IMPLAUSIBLE_MIN_ROWS = 50
+
+
+def implausible_domains(domains: Sequence[str], weak: FloatArray, strong: FloatArray) -> set[str]:
+    """Domains whose labels describe the grader rather than the prompts.
+
+    The stronger model is the one with the higher mean over the whole data set; a sizeable
+    domain where it falls far below the weaker one points at broken grading. The case in
+    ../shared/data: MMLU high_school_mathematics, where GPT-4 is "right" on 3% of 270 questions
+    (chance is 25%) and Mixtral on 32%. Learning from it teaches the router that mathematics
+    does not need a strong model, the opposite of GSM8K and RouterArena's math categories, and
+    the opposite of what a held-out math set will show.
+    """
+    by_domain: dict[str, list[int]] = {}
+    for i, d in enumerate(domains):
+        by_domain.setdefault(d, []).append(i)
+    return {
+        d
+        for d, idx in by_domain.items()
+        if len(idx) >= IMPLAUSIBLE_MIN_ROWS
+        and float(strong[idx].mean() - weak[idx].mean()) < -IMPLAUSIBLE_GAP
+    }
 
 
 def load_rows(data: Sequence[str | Path]) -> tuple[list[LabelledRow], str]:
@@ -163,7 +196,7 @@ def cross_validate(
     prior = np.zeros(len(feats))
     fold = fold_ids(len(feats), options.folds, options.seed, dd.sources)  # kfold_predict's folds
     for k in range(options.folds):
-        train = np.flatnonzero(fold != k).tolist()
+        train = np.flatnonzero((fold != k) & (dd.weights > 0)).tolist()
         test = np.flatnonzero(fold == k).tolist()
         domain = fit_domain_prior(
             [feats[i] for i in train],
@@ -250,6 +283,7 @@ def build(
         "data": [str(d) for d in data],
         "data_sha256": digest,
         "source_weight_cap": SOURCE_WEIGHT_CAP,
+        "excluded_domains": dd.excluded,
         "options": {
             "folds": folds,
             "seed": seed,
@@ -270,7 +304,13 @@ def build(
         meta=meta,
         calibration_targets=dd.needed[:, None],
     )
-    model.domain = fit_domain_prior(feats, dd.domains, dd.target, dd.weights)
+    trained = np.flatnonzero(dd.weights > 0).tolist()
+    model.domain = fit_domain_prior(
+        [feats[i] for i in trained],
+        [dd.domains[i] for i in trained],
+        dd.target[trained],
+        dd.weights[trained],
+    )
     model.blend = blend
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / DEFAULT_MODEL_FILE)
