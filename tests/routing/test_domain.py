@@ -87,3 +87,40 @@ def test_implausible_domains_are_not_trained_on() -> None:
     weak = np.asarray([1.0] * 30 + [0.0] * 30 + [0.0] * 60 + [1.0] * 10)
     strong = np.asarray([0.0] * 60 + [1.0] * 60 + [0.0] * 10)
     assert implausible_domains(domains, weak, strong) == {"broken"}
+
+
+def test_zero_weight_rows_are_left_out_of_the_prior() -> None:
+    texts = CHEMISTRY * 5 + GREETINGS * 5
+    domains = ["chemistry"] * 20 + ["greetings"] * 20
+    target = np.asarray([0.9] * 20 + [0.1] * 20)
+    weights = np.asarray([1.0] * 20 + [0.0] * 20)
+    prior = fit_domain_prior(_feats(texts), domains, target, weights)
+    assert prior.domains == ["chemistry"]
+    assert "hello" not in prior.vocab  # a greetings-only gram: its rows were not counted
+
+
+def test_inconsistent_domain_arrays_are_a_clear_error(tmp_path: Path) -> None:
+    from gearshift.errors import ConfigError
+    from gearshift.routing.build_default import build
+    from gearshift.routing.predictors import DEFAULT_MODEL_FILE
+
+    rows = [
+        {
+            "id": f"crafted/{i}",
+            "category": "chemistry" if i % 2 else "greetings",
+            "messages": [{"role": "user", "content": (CHEMISTRY + GREETINGS)[i % 8]}],
+            "scores": {"weak": float(i % 3 == 0), "strong": 1.0},
+        }
+        for i in range(40)
+    ]
+    data = tmp_path / "crafted.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build([data], tmp_path / "router", folds=3, log=lambda _m: None)
+    path = tmp_path / "router" / DEFAULT_MODEL_FILE
+    with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    arrays["domain_gains"] = arrays["domain_gains"][:1]  # one gain for two domains
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    with pytest.raises(ConfigError, match="inconsistent domain prior"):
+        TextModel.load(path)

@@ -131,8 +131,9 @@ IMPLAUSIBLE_MIN_ROWS = 50
 def implausible_domains(domains: Sequence[str], weak: FloatArray, strong: FloatArray) -> set[str]:
     """Domains whose labels describe the grader rather than the prompts.
 
-    The stronger model is the one with the higher mean over the whole data set; a sizeable
-    domain where it falls far below the weaker one points at broken grading. The case in
+    The stronger model is the one with the higher mean over all rows scoring the same model
+    pair (``difficulty_data``); a sizeable domain where it falls far below the weaker one points
+    at broken grading. The case in
     ../shared/data: MMLU high_school_mathematics, where GPT-4 is "right" on 3% of 270 questions
     (chance is 25%) and Mixtral on 32%. Learning from it teaches the router that mathematics
     does not need a strong model, the opposite of GSM8K and RouterArena's math categories, and

@@ -68,7 +68,16 @@ def fit_domain_prior(
     vocab_size: int = VOCAB_SIZE,
     alpha: float = ALPHA,
 ) -> DomainPrior:
-    """Naive Bayes over distinct grams; each domain's gain is its (weighted) mean target."""
+    """Naive Bayes over distinct grams; each domain's gain is its (weighted) mean target.
+
+    Rows of weight 0 (labels not to be trained on) are left out entirely, counts included.
+    """
+    if weights is not None:
+        kept = [i for i, w in enumerate(weights) if w > 0]
+        feats = [feats[i] for i in kept]
+        domains = [domains[i] for i in kept]
+        target = np.asarray(target)[kept]
+        weights = np.asarray(weights)[kept]
     sizes = Counter(domains)
     labels = [d if sizes[d] >= MIN_DOMAIN_ROWS else OTHER for d in domains]
     names = sorted(set(labels))

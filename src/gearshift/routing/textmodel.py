@@ -72,11 +72,12 @@ class TextModel:
             z = self._blended(z, self.domain.expected_gain(features.tokens))
         return z
 
-    def _blended(self, z: Any, gain: Any) -> Any:
-        """The head's logit(s) blended with the domain prior's (scalars or arrays alike)."""
+    def _blended(self, z: FloatArray, gain: FloatArray | float) -> FloatArray:
+        """The head's logits blended with the domain prior's (one prompt or a batch)."""
         g = np.clip(gain, GAIN_CLIP, 1 - GAIN_CLIP)
         a, b, c = self.blend
-        return a * z + b * np.log(g / (1 - g)) + c
+        out: FloatArray = a * z + b * np.log(g / (1 - g)) + c
+        return out
 
     def predict(self, features: Features) -> list[float]:
         """Calibrated probability per head."""
@@ -199,6 +200,15 @@ class TextModel:
                         gains=data["domain_gains"].astype(np.float64),
                     )
                     model.blend = [float(v) for v in meta["blend"]]
+                    d = model.domain
+                    shape = (len(d.vocab), len(d.domains))
+                    if (
+                        len(model.blend) != 3
+                        or d.log_likelihood.shape != shape
+                        or d.log_prior.shape != shape[1:]
+                        or d.gains.shape != shape[1:]
+                    ):
+                        raise ValueError("inconsistent domain prior arrays")
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigError(f"cannot load router model {path}: {exc}") from None
         if meta.get("format_version") != FORMAT_VERSION:
