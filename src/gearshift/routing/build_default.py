@@ -222,6 +222,10 @@ def cross_validate(
             "cpt80": round(cpt(curve, 0.8), 4),
             "apgr_head_only": round(apgr(pair_curve(head[idx], w, s)), 4),
         }
+        trained = [i for i in idx if dd.weights[i] > 0]
+        if len(trained) < len(idx):  # the source has an excluded domain: also without its rows
+            tw, ts = dd.pair_scores(trained)
+            report[src]["apgr_without_excluded"] = round(apgr(pair_curve(oof[trained], tw, ts)), 4)
         if log:
             log(f"{options.folds}-fold CV {src}: {report[src]}")
     return oof, report, blend

@@ -37,6 +37,12 @@ VOCAB_SIZE = 4_000
 ALPHA = 0.03  # additive smoothing of the per-domain gram frequencies (chosen by 5-fold CV)
 MIN_DOMAIN_ROWS = 10  # rarer domains are pooled into one, so each class has a usable estimate
 OTHER = "(other)"
+# Naive Bayes counts every gram as independent evidence, but a prompt's bigrams repeat its
+# unigrams, so posteriors come out far too sure: two first-person words put a help-desk question
+# in MMLU's moral scenarios at 97%. Dividing the summed log-likelihoods by 3 keeps domain
+# evidence from long prompts decisive and lets a few stray words count for little; 5-fold CV is
+# unchanged (MMLU -0.0004, GSM8K +0.0007, RouterArena +0.005 against 1).
+TEMPERATURE = 3.0
 GAIN_CLIP = 1e-4
 
 
@@ -47,15 +53,21 @@ class DomainPrior:
     log_likelihood: npt.NDArray[np.float32]  # (V, K): log P(gram | domain)
     log_prior: FloatArray  # (K,)
     gains: FloatArray  # (K,): mean training target of each domain
+    temperature: float = 1.0  # divides the summed log-likelihoods (see TEMPERATURE)
 
     def expected_gain(self, tokens: set[str]) -> float:
         vocab = self.vocab
         idx = [vocab[g] for g in vocab.keys() & tokens]
-        z = self.log_prior + self.log_likelihood[idx].sum(axis=0) if idx else self.log_prior
+        z = (
+            self.log_prior + self.log_likelihood[idx].sum(axis=0) / self.temperature
+            if idx
+            else self.log_prior
+        )
         p = np.exp(z - z.max())
         return float(p.dot(self.gains) / p.sum())
 
     def expected_gains(self, batch: Sequence[Features]) -> FloatArray:
+        # a per-prompt loop: gathering all hits and np.add.reduceat measured 1.7x slower
         return np.asarray([self.expected_gain(f.tokens) for f in batch], dtype=np.float64)
 
 
@@ -67,6 +79,7 @@ def fit_domain_prior(
     *,
     vocab_size: int = VOCAB_SIZE,
     alpha: float = ALPHA,
+    temperature: float = TEMPERATURE,
 ) -> DomainPrior:
     """Naive Bayes over distinct grams; each domain's gain is its (weighted) mean target.
 
@@ -107,6 +120,7 @@ def fit_domain_prior(
         log_likelihood=log_likelihood.astype(np.float32),
         log_prior=np.log(rows / rows.sum()),
         gains=gains,
+        temperature=temperature,
     )
 
 

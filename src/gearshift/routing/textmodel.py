@@ -152,7 +152,7 @@ class TextModel:
         extra: dict[str, Any] = {}
         if self.domain is not None:
             d = self.domain
-            meta.update(blend=self.blend, domains=d.domains)
+            meta.update(blend=self.blend, domains=d.domains, domain_temperature=d.temperature)
             extra = {
                 "domain_vocab": np.asarray(sorted(d.vocab, key=d.vocab.__getitem__), dtype=np.str_),
                 # float16 keeps log-likelihoods to ~0.01 nats and halves the file
@@ -198,6 +198,7 @@ class TextModel:
                         log_likelihood=data["domain_log_likelihood"].astype(np.float32),
                         log_prior=data["domain_log_prior"].astype(np.float64),
                         gains=data["domain_gains"].astype(np.float64),
+                        temperature=float(meta.get("domain_temperature", 1.0)),
                     )
                     model.blend = [float(v) for v in meta["blend"]]
                     d = model.domain
