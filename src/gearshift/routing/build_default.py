@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gearshift.routing.domain import blend_logit, logits
 from gearshift.routing.features import Features
 from gearshift.routing.formats import LabelledRow, iter_rows
 from gearshift.routing.predictors import DEFAULT_MODEL_FILE
@@ -231,12 +232,6 @@ def cross_validate(
     return oof, report, blend
 
 
-def _logit(p: FloatArray) -> FloatArray:
-    q = np.clip(p, 1e-4, 1 - 1e-4)
-    out: FloatArray = np.log(q / (1 - q))
-    return out
-
-
 def fit_blend(
     head: FloatArray, prior: FloatArray, target: FloatArray, weights: FloatArray
 ) -> list[float]:
@@ -244,7 +239,7 @@ def fit_blend(
     on out-of-fold scores (two inputs and plenty of rows: barely regularised)."""
     from sklearn.linear_model import LogisticRegression
 
-    x = np.stack([_logit(head), _logit(prior)], axis=1)
+    x = np.stack([logits(head), logits(prior)], axis=1)
     n = len(target)
     model = LogisticRegression(C=100.0, max_iter=1000)
     model.fit(
@@ -257,8 +252,7 @@ def fit_blend(
 
 
 def _sigmoid_blend(blend: list[float], head: FloatArray, prior: FloatArray) -> FloatArray:
-    a, b, c = blend
-    out: FloatArray = 1.0 / (1.0 + np.exp(-(a * _logit(head) + b * _logit(prior) + c)))
+    out: FloatArray = 1.0 / (1.0 + np.exp(-blend_logit(blend, logits(head), prior)))
     return out
 
 

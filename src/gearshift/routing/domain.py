@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from gearshift.routing.features import Features
 
-__all__ = ["GAIN_CLIP", "DomainPrior", "fit_domain_prior", "gain_logit"]
+__all__ = ["GAIN_CLIP", "DomainPrior", "blend_logit", "fit_domain_prior", "gain_logit", "logits"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -125,6 +125,25 @@ def fit_domain_prior(
 
 
 def gain_logit(p: float) -> float:
-    """Logit of an expected gain, clipped as ``TextModel`` clips it for a batch."""
+    """Logit of one probability, clipped like ``logits`` (the single-prompt path)."""
     p = min(max(p, GAIN_CLIP), 1 - GAIN_CLIP)
     return math.log(p / (1 - p))
+
+
+def logits(p: FloatArray | float) -> FloatArray:
+    """Logits of probabilities, clipped to [GAIN_CLIP, 1 − GAIN_CLIP]."""
+    q = np.clip(p, GAIN_CLIP, 1 - GAIN_CLIP)
+    out: FloatArray = np.log(q / (1 - q))
+    return out
+
+
+def blend_logit(
+    blend: Sequence[float], head_logit: FloatArray, gain: FloatArray | float
+) -> FloatArray:
+    """The default router's score before calibration: ``a·head_logit + b·logit(gain) + c``.
+
+    One definition for training (``build_default``) and scoring (``TextModel``).
+    """
+    a, b, c = blend
+    out: FloatArray = a * head_logit + b * logits(gain) + c
+    return out

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gearshift.errors import ConfigError
-from gearshift.routing.domain import GAIN_CLIP, DomainPrior, gain_logit
+from gearshift.routing.domain import DomainPrior, blend_logit, gain_logit
 from gearshift.routing.features import DENSE_NAMES, Features
 
 __all__ = ["FORMAT_VERSION", "TextModel"]
@@ -69,15 +69,8 @@ class TextModel:
         d = (np.asarray(features.dense, dtype=np.float64) - self.dense_mean) / self.dense_scale
         z += d @ self.dense_weights
         if self.domain is not None:
-            z = self._blended(z, self.domain.expected_gain(features.tokens))
+            z = blend_logit(self.blend, z, self.domain.expected_gain(features.tokens))
         return z
-
-    def _blended(self, z: FloatArray, gain: FloatArray | float) -> FloatArray:
-        """The head's logits blended with the domain prior's (one prompt or a batch)."""
-        g = np.clip(gain, GAIN_CLIP, 1 - GAIN_CLIP)
-        a, b, c = self.blend
-        out: FloatArray = a * z + b * np.log(g / (1 - g)) + c
-        return out
 
     def predict(self, features: Features) -> list[float]:
         """Calibrated probability per head."""
@@ -119,7 +112,7 @@ class TextModel:
         dense = np.asarray([f.dense for f in batch], dtype=np.float64)
         z += ((dense - self.dense_mean) / self.dense_scale) @ self.dense_weights
         if self.domain is not None:
-            z = self._blended(z, self.domain.expected_gains(batch)[:, None])
+            z = blend_logit(self.blend, z, self.domain.expected_gains(batch)[:, None])
         p = _sigmoid(z)
         for j in range(h):
             if self.calib_x and self.calib_x[j]:
