@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,35 @@ def test_build_default_on_crafted_data(tmp_path: Path) -> None:
     hard = predictor.difficulty(extract(prompt_request(rows[0]["messages"][0]["content"])))
     easy = predictor.difficulty(extract(prompt_request("Say hello to guest number 7.")))
     assert hard > easy
+
+
+def test_build_is_byte_reproducible_across_hash_seeds(tmp_path: Path) -> None:
+    """`make router` twice gives the same file: no set-order or tie-order leaks into the model."""
+    rows = [
+        {
+            "id": f"crafted/{i}",
+            "category": ("algebra", "greetings", "law")[i % 3],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": f"case {i}: " + ("solve x", "say hi", "the tort")[i % 3],
+                }
+            ],
+            "scores": {"weak": float(i % 4 == 0), "strong": float(i % 5 != 0)},
+        }
+        for i in range(90)
+    ]
+    data = tmp_path / "crafted.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    built = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"router-{seed}"
+        cmd = [sys.executable, "-m", "gearshift.routing.build_default", "--data", str(data)]
+        subprocess.run(
+            [*cmd, "--out", str(out), "--folds", "3"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        built.append((out / DEFAULT_MODEL_FILE).read_bytes())
+    assert built[0] == built[1]

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gearshift.errors import InvalidRequest
+from gearshift.routing.domain import most_frequent
 from gearshift.routing.features import Features, extract
 from gearshift.routing.formats import LabelledRow
 from gearshift.routing.textmodel import TextModel
@@ -58,7 +59,7 @@ class Design:
         counts: Counter[str] = Counter()
         for f in feats:
             counts.update(set(f.tokens))
-        kept = [g for g, n in counts.most_common(max_vocab) if n >= min_df]
+        kept = [g for g, n in most_frequent(counts, max_vocab) if n >= min_df]
         self.vocab = {g: i for i, g in enumerate(sorted(kept))}
         dense = np.asarray([f.dense for f in feats], dtype=np.float64)
         self.mean = dense.mean(axis=0) if len(feats) else np.zeros(dense.shape[1])
@@ -72,7 +73,9 @@ class Design:
         cols: list[int] = []
         vocab = self.vocab
         for r, f in enumerate(feats):
-            for i in {vocab.get(g, -1) for g in f.tokens}:
+            # sorted: a set of strings iterates in a per-process order, and the solver's sums
+            # (so its weights, in the last digits) follow the column order of each row
+            for i in sorted({vocab.get(g, -1) for g in f.tokens}):
                 if i >= 0:
                     rows.append(r)
                     cols.append(i)
@@ -100,7 +103,8 @@ def _fit_head(
         rate = float(np.average(y, weights=base))
         rate = min(max(rate, 1e-4), 1 - 1e-4)
         return np.zeros(x.shape[1]), float(np.log(rate / (1 - rate)))
-    model = LogisticRegression(C=c, max_iter=1000, solver="liblinear")
+    # liblinear shuffles its coordinates: a fixed seed makes `make router` reproducible
+    model = LogisticRegression(C=c, max_iter=1000, solver="liblinear", random_state=0)
     model.fit(xx, yy, sample_weight=ww)
     return model.coef_[0].astype(np.float64), float(model.intercept_[0])
 
