@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +276,17 @@ def test_default_router_single_and_batch_paths_agree() -> None:
         assert model.predict(f)[0] == pytest.approx(float(b), abs=1e-9)
     # calibrated but strictly ranked: distinct prompts do not collapse onto one value
     assert len({round(float(b), 12) for b in batch}) == len(texts)
+
+
+def test_closed_stdout_ends_quietly() -> None:
+    """`gearshift route ... | head` with the reader gone: exit 141 (SIGPIPE), no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gearshift.cli.main", "route", "Explain TCP slow start."],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command has imported anything, let alone written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == ""
