@@ -125,3 +125,34 @@ def test_build_is_byte_reproducible_across_hash_seeds(tmp_path: Path) -> None:
         )
         built.append((out / DEFAULT_MODEL_FILE).read_bytes())
     assert built[0] == built[1]
+
+
+def test_model_trained_with_other_features_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+
+    from gearshift.errors import ConfigError
+    from gearshift.routing.features import DENSE_NAMES
+    from gearshift.routing.textmodel import TextModel
+
+    d = len(DENSE_NAMES)
+    model = TextModel(
+        heads=["a", "b"],
+        vocab={"hello": 0},
+        token_weights=np.zeros((1, 2)),
+        dense_mean=np.zeros(d),
+        dense_scale=np.ones(d),
+        dense_weights=np.zeros((d, 2)),
+        bias=np.zeros(2),
+    )
+    path = tmp_path / "router.npz"
+    model.save(path)
+    assert TextModel.load(path).heads == ["a", "b"]
+    with np.load(path) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["dense_names"] = meta["dense_names"][:-1]  # a file from a release with one feature less
+    arrays["meta"] = np.asarray(json.dumps(meta))
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    with pytest.raises(ConfigError, match="trained with other features; retrain it"):
+        TextModel.load(path)
