@@ -13,7 +13,9 @@ A cube holds, keyed by (period, router, served model, key, tags, ...):
 A report merges cubes, so it costs the same whether they come from raw rows or the rollup.
 ``refresh`` rolls every complete hour that ended more than ``LAG_S`` ago up from raw rows
 (``rows.aggregate_rows``), then every complete day from those hours, inside the database, into
-the ``analytics_rollup*`` tables; they are never scanned again. ``load_rollup`` reads them back,
+the ``analytics_rollup*`` tables. Rolled hours are only aggregated again when a row lands late in
+one of the last ``reconcile.RECHECK_S`` (``reconcile``: per-hour counts are compared on every
+refresh; a differing hour and its day are replaced). ``load_rollup`` reads them back,
 letting the database merge periods (``collapse``) and histograms (``hist_dims``) down to what a
 report needs, so Python sees a few thousand rows whatever the ledger's size.
 
@@ -223,11 +225,15 @@ def refresh(
 
     Hours are aggregated from raw rows (in chunks, *before* taking the write lock, then written
     only if nobody else rolled them meanwhile, so a gateway writing to the same SQLite file is
-    never blocked for long); days are summed from the hours inside the database.
+    never blocked for long); recent rolled hours that rows landed in late are replaced
+    (``reconcile``); days are summed from the hours inside the database.
     """
+    from gearshift.analytics.reconcile import reconcile  # it builds on this module
+
     ensure_schema(db)
     now = time.time() if now is None else now
     hours = _roll_hours(db, int(now - LAG_S) // HOUR * HOUR, progress)
+    reconcile(db, hours)  # before the days roll, so new days are summed from corrected hours
     days = _roll_days(db, min(hours, int(now - LAG_S) // DAY * DAY))
     return {HOUR: hours, DAY: days}
 
