@@ -53,6 +53,7 @@ STRONG = "gpt-4-1106-preview"
 def default_router_cv(data: Path, folds: int) -> dict[str, Any]:
     from gearshift.routing.build_default import (
         DEFAULT_C,
+        DEFAULT_MAX_VOCAB,
         cross_validate,
         difficulty_data,
         load_rows,
@@ -65,7 +66,7 @@ def default_router_cv(data: Path, folds: int) -> dict[str, Any]:
     _, report, _ = cross_validate(
         dd,
         feats,
-        TrainOptions(folds=folds, c=DEFAULT_C),
+        TrainOptions(folds=folds, c=DEFAULT_C, max_vocab=DEFAULT_MAX_VOCAB),
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     return {"folds": folds, "rows": len(dd.rows), "data_sha256": digest, "per_source": report}
