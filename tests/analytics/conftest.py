@@ -128,3 +128,31 @@ def crafted() -> list[LedgerRecord]:
         # untagged, direct model call (no router)
         rec(10, DAY0 + 2 * 86400 + 40, "small", "0.000123456789", "0.000123456789", router=None),
     ]
+
+
+def refresh_concurrently(url: str, now: float, threads: int = 4) -> None:
+    """``rollup.refresh`` from ``threads`` connections released together; re-raises the first
+    error any of them hit."""
+    import threading
+
+    from gearshift.analytics import rollup
+    from gearshift.analytics.db import LedgerDB
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def refresh() -> None:
+        try:
+            with LedgerDB(url) as db:
+                start.wait()
+                rollup.refresh(db, now=now)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=refresh) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    if errors:
+        raise errors[0]

@@ -8,7 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.analytics.conftest import DAY0, crafted, rec, settings_for, write
+from tests.analytics.conftest import (
+    DAY0,
+    crafted,
+    rec,
+    refresh_concurrently,
+    settings_for,
+    write,
+)
 
 from gearshift.analytics import queries, render, rollup
 from gearshift.analytics.db import LedgerDB
@@ -217,24 +224,8 @@ def test_histogram_percentile_precision() -> None:
 
 
 def test_concurrent_reports_roll_up_once(ledger_url: str) -> None:
-    import threading
-
     write(ledger_url, crafted())
-    errors: list[BaseException] = []
-
-    def roll() -> None:
-        try:
-            with LedgerDB(ledger_url) as db:
-                rollup.refresh(db, now=NOW)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=roll) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    refresh_concurrently(ledger_url, NOW)
     with LedgerDB(ledger_url) as db:
         for width in (rollup.HOUR, rollup.DAY):
             rows = db.fetchone(

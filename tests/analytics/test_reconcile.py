@@ -4,14 +4,13 @@ PostgreSQL, also when reports refresh concurrently."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.analytics.conftest import DAY0, crafted, rec, write
+from tests.analytics.conftest import DAY0, crafted, rec, refresh_concurrently, write
 from tests.analytics.test_queries import NOW, groups, report
 
 from gearshift.analytics import reconcile, render, rollup
@@ -116,23 +115,7 @@ def test_concurrent_refreshes_reconcile_once(ledger_url: str) -> None:
     write(ledger_url, on_time())
     report(ledger_url, "model")
     write(ledger_url, late())
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
-
-    def refresh() -> None:
-        try:
-            with LedgerDB(ledger_url) as db:
-                start.wait()
-                rollup.refresh(db, now=NOW)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=refresh) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    refresh_concurrently(ledger_url, NOW)
     with LedgerDB(ledger_url) as db:
         assert rollup_sums(db) == {H: 14, rollup.DAY: 12}
         assert_rollup_matches_rows(db)
