@@ -39,8 +39,8 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-# 4,000 grams and domains of 10+ rows (81 classes) score as well in 5-fold CV as 60,000 grams and
-# 5+ rows (105), and keep the (V, K) matrix small enough to stay in cache between requests
+# 4,000 grams and domains of 10+ rows (~85 classes) scored as well in 5-fold CV as 60,000 grams
+# and 5+ rows (~105), and keep the (V, K) matrix small enough to stay in cache between requests
 VOCAB_SIZE = 4_000
 ALPHA = 0.03  # additive smoothing of the per-domain gram frequencies (chosen by 5-fold CV)
 MIN_DOMAIN_ROWS = 10  # rarer domains are pooled into one, so each class has a usable estimate
@@ -157,7 +157,9 @@ def blend_logit(
 ) -> FloatArray:
     """The default router's score before calibration: ``a·head_logit + b·logit(gain) + c``.
 
-    One definition for training (``build_default``) and scoring (``TextModel``).
+    Used by training (``build_default``) and batch scoring (``TextModel.predict_many``); the
+    single-prompt path (``TextModel._predict_one``) computes the same in plain floats with
+    ``gain_logit``, which clips alike, because numpy's per-call overhead matters there.
     """
     a, b, c = blend
     out: FloatArray = a * head_logit + b * logits(gain) + c
