@@ -37,6 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_overhead import PROMPT, Procs, cpu_s, free_port, rss_mb, wait_http, wrk
+from processes import serve_command
 
 ROOT = Path(__file__).resolve().parent.parent
 ANTHROPIC_KEY = "sk-ant-bench"
@@ -230,21 +231,7 @@ def main() -> None:
             "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        gw = procs.start(
-            [
-                sys.executable,
-                "-m",
-                "gearshift",
-                "serve",
-                "--config",
-                str(tmp / "gearshift.yaml"),
-                "--port",
-                str(gw_port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-        )
+        gw = procs.start(serve_command(tmp / "gearshift.yaml", gw_port), env=env)
         gw_url = f"http://127.0.0.1:{gw_port}"
         wait_http(f"{gw_url}/healthz", gw)
 

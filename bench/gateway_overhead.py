@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from processes import free_port, wait_http
+from processes import free_port, serve_command, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = (
@@ -259,18 +259,7 @@ def main() -> None:
         config["storage"] = f"sqlite:///{tmp}/gearshift.db"
         (tmp / "gearshift.yaml").write_text(yaml.safe_dump(config))
         gw = procs.start(
-            [
-                sys.executable,
-                "-m",
-                "gearshift",
-                "serve",
-                "--config",
-                str(tmp / "gearshift.yaml"),
-                "--port",
-                str(gw_port),
-                "--log-level",
-                "warning",
-            ],
+            serve_command(tmp / "gearshift.yaml", gw_port),
             env={**os.environ, "LARGE_API_KEY": "sk-bench-large"},
         )
         wait_http(f"http://127.0.0.1:{gw_port}/healthz", gw)

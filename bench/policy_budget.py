@@ -39,10 +39,9 @@ from typing import Any
 import aiohttp
 import yaml
 
-from processes import free_port, wait_http
+from processes import free_port, serve_command, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 PROMPT = "Summarise the refund policy for annual plans in three bullet points."
 # The fake answers 30 prompt + 12 completion tokens: on "large" that is exactly this much.
 REQUEST_COST = Decimal(30) * 15 / 10**6 + Decimal(12) * 75 / 10**6
@@ -155,16 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.replicas):
             port = free_port()
             proc = subprocess.Popen(
-                [
-                    str(BIN / "gearshift"),
-                    "serve",
-                    "--config",
-                    str(cfg),
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
+                serve_command(cfg, port),
                 cwd=tmp,
                 env={**os.environ, "GEARSHIFT_LEDGER_SPOOL_DIR": str(tmp / "spool")},
             )

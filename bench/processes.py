@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -28,3 +30,20 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"{url} not up after {timeout}s")
+
+
+def serve_command(config: str | Path, port: int) -> list[str]:
+    """argv for ``gearshift serve`` with this config on this port, warnings only, run with the
+    current interpreter (the benchmark's venv)."""
+    return [
+        sys.executable,
+        "-m",
+        "gearshift",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
