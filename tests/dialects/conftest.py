@@ -3,6 +3,7 @@ and dummy AWS credentials (the fake Bedrock verifies signatures made with them).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,8 +183,6 @@ class Gearshift:
         return self.server.url
 
     def wait_records(self, n: int, timeout: float = 5.0) -> list[LedgerRecord]:
-        import time
-
         deadline = time.monotonic() + timeout
         while len(self.records) < n and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -242,3 +241,14 @@ def start_gearshift(
 @pytest.fixture
 def gearshift(start_gearshift: Callable[..., Gearshift]) -> Gearshift:
     return start_gearshift()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it is truthy: fake servers record what happened on their own
+    threads, possibly just after the client already has its whole answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False

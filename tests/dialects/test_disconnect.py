@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from tests.dialects.conftest import Gearshift
+from tests.dialects.conftest import Gearshift, wait_for
 from tests.dialects.sdk_calls import DIALECTS, QUESTION, bedrock_client
 
 
@@ -47,15 +47,6 @@ def leave_after_first_text(dialect: str, url: str, model: str) -> str:
         finally:
             events.close()
     raise AssertionError("no text arrived")
-
-
-def wait_for(condition: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.mark.parametrize("kind", ["an", "br"])

@@ -11,7 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.dialects.conftest import GENAI_PRICED, PRICES, TEXTS, UPSTREAM_IDS, Gearshift
+from tests.dialects.conftest import (
+    GENAI_PRICED,
+    PRICES,
+    TEXTS,
+    UPSTREAM_IDS,
+    Gearshift,
+    wait_for,
+)
 from tests.dialects.sdk_calls import DIALECTS, ask
 
 from gearshift.chat import Usage
@@ -88,7 +95,9 @@ def test_dialect_reaches_provider(
         assert upstreams["oa"].received == []
     assert len(upstreams[kind].received) == 1
     if stream and kind != "oa":
-        # The provider read the body to its end (so the pooled connection can be reused).
+        # The provider read the body to its end (so the pooled connection can be reused). The
+        # fake records that on its own thread, possibly just after the client got its answer.
+        assert wait_for(lambda: upstreams[kind].stream_outcomes), "the upstream stream never ended"
         assert upstreams[kind].stream_outcomes == ["complete"]
 
     (record,) = gearshift.wait_records(1)
