@@ -268,13 +268,7 @@ class Gateway:
 
     def _refuse(self, request: ChatRequest, ctx: RequestContext, exc: GearshiftError) -> NoReturn:
         """Record a request refused before planning, then raise its error."""
-        record = LedgerRecord(
-            id=ctx.request_id,
-            ts=ctx.ts,
-            dialect=ctx.dialect,
-            requested_model=request.model,
-            tags=ctx.tags,
-        )
+        record = _new_record(request, ctx)
         self._fail(record, ctx, exc.status, "error", exc.message)
         self._publish(record)
         raise exc
@@ -286,14 +280,7 @@ class Gateway:
     # ---- planning --------------------------------------------------------------------------
 
     async def _plan(self, request: ChatRequest, ctx: RequestContext) -> _Plan:
-        record = LedgerRecord(
-            id=ctx.request_id,
-            ts=ctx.ts,
-            dialect=ctx.dialect,
-            requested_model=request.model,
-            tags=ctx.tags,
-            stream=request.stream,
-        )
+        record = _new_record(request, ctx, stream=request.stream)
         router_cfg = self.router_configs.get(request.model)
         model_cfg = self.models.get(request.model)
         if router_cfg is None and model_cfg is None:
@@ -603,3 +590,15 @@ def _internal(exc: BaseException) -> str:
 
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
+
+
+def _new_record(request: ChatRequest, ctx: RequestContext, *, stream: bool = False) -> LedgerRecord:
+    """A request's ledger row as first known: who asked for what, before any routing."""
+    return LedgerRecord(
+        id=ctx.request_id,
+        ts=ctx.ts,
+        dialect=ctx.dialect,
+        requested_model=request.model,
+        tags=ctx.tags,
+        stream=stream,
+    )
