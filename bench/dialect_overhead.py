@@ -37,7 +37,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gateway_overhead import PROMPT, Procs, cpu_s, free_port, rss_mb, wait_http, wrk
-from processes import serve_command
+from processes import first_chunk_ms, serve_command
 
 ROOT = Path(__file__).resolve().parent.parent
 ANTHROPIC_KEY = "sk-ant-bench"
@@ -96,30 +96,7 @@ def first_event_ms(
     head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    reader = sock.makefile("rb")
-    times: list[float] = []
-    for _ in range(n):
-        started = time.perf_counter()
-        sock.sendall(request)
-        status = reader.readline()
-        assert b" 200 " in status, status
-        while reader.readline() not in (b"\r\n", b""):
-            pass
-        first: float | None = None
-        while True:  # chunked body until the zero-length chunk
-            size = int(reader.readline().strip(), 16)
-            if size == 0:
-                reader.readline()
-                break
-            data = reader.read(size)
-            reader.readline()
-            if first is None and marker in data:
-                first = time.perf_counter()
-        times.append(((first or time.perf_counter()) - started) * 1000)
-    sock.close()
-    return times
+    return first_chunk_ms(port, request, n, lambda data: marker in data)
 
 
 def presigned_stream(br_url: str) -> dict[str, str]:

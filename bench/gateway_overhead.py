@@ -23,18 +23,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from processes import free_port, serve_command, wait_http
+from processes import first_chunk_ms, free_port, serve_command, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = (
@@ -127,36 +125,13 @@ def stream_ttfb_ms(port: int, path: str, model: str, n: int) -> list[float]:
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
-    times: list[float] = []
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    reader = sock.makefile("rb")
-    for _ in range(n):
-        started = time.perf_counter()
-        sock.sendall(head + body)
-        first: float | None = None
-        status = reader.readline()
-        assert b" 200 " in status, status
-        chunked = False
-        while (line := reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"transfer-encoding: chunked"):
-                chunked = True
-        assert chunked, "expected a chunked event stream"
-        # Read chunks until the terminating zero-length chunk.
-        while True:
-            size = int(reader.readline().strip(), 16)
-            if size == 0:
-                reader.readline()
-                break
-            data = reader.read(size)
-            reader.readline()
-            # The first event that carries text (not the empty role-only opening event).
-            compact = data.replace(b'"delta": {"content": "', b'"delta":{"content":"')
-            if first is None and b'"delta":{"content":"' in compact:
-                first = time.perf_counter()
-        times.append(((first or time.perf_counter()) - started) * 1000)
-    sock.close()
-    return times
+    return first_chunk_ms(port, head + body, n, _has_content)
+
+
+def _has_content(data: bytes) -> bool:
+    """The first event that carries text (not the empty role-only opening event)."""
+    compact = data.replace(b'"delta": {"content": "', b'"delta":{"content":"')
+    return b'"delta":{"content":"' in compact
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -47,3 +48,38 @@ def serve_command(config: str | Path, port: int) -> list[str]:
         "--log-level",
         "warning",
     ]
+
+
+def first_chunk_ms(
+    port: int, request: bytes, n: int, found: Callable[[bytes], bool]
+) -> list[float]:
+    """``n`` sequential streamed requests on one keep-alive connection: ms from sending
+    ``request`` to reading the first chunk of its chunked response for which ``found`` is true
+    (the end of the response when none is)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = sock.makefile("rb")
+    times: list[float] = []
+    for _ in range(n):
+        started = time.perf_counter()
+        sock.sendall(request)
+        status = reader.readline()
+        assert b" 200 " in status, status
+        chunked = False
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"transfer-encoding: chunked"):
+                chunked = True
+        assert chunked, "expected a chunked event stream"
+        first: float | None = None
+        while True:  # chunks until the terminating zero-length one
+            size = int(reader.readline().strip(), 16)
+            if size == 0:
+                reader.readline()
+                break
+            data = reader.read(size)
+            reader.readline()
+            if first is None and found(data):
+                first = time.perf_counter()
+        times.append(((first or time.perf_counter()) - started) * 1000)
+    sock.close()
+    return times
