@@ -25,7 +25,7 @@ from gearshift.api.bedrock_codec import (
     render_response,
     router_trace,
 )
-from gearshift.api.bedrock_invoke import InvokeDialect
+from gearshift.api.bedrock_invoke import InvokeDialect, eventstream_response
 from gearshift.api.context import request_context, served_headers
 from gearshift.api.http import (
     Handler,
@@ -39,7 +39,6 @@ from gearshift.api.pipeline import Gateway, GatewayStream, Served
 from gearshift.chat import StreamEnd
 from gearshift.errors import GearshiftError
 
-EVENTSTREAM_CONTENT = (b"content-type", b"application/vnd.amazon.eventstream")
 # An ARN arrives URL-decoded in the ASGI path, so its "/" splits the model id into segments;
 # routes for up to three segments cover every Bedrock ARN form (they carry one or two "/").
 _MAX_ID_SEGMENTS = 3
@@ -132,12 +131,7 @@ class BedrockDialect:
         chat.stream = True
         ctx = request_context(request, "bedrock", chat.metadata or None)
         stream = await self.gateway.open_stream(chat, ctx)
-        headers = [
-            EVENTSTREAM_CONTENT,
-            (b"x-amzn-requestid", request.request_id.encode()),
-            *served_headers(stream.served, with_cost=False),
-        ]
-        return StreamResponse(_frames(stream, request.started), 200, headers)
+        return eventstream_response(request, stream, _frames(stream, request.started))
 
 
 async def _frames(stream: GatewayStream, started: float) -> AsyncIterator[bytes]:

@@ -87,12 +87,20 @@ class InvokeDialect:
         chat.stream = True
         ctx = request_context(request, "bedrock", {"user": chat.user} if chat.user else None)
         stream = await self.gateway.open_stream(chat, ctx)
-        headers = [
-            EVENTSTREAM_CONTENT,
-            (b"x-amzn-requestid", request.request_id.encode()),
-            *served_headers(stream.served, with_cost=False),
-        ]
-        return StreamResponse(_chunks(stream, request.started), 200, headers)
+        return eventstream_response(request, stream, _chunks(stream, request.started))
+
+
+def eventstream_response(
+    request: Request, stream: GatewayStream, frames: AsyncIterator[bytes]
+) -> StreamResponse:
+    """A Bedrock streaming answer (InvokeModel or Converse): AWS event-stream frames, the request
+    id and the served-model headers (no cost: it is known only at the end of the stream)."""
+    headers = [
+        EVENTSTREAM_CONTENT,
+        (b"x-amzn-requestid", request.request_id.encode()),
+        *served_headers(stream.served, with_cost=False),
+    ]
+    return StreamResponse(frames, 200, headers)
 
 
 async def _chunks(stream: GatewayStream, started: float) -> AsyncIterator[bytes]:
