@@ -129,7 +129,8 @@ def main() -> int:
     result["loadavg_after"] = _loadavg()
     print(json.dumps(result, indent=2))
     backends = [v for v in result.values() if isinstance(v, dict)]
-    return 0 if all(r["ok"] and r["end_to_end"]["rows_in_ledger"] == args.rows for r in backends) else 1
+    landed = all(r["ok"] and r["end_to_end"]["rows_in_ledger"] == args.rows for r in backends)
+    return 0 if landed else 1
 
 
 def _loadavg() -> str:
