@@ -120,9 +120,7 @@ def openai_chat(draw: st.DrawFn) -> dict[str, Any]:
         "functions": st.just([{"name": "weather", "parameters": {"type": "object"}}]),
         "seed": st.integers(0, 100),
     }
-    for key in draw(st.sets(st.sampled_from(sorted(optional)), max_size=4)):
-        body[key] = draw(optional[key])
-    return body
+    return _with_optional(draw, body, optional)
 
 
 @st.composite
@@ -185,9 +183,7 @@ def anthropic_messages(draw: st.DrawFn, *, count_tokens: bool = False) -> dict[s
         ),
         "top_k": st.integers(1, 5),
     }
-    for key in draw(st.sets(st.sampled_from(sorted(optional)), max_size=4)):
-        body[key] = draw(optional[key])
-    return body
+    return _with_optional(draw, body, optional)
 
 
 @st.composite
@@ -246,6 +242,13 @@ def bedrock_converse(draw: st.DrawFn) -> dict[str, Any]:
         "requestMetadata": st.dictionaries(st.text(max_size=8), short_text, max_size=2),
         "additionalModelRequestFields": any_json,
     }
+    return _with_optional(draw, body, optional)
+
+
+def _with_optional(
+    draw: st.DrawFn, body: dict[str, Any], optional: dict[str, st.SearchStrategy[Any]]
+) -> dict[str, Any]:
+    """``body`` with up to four of the ``optional`` fields drawn and set."""
     for key in draw(st.sets(st.sampled_from(sorted(optional)), max_size=4)):
         body[key] = draw(optional[key])
     return body

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from gearshift.api import sse
-from gearshift.api.fields import check_model_name, short_repr, string_list
+from gearshift.api.fields import check_model_name, optional_flag, short_repr, string_list
 from gearshift.chat import (
     ChatRequest,
     ChatResponse,
@@ -96,7 +96,7 @@ def parse_request(body: Any) -> ChatRequest:
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         stop=stop_list,
-        stream=_flag(body, "stream"),
+        stream=optional_flag(body, "stream", "stream:"),
         user=user,
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         raw=body,
@@ -127,15 +127,6 @@ def _text(block: dict[str, Any], where: str) -> str:
     if not isinstance(text, str):
         raise InvalidRequest(f"{where}.text: must be a string", param=f"{where}.text")
     return text
-
-
-def _flag(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise InvalidRequest(f"{key}: must be a boolean", param=key)
-    return value
 
 
 def _parse_message(raw: Any, index: int) -> list[Message]:

@@ -37,3 +37,13 @@ def string_list(value: Any) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(s, str) for s in value):
         return value
     return None
+
+
+def optional_flag(body: dict[str, Any], key: str, name: str) -> bool:
+    """A boolean field, False when absent; ``name`` is how the dialect calls it in messages."""
+    value = body.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be true or false", param=key)
+    return value

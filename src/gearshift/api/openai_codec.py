@@ -11,7 +11,7 @@ import base64
 import time
 from typing import Any
 
-from gearshift.api.fields import check_model_name, short_repr, string_list
+from gearshift.api.fields import check_model_name, optional_flag, short_repr, string_list
 from gearshift.chat import (
     ChatRequest,
     ChatResponse,
@@ -94,7 +94,7 @@ def parse_request(body: Any) -> ChatRequest:
         temperature=_opt_float(body, "temperature"),
         top_p=_opt_float(body, "top_p"),
         stop=_parse_stop(body.get("stop")),
-        stream=_opt_bool(body, "stream"),
+        stream=optional_flag(body, "stream", "'stream'"),
         response_format=_parse_response_format(body.get("response_format")),
         user=user,
         metadata={str(k): str(v) for k, v in metadata.items()} if metadata else {},
@@ -265,15 +265,6 @@ def _parse_response_format(value: Any) -> dict[str, Any] | None:
             "(json_schema, when given, an object)",
             param="response_format",
         )
-    return value
-
-
-def _opt_bool(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise InvalidRequest(f"'{key}' must be true or false", param=key)
     return value
 
 
