@@ -75,6 +75,33 @@ class RouterTargets(_Strict):
     window_requests: int = Field(default=500, ge=10, description="Controller sliding window.")
 
 
+class LearningConfig(_Strict):
+    """Opt-in learning from the router's own traffic (docs/learning.md)."""
+
+    sample_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Share of lighter-model answers to judge."
+    )
+    reference: str | None = Field(
+        default=None, description="Model to compare against; default the most capable candidate."
+    )
+    judge: str = Field(description="Configured model that grades answers (judge contract).")
+    max_usd_per_day: float = Field(
+        default=1.0, gt=0, description="Cap on reference + judge spend per UTC day."
+    )
+    retention_days: int = Field(
+        default=30, ge=1, description="Stored prompts and labels are deleted after this."
+    )
+    auto_promote: bool = Field(
+        default=False, description="`gearshift learn` promotes a candidate that wins by margin."
+    )
+    promote_margin: float = Field(
+        default=0.02, ge=0, le=1, description="Held-out pair-APGR gain needed to auto-promote."
+    )
+    max_tokens: int = Field(
+        default=1024, gt=0, description="Completion cap for the reference call (bounds its cost)."
+    )
+
+
 class RouterConfig(_Strict):
     name: str
     models: list[str] = Field(min_length=1)
@@ -83,6 +110,7 @@ class RouterConfig(_Strict):
     predictor: str = Field(default="default", description="'default' or a trained router DIR.")
     sticky: bool = Field(default=True, description="Keep a conversation on one model.")
     targets: RouterTargets | None = None
+    learning: LearningConfig | None = None
 
 
 class BudgetConfig(_Strict):
@@ -171,6 +199,13 @@ class Settings(_Strict):
                 )
             if r.fallback is not None and r.fallback not in known:
                 raise ValueError(f"router {r.name!r} has unknown fallback model {r.fallback!r}")
+            if r.learning is not None:
+                roles = (("judge", r.learning.judge), ("reference", r.learning.reference))
+                for role, name in roles:
+                    if name is not None and name not in known:
+                        raise ValueError(
+                            f"router {r.name!r}: learning.{role} names unknown model {name!r}"
+                        )
         return self
 
     def model(self, name: str) -> ModelConfig | None:

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "what routing would have saved on an existing prompt log"),
     "report": ("report", "spend, savings and routing mix from the ledger"),
     "keys": ("keys", "create, list, revoke and rotate virtual keys"),
+    "promote": ("promote", "make every gateway serve a candidate router, or roll back"),
+    "learn": ("learn", "one turn of the learning loop: train, evaluate, maybe promote"),
 }
 
 

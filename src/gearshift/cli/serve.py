@@ -12,9 +12,12 @@ flushes the ledger.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import logging
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -98,7 +101,8 @@ def run(argv: Sequence[str]) -> int:
         os.environ.pop(CONFIG_ENV, None)
     else:
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
-    uvicorn.run("gearshift.cli.serve:app_from_env", factory=True, workers=workers, **options)
+    with shared_metrics_dir():
+        uvicorn.run("gearshift.cli.serve:app_from_env", factory=True, workers=workers, **options)
     return 0
 
 
@@ -112,6 +116,29 @@ def _settings_from_environment() -> Settings:
     if os.path.exists("gearshift.yaml"):
         log.info("./gearshift.yaml exists but is not read: pass --config gearshift.yaml to use it")
     return settings
+
+
+@contextlib.contextmanager
+def shared_metrics_dir() -> Iterator[str]:
+    """Where the workers' metric files go (analytics/metrics_shared.py): the operator's
+    ``PROMETHEUS_MULTIPROC_DIR``, emptied of a previous run's files as prometheus_client asks,
+    or a private temporary folder removed afterwards. Set before the workers start, so each
+    inherits it."""
+    from gearshift.analytics.metrics_shared import MULTIPROC_ENV
+
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for stale in glob.glob(os.path.join(given, "*.db")):
+            os.remove(stale)
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="gearshift-metrics-") as folder:
+        os.environ[MULTIPROC_ENV] = folder
+        try:
+            yield folder
+        finally:
+            del os.environ[MULTIPROC_ENV]
 
 
 def app_from_env() -> Any:
