@@ -163,6 +163,32 @@ class PolicyConfig(_Strict):
         return self
 
 
+class LedgerConfig(_Strict):
+    """How the ledger writer holds rows until the database has them (docs/ledger.md)."""
+
+    batch_size: int = Field(
+        default=2000, ge=1, le=100_000, description="Most rows inserted in one transaction."
+    )
+    flush_interval_s: float = Field(
+        default=0.05, gt=0, le=10, description="How often queued rows are written at most."
+    )
+    queue_max_rows: int = Field(
+        default=20_000,
+        ge=100,
+        description="Rows held in memory; beyond it rows wait on disk only (bounds RSS).",
+    )
+    spool_max_mb: float = Field(
+        default=1024,
+        gt=0,
+        description="Disk the spool may fill before new requests are refused with 503.",
+    )
+    spool_fsync_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="fsync the spool this often: the rows a power cut (not kill -9) may lose.",
+    )
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -178,6 +204,7 @@ class Settings(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     routers: list[RouterConfig] = Field(default_factory=list)
     storage: str = Field(default="sqlite:///./gearshift.db", description="Ledger URL.")
+    ledger: LedgerConfig = LedgerConfig()
     server: ServerConfig = ServerConfig()
     policy: PolicyConfig = PolicyConfig()
 

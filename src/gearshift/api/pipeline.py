@@ -39,6 +39,7 @@ from gearshift.errors import (
     ConfigError,
     GearshiftError,
     InvalidRequest,
+    LedgerFull,
     NotFound,
     UpstreamError,
 )
@@ -322,6 +323,13 @@ class Gateway:
     # ---- planning --------------------------------------------------------------------------
 
     async def _plan(self, request: ChatRequest, ctx: RequestContext) -> _Plan:
+        admit = getattr(self.ledger, "admit", None)
+        if admit is not None and not admit():
+            # No row: the ledger cannot take one (that is the reason); counted by the writer.
+            raise LedgerFull(
+                "the gateway's ledger backlog is full (the database is slower than traffic); "
+                "retry shortly"
+            )
         record = _new_record(request, ctx, stream=request.stream)
         router_cfg = self.router_configs.get(request.model)
         model_cfg = self.models.get(request.model)
