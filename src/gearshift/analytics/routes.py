@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from gearshift.analytics.metrics import Metrics
+from gearshift.analytics.metrics_shared import metrics_for
 from gearshift.api.http import Request, Response, Routes
 from gearshift.config import Settings
 from gearshift.errors import AuthenticationError, InvalidRequest, NotFound
@@ -50,7 +51,7 @@ def register(routes: Routes, gateway: Gateway) -> None:
 class Analytics:
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or metrics_for()
         self.extra_metrics: Callable[[], Awaitable[str]] | None = None
         self._db: LedgerDB | None = None
         self._lock = threading.Lock()

@@ -25,12 +25,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
-from gearshift.chat import ChatRequest, ChatResponse, Dialect, StreamEnd, StreamEvent, Usage
+from gearshift.chat import (
+    ChatRequest,
+    ChatResponse,
+    Dialect,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 from gearshift.config import ModelConfig, RouterConfig, Settings
 from gearshift.errors import (
     ConfigError,
     GearshiftError,
     InvalidRequest,
+    LedgerFull,
     NotFound,
     UpstreamError,
 )
@@ -62,6 +71,24 @@ class LedgerSink(Protocol):
 
 class Pricer(Protocol):
     def cost(self, model: ModelConfig | str, usage: Usage) -> Any: ...
+
+
+class AnswerObserver(Protocol):
+    """Sees finished answers after the client has them (the learning loop's sampler). ``wants``
+    runs when a stream opens, so only sampled streams collect their text; ``offer`` must return
+    at once (queue the work) and never raise into the request."""
+
+    def wants(self, served: Served) -> bool: ...
+
+    def offer(self, request: ChatRequest, answer: str, served: Served) -> None: ...
+
+
+class Lifecycle(Protocol):
+    """A background component started with the gateway and stopped before it closes."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -133,6 +160,8 @@ class Gateway:
         self.routers: dict[str, RouterEngine] = dict(routers or {})
         self._providers: dict[tuple[str, str | None], Provider] = {}
         self._by_model: dict[str, Provider] = {}
+        self.answer_observer: AnswerObserver | None = None
+        self.components: list[Lifecycle] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -172,8 +201,15 @@ class Gateway:
                 provider = cls(base_url=model.base_url)  # type: ignore[call-arg]
                 self._providers[key] = provider
             self._by_model[model.name] = provider
+        for component in self.components:
+            await component.start()
 
     async def aclose(self) -> None:
+        for component in reversed(self.components):
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("stopping %r failed", component)
         for provider in self._providers.values():
             try:
                 await provider.aclose()
@@ -201,7 +237,10 @@ class Gateway:
         record.ttfb_ms = elapsed
         self._succeed(plan, model, response.usage, elapsed)
         await self._finish(plan)
-        return response, Served(record, plan.decision, model.name, model.upstream_model)
+        served = Served(record, plan.decision, model.name, model.upstream_model)
+        if self.answer_observer is not None:
+            self._offer_answer(request, response.text(), served)
+        return response, served
 
     async def open_stream(self, request: ChatRequest, ctx: RequestContext) -> GatewayStream:
         plan = await self._plan(request, ctx)
@@ -211,7 +250,11 @@ class Gateway:
         plan.record.ttfb_ms = _ms_since(ctx.started)
         served = Served(plan.record, plan.decision, model.name, model.upstream_model)
         plan.record.served_model = model.name
-        return GatewayStream(self, plan, ctx, served, events, first, model)
+        stream = GatewayStream(self, plan, ctx, served, events, first, model)
+        observer = self.answer_observer
+        if observer is not None and observer.wants(served):
+            stream.collect_for(request)
+        return stream
 
     async def embed(self, body: dict[str, Any], ctx: RequestContext) -> tuple[Any, Served]:
         """Embeddings, passed through to a configured OpenAI-compatible model (routers choose
@@ -280,6 +323,13 @@ class Gateway:
     # ---- planning --------------------------------------------------------------------------
 
     async def _plan(self, request: ChatRequest, ctx: RequestContext) -> _Plan:
+        admit = getattr(self.ledger, "admit", None)
+        if admit is not None and not admit():
+            # No row: the ledger cannot take one (that is the reason); counted by the writer.
+            raise LedgerFull(
+                "the gateway's ledger backlog is full (the database is slower than traffic); "
+                "retry shortly"
+            )
         record = _new_record(request, ctx, stream=request.stream)
         router_cfg = self.router_configs.get(request.model)
         model_cfg = self.models.get(request.model)
@@ -446,6 +496,16 @@ class Gateway:
             log.exception("policy settle failed for request %s", plan.record.id)
         self._publish(plan.record)
 
+    def _offer_answer(self, request: ChatRequest, answer: str, served: Served) -> None:
+        observer = self.answer_observer
+        if observer is None:
+            return
+        try:
+            observer.offer(request, answer, served)
+        except Exception:
+            # Learning must never fail or change a client's answer.
+            log.exception("answer observer failed for request %s", served.request_id)
+
     def _publish(self, record: LedgerRecord) -> None:
         if self.ledger is not None:
             self.ledger.submit(record)
@@ -478,6 +538,12 @@ class GatewayStream:
         self._pending: StreamEvent | None = first
         self._model = model
         self._done = False
+        self._request: ChatRequest | None = None  # set when the answer observer wants the text
+        self._texts: list[str] = []
+
+    def collect_for(self, request: ChatRequest) -> None:
+        """Keep the streamed text, to offer it to the gateway's answer observer at the end."""
+        self._request = request
 
     def __aiter__(self) -> GatewayStream:
         return self
@@ -511,6 +577,10 @@ class GatewayStream:
             g = self.gateway
             g._succeed(self._plan, self._model, event.usage, _ms_since(self._ctx.started))
             await g._finish(self._plan)
+            if self._request is not None:
+                g._offer_answer(self._request, "".join(self._texts), self.served)
+        elif self._request is not None and isinstance(event, TextDelta):
+            self._texts.append(event.text)
         return event
 
     async def _end_failed(self, exc: UpstreamError) -> None:
