@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 # command -> (module under gearshift.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init", "write an annotated gearshift.yaml for the providers in the environment"),
     "serve": ("serve", "run the gateway (OpenAI, Anthropic and Bedrock dialects)"),
     "route": ("route", "explain the routing decision for one prompt"),
     "score": ("score", "write predicted difficulty and per-model quality for a JSONL file"),
