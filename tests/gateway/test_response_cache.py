@@ -54,14 +54,19 @@ def ask(gs: Running, messages: Any, **kwargs: Any) -> Any:
     )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_hit_costs_nothing_and_is_recorded(
-    backend: str,
+@pytest.fixture(params=BACKENDS)
+def cached(
+    request: pytest.FixtureRequest,
     start_gateway: Callable[..., Running],
     upstream: FakeOpenAIServer,
     tmp_path: Path,
-) -> None:
-    gs = start_gateway(cached_config(upstream, cache_block(backend, tmp_path)))
+) -> Running:
+    """A gateway whose router ``auto`` caches on each backend in turn."""
+    return start_gateway(cached_config(upstream, cache_block(request.param, tmp_path)))
+
+
+def test_hit_costs_nothing_and_is_recorded(cached: Running, upstream: FakeOpenAIServer) -> None:
+    gs = cached
     messages = prompt()
     first = ask(gs, messages)
     assert first.headers["x-gearshift-cache"] == "miss"
@@ -89,14 +94,8 @@ def test_hit_costs_nothing_and_is_recorded(
     assert upstream.count == 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_streamed_answer_is_stored(
-    backend: str,
-    start_gateway: Callable[..., Running],
-    upstream: FakeOpenAIServer,
-    tmp_path: Path,
-) -> None:
-    gs = start_gateway(cached_config(upstream, cache_block(backend, tmp_path)))
+def test_a_streamed_answer_is_stored(cached: Running, upstream: FakeOpenAIServer) -> None:
+    gs = cached
     messages = prompt()
     streamed = gs.client().chat.completions.create(model="auto", messages=messages, stream=True)
     text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
