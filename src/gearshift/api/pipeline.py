@@ -40,6 +40,7 @@ from gearshift.errors import (
     ConfigError,
     GearshiftError,
     InvalidRequest,
+    LedgerFull,
     NotFound,
     UpstreamError,
 )
@@ -73,6 +74,24 @@ class LedgerSink(Protocol):
 
 class Pricer(Protocol):
     def cost(self, model: ModelConfig | str, usage: Usage) -> Any: ...
+
+
+class AnswerObserver(Protocol):
+    """Sees finished answers after the client has them (the learning loop's sampler). ``wants``
+    runs when a stream opens, so only sampled streams collect their text; ``offer`` must return
+    at once (queue the work) and never raise into the request."""
+
+    def wants(self, served: Served) -> bool: ...
+
+    def offer(self, request: ChatRequest, answer: str, served: Served) -> None: ...
+
+
+class Lifecycle(Protocol):
+    """A background component started with the gateway and stopped before it closes."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -150,6 +169,8 @@ class Gateway:
         self._providers: dict[tuple[str, str | None], Provider] = {}
         self._by_model: dict[str, Provider] = {}
         self.caches: dict[str, ResponseCache] = {}
+        self.answer_observer: AnswerObserver | None = None
+        self.components: list[Lifecycle] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -193,8 +214,15 @@ class Gateway:
                 provider = cls(base_url=model.base_url)  # type: ignore[call-arg]
                 self._providers[key] = provider
             self._by_model[model.name] = provider
+        for component in self.components:
+            await component.start()
 
     async def aclose(self) -> None:
+        for component in reversed(self.components):
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("stopping %r failed", component)
         for provider in self._providers.values():
             try:
                 await provider.aclose()
@@ -237,6 +265,8 @@ class Gateway:
                 bool(response.tool_calls),
                 response.usage,
             )
+        if self.answer_observer is not None:
+            self._offer_answer(request, response.text(), served)
         return response, served
 
     async def open_stream(self, request: ChatRequest, ctx: RequestContext) -> GatewayStream:
@@ -251,7 +281,11 @@ class Gateway:
         if plan.cache is not None:
             served.cache = "miss" if plan.cache_key is not None else "bypass"
         plan.record.served_model = model.name
-        return GatewayStream(self, plan, ctx, served, events, first, model)
+        stream = GatewayStream(self, plan, ctx, served, events, first, model)
+        observer = self.answer_observer
+        if observer is not None and observer.wants(served):
+            stream.collect_for(request)
+        return stream
 
     async def embed(self, body: dict[str, Any], ctx: RequestContext) -> tuple[Any, Served]:
         """Embeddings, passed through to a configured OpenAI-compatible model (routers choose
@@ -320,6 +354,13 @@ class Gateway:
     # ---- planning --------------------------------------------------------------------------
 
     async def _plan(self, request: ChatRequest, ctx: RequestContext) -> _Plan:
+        admit = getattr(self.ledger, "admit", None)
+        if admit is not None and not admit():
+            # No row: the ledger cannot take one (that is the reason); counted by the writer.
+            raise LedgerFull(
+                "the gateway's ledger backlog is full (the database is slower than traffic); "
+                "retry shortly"
+            )
         record = _new_record(request, ctx, stream=request.stream)
         router_cfg = self.router_configs.get(request.model)
         model_cfg = self.models.get(request.model)
@@ -560,6 +601,16 @@ class Gateway:
             log.exception("policy settle failed for request %s", plan.record.id)
         self._publish(plan.record)
 
+    def _offer_answer(self, request: ChatRequest, answer: str, served: Served) -> None:
+        observer = self.answer_observer
+        if observer is None:
+            return
+        try:
+            observer.offer(request, answer, served)
+        except Exception:
+            # Learning must never fail or change a client's answer.
+            log.exception("answer observer failed for request %s", served.request_id)
+
     def _publish(self, record: LedgerRecord) -> None:
         if self.ledger is not None:
             self.ledger.submit(record)
@@ -592,9 +643,17 @@ class GatewayStream:
         self._pending: StreamEvent | None = first
         self._model = model
         self._done = False
-        # A miss that may be stored keeps the text it streams; a tool call makes it unstorable.
-        self._text: list[str] | None = [] if plan.cache_key is not None else None
+        self._request: ChatRequest | None = None  # set when the answer observer wants the text
+        # The streamed text is kept for the answer observer and for a cache miss to store; a
+        # streamed tool call makes the answer unstorable.
+        self._collect = plan.cache_key is not None
+        self._texts: list[str] = []
         self._tool_calls = False
+
+    def collect_for(self, request: ChatRequest) -> None:
+        """Keep the streamed text, to offer it to the gateway's answer observer at the end."""
+        self._request = request
+        self._collect = True
 
     def __aiter__(self) -> GatewayStream:
         return self
@@ -631,8 +690,10 @@ class GatewayStream:
                 return event
             g._succeed(self._plan, self._model, event.usage, _ms_since(self._ctx.started))
             await g._finish(self._plan)
-            if self._text is not None:
-                text = "".join(self._text)
+            if self._collect:
+                text = "".join(self._texts)
+                if self._request is not None:
+                    g._offer_answer(self._request, text, self.served)
                 await g._store(
                     self._plan,
                     self._model,
@@ -641,9 +702,9 @@ class GatewayStream:
                     self._tool_calls,
                     event.usage,
                 )
-        elif self._text is not None:
+        elif self._collect:
             if isinstance(event, TextDelta):
-                self._text.append(event.text)
+                self._texts.append(event.text)
             else:
                 self._tool_calls = True
         return event
