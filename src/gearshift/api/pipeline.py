@@ -171,6 +171,8 @@ class Gateway:
         self.caches: dict[str, ResponseCache] = {}
         self.answer_observer: AnswerObserver | None = None
         self.components: list[Lifecycle] = []
+        # More Prometheus text for /metrics from components (the learning loop's counters).
+        self.metric_sources: list[Callable[[], str]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
