@@ -19,8 +19,9 @@ Per held-out source:
   first reaches 95% and 100% of the best single model's mean quality, over the source's models
   the catalogue prices (its list price; prompt tokens estimated, ``ANSWER_TOKENS`` out).
 
-Beside every figure: the same protocol for ``baseline.TfidfRidge`` (tf-idf 1-2-grams + ridge
-per model, ridge strength tuned on an inner split). Each seed trains on a different random sample of
+Beside every figure: the same protocol for ``baseline.fit_baseline`` (tf-idf 1-2-grams + ridge
+per model, ridge strength per model and min_df tuned on an inner split; plus a ridge on each
+row's mean score, the difficulty fallback for models no training row names). Each seed trains on a different random sample of
 at most ``irt_train.SOURCE_ROWS`` rows of each training source (so no source drowns the others) (and, for the baseline, a different inner split); mean and spread over seeds.
 Featurised prompts are cached under .cache/routing/ (gitignored). Prints one JSON object.
 """
@@ -41,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from baseline import TfidfRidge  # noqa: E402
+from baseline import fit_baseline, row_text  # noqa: E402
 
 from gearshift.catalogue import lookup  # noqa: E402
 from gearshift.routing.corpus import MEASURE_ONLY, PERMISSIVE, Source, load_source  # noqa: E402
@@ -88,7 +89,7 @@ def _features_digest() -> str:
 def featurised(data: Path, name: str) -> tuple[Source, list[Features], list[str]]:
     """A source, its prompts' features and final-user texts (features cached on disk)."""
     source = load_source(data, name)
-    texts = [r.request.last_user_text() for r in source.rows]
+    texts = [row_text(r) for r in source.rows]
     path = CACHE / f"{name}-{_features_digest()}.pkl"
     if path.is_file():
         feats: list[Features] = pickle.loads(path.read_bytes())
@@ -206,7 +207,7 @@ def run(
                 seed=seed,
                 seconds_router=round(t_router, 1),
                 seconds_baseline=round(t_base, 1),
-                baseline_alpha=alpha,
+                baseline_tuning=alpha,
                 unseen_models=[m for m in models if m not in model.index],
             )
             print(json.dumps({held: result}), file=sys.stderr, flush=True)
@@ -222,16 +223,35 @@ def baseline_predictions(
     held_texts: list[str],
     models: list[str],
     abilities: dict[str, float],
-) -> tuple[Any, float]:
+) -> tuple[Any, Any]:
     """The baseline's (N, M) predictions, cached on disk by everything they depend on."""
     h = hashlib.sha256((Path(__file__).parent / "baseline.py").read_bytes())
     h.update(json.dumps([texts, scores, weights.tolist(), seed, held_texts, models, abilities]).encode())
     path = CACHE / f"baseline-{h.hexdigest()[:16]}.pkl"
     if path.is_file():
-        cached: tuple[Any, float] = pickle.loads(path.read_bytes())
+        cached: tuple[Any, Any] = pickle.loads(path.read_bytes())
         return cached
-    base = TfidfRidge(seed=seed).fit(texts, scores, weights)
-    out = (base.predict(held_texts, models, abilities), base.alpha)
+    train_models = sorted({m for s in scores for m in s})
+    col = {m: j for j, m in enumerate(train_models)}
+    # the models' scores, then each row's mean score: the difficulty fallback for unseen models
+    y = np.zeros((len(texts), len(train_models) + 1))
+    mask = np.zeros_like(y)
+    for i, s in enumerate(scores):
+        for m, v in s.items():
+            y[i, col[m]] = v
+            mask[i, col[m]] = 1.0
+        y[i, -1] = float(np.mean(list(s.values())))
+        mask[i, -1] = 1.0
+    base = fit_baseline(texts, y, mask, seed=seed)
+    pred = base.predict(held_texts)
+    mean = pred[:, -1]
+    cols = [
+        pred[:, col[m]]
+        if m in col
+        else np.clip(1.0 - (1.0 - abilities[m]) * 2.0 * (1.0 - mean), 0.0, 1.0)
+        for m in models
+    ]
+    out = (np.stack(cols, axis=1), base.describe())
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))
     return out
