@@ -21,9 +21,13 @@ Per held-out source:
 
 Beside every figure: the same protocol for ``baseline.fit_baseline`` (tf-idf 1-2-grams + ridge
 per model, ridge strength per model and min_df tuned on an inner split; plus a ridge on each
-row's mean score, the difficulty fallback for models no training row names). Each seed trains on a different random sample of
-at most ``irt_train.SOURCE_ROWS`` rows of each training source (so no source drowns the others) (and, for the baseline, a different inner split); mean and spread over seeds.
-Featurised prompts are cached under .cache/routing/ (gitignored). Prints one JSON object.
+row's mean score, the difficulty fallback for models no training row names). Each seed trains
+on a different random sample of at most ``irt_train.SOURCE_ROWS`` rows of each training source
+(so no source drowns the others) and tunes the baseline on a different inner split; mean and
+spread over seeds. Predictions are cached under .cache/routing/ (gitignored), keyed by
+everything they depend on (code, options, training rows), so a re-run only recomputes what
+changed.
+Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline import fit_baseline, row_text  # noqa: E402
-
 from gearshift.catalogue import lookup  # noqa: E402
 from gearshift.routing.corpus import MEASURE_ONLY, PERMISSIVE, Source, load_source  # noqa: E402
 from gearshift.routing.features import Features, extract  # noqa: E402
@@ -81,7 +84,7 @@ def catalogue_price(model: str) -> tuple[float, float] | None:
 
 def _features_digest() -> str:
     h = hashlib.sha256()
-    for name in ("features.py", "exam_features.py"):
+    for name in ("features.py", "exam_features.py", "kinds.py", "data/kinds.npz"):
         h.update((ROOT / "src" / "gearshift" / "routing" / name).read_bytes())
     return h.hexdigest()[:12]
 
@@ -149,7 +152,6 @@ def run(
 ) -> dict[str, Any]:
     from gearshift.routing.irt_train import (
         IrtOptions,
-        fit_quality_model,
         sample_rows,
         source_weights,
     )
@@ -176,43 +178,71 @@ def run(
                 scores += [source.rows[i].scores for i in keep]
                 srcs += [n] * len(keep)
             weights = source_weights(srcs)
-            trained_models = sorted({m for s in scores for m in s})
-            abilities = {
-                m: a for m in trained_models if (a := catalogue_ability(m)) is not None
-            }
+            source, f_held, t_held = loaded[held]
+            models = source.models
             started = time.time()
-            model = fit_quality_model(
+            router_q, unseen = router_predictions(
                 feats,
                 scores,
                 weights,
-                abilities,
+                srcs,
                 IrtOptions(**{**_opts(options), "seed": seed}),
-                sources=srcs,
+                f_held,
+                models,
             )
             t_router = time.time() - started
-            source, f_held, t_held = loaded[held]
-            models = source.models
             held_abilities = {m: catalogue_ability(m) or 0.6 for m in models}
             started = time.time()
             base_q, alpha = baseline_predictions(
                 texts, scores, weights, seed, t_held, models, held_abilities
             )
             t_base = time.time() - started
-            params = np.stack(
-                [model.params(m, catalogue_ability(m) or 0.6)[0] for m in models], axis=0
-            )
-            router_q = model.qualities(model.embed_many(f_held), params)
             result = score_source(held, source, t_held, router_q, base_q, models)
             result.update(
                 seed=seed,
                 seconds_router=round(t_router, 1),
                 seconds_baseline=round(t_base, 1),
                 baseline_tuning=alpha,
-                unseen_models=[m for m in models if m not in model.index],
+                unseen_models=unseen,
             )
             print(json.dumps({held: result}), file=sys.stderr, flush=True)
             per_seed[held].append(result)
     return summarise(per_seed, loaded, options)
+
+
+def router_predictions(
+    feats: list[Features],
+    scores: list[dict[str, float]],
+    weights: Any,
+    sources: list[str],
+    options: Any,
+    held_feats: list[Features],
+    models: list[str],
+) -> tuple[Any, list[str]]:
+    """The router's (N, M) predictions on the held-out rows (cached on disk like the baseline's)."""
+    from gearshift.routing.irt_train import fit_quality_model
+
+    h = hashlib.sha256()
+    for name in ("irt.py", "irt_train.py"):
+        h.update((ROOT / "src" / "gearshift" / "routing" / name).read_bytes())
+    h.update(_features_digest().encode())
+    h.update(json.dumps([_opts(options), scores, weights.tolist(), sources, models]).encode())
+    h.update(pickle.dumps([sorted(f.tokens) for f in feats[:50]]))
+    path = CACHE / f"router-{h.hexdigest()[:16]}.pkl"
+    if path.is_file():
+        cached: tuple[Any, list[str]] = pickle.loads(path.read_bytes())
+        return cached
+    trained = sorted({m for s in scores for m in s})
+    abilities = {m: a for m in trained if (a := catalogue_ability(m)) is not None}
+    model = fit_quality_model(feats, scores, weights, abilities, options, sources=sources)
+    params = np.stack([model.params(m, catalogue_ability(m) or 0.6)[0] for m in models])
+    out = (
+        model.qualities(model.embed_many(held_feats), params),
+        [m for m in models if m not in model.index],
+    )
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
 
 
 def baseline_predictions(
@@ -226,7 +256,9 @@ def baseline_predictions(
 ) -> tuple[Any, Any]:
     """The baseline's (N, M) predictions, cached on disk by everything they depend on."""
     h = hashlib.sha256((Path(__file__).parent / "baseline.py").read_bytes())
-    h.update(json.dumps([texts, scores, weights.tolist(), seed, held_texts, models, abilities]).encode())
+    h.update(
+        json.dumps([texts, scores, weights.tolist(), seed, held_texts, models, abilities]).encode()
+    )
     path = CACHE / f"baseline-{h.hexdigest()[:16]}.pkl"
     if path.is_file():
         cached: tuple[Any, Any] = pickle.loads(path.read_bytes())

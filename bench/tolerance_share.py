@@ -74,7 +74,7 @@ def main() -> int:
     print(
         json.dumps(
             {
-                "log": str(args.log.relative_to(ROOT) if args.log.is_relative_to(ROOT) else args.log),
+                "log": str(args.log),
                 "requests": len(requests),
                 "abilities": {p.name: p.ability for p in router.profiles},
                 "light_share_by_tolerance": shares,

@@ -27,7 +27,8 @@ def test_bundled_model_and_provenance() -> None:
     # permissive sources only: never AlpacaEval (CC BY-NC), MT-Bench, RouterBench, Chatbot Arena
     assert set(sources) == {"mmlu", "gsm8k", "routerarena", "mmlu_pro", "arena_bench"}
     assert all("Apache-2.0" in s["licence"] for s in sources.values())
-    assert sources["gsm8k"]["rows_trained"] == 1319 and sources["arena_bench"]["rows_trained"] == 299
+    assert sources["gsm8k"]["rows_trained"] == 1319
+    assert sources["arena_bench"]["rows_trained"] == 299
     assert meta["rows"] == sum(s["rows_trained"] for s in sources.values())
     # one name per model across sources (RouteLLM's "mistralai/Mixtral-..." is MMLU-Pro's Mixtral)
     assert "mixtral-8x7b-instruct-v0.1" in predictor.model.models  # type: ignore[union-attr]

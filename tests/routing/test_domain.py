@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from gearshift.routing import prompt_request
 from gearshift.routing.domain import OTHER, fit_domain_prior
 from gearshift.routing.features import Features, extract
-from gearshift.routing.textmodel import TextModel
 
 CHEMISTRY = [
     "Which reagent oxidises a primary alcohol to an aldehyde without going on to the acid?",
@@ -54,5 +50,3 @@ def test_zero_weight_rows_are_left_out_of_the_prior() -> None:
     prior = fit_domain_prior(_feats(texts), domains, target, weights)
     assert prior.domains == ["chemistry"]
     assert "hello" not in prior.vocab  # a greetings-only gram: its rows were not counted
-
-

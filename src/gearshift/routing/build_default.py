@@ -46,7 +46,8 @@ def _load(data: Sequence[str | Path]) -> list[Any]:
     for item in data:
         path = Path(item)
         if path.is_dir():
-            sources += [load_source(path, n) for n in PERMISSIVE if (path / LICENCES[n][0]).exists()]
+            present = [n for n in PERMISSIVE if (path / LICENCES[n][0]).exists()]
+            sources += [load_source(path, n) for n in present]
         else:
             from gearshift.routing.corpus import _canonical
 

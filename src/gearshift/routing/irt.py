@@ -1,8 +1,9 @@
 """The default router's per-(prompt, model) quality model: a low-rank item-response model.
 
-A prompt x is embedded into a few numbers ``h(x) = W·φ(x) + c`` (φ: the prompt's distinct n-grams
-and its standardised dense features, see ``features.py``; ``RANK`` dimensions). Each model m has
-an offset ``a_m`` and loadings ``θ_m``, and its predicted quality is
+A prompt x is embedded into a few numbers ``h(x) = W·φ(x) + c`` (φ: the prompt's distinct n-grams,
+hashed buckets for grams outside the vocabulary, its standardised structural features
+(``features.py``) and its task-kind probabilities (``kinds.py``); ``rank`` dimensions). Each
+model m has an offset ``a_m`` and loadings ``θ_m``, and its predicted quality is
 
     q(m, x) = sigmoid(a_m + θ_m · h(x))
 
@@ -32,14 +33,37 @@ import numpy.typing as npt
 
 from gearshift.errors import ConfigError
 from gearshift.routing.features import DENSE_NAMES, Features
+from gearshift.routing.kinds import KINDS
 
-__all__ = ["BUCKETS", "FORMAT", "QualityModel", "bucket_of", "sigmoid"]
+__all__ = [
+    "BUCKETS",
+    "FORMAT",
+    "INPUT_NAMES",
+    "QualityModel",
+    "bucket_of",
+    "dense_inputs",
+    "sigmoid",
+]
 
 FORMAT = "irt-1"
 # Grams outside the vocabulary fall into hashed buckets (crc32, stable across processes), each
 # with a learnt weight: rare words still move the score a little, so two prompts that differ only
 # in them (a name, a ticket number) are not tied.
 BUCKETS = 4096
+# The prompt's structural numbers, then its task-kind probabilities (``kinds.py``)
+INPUT_NAMES: tuple[str, ...] = (*DENSE_NAMES, *(f"kind:{k}" for k in KINDS))
+
+
+# Standardised structural numbers are clipped to this many standard deviations: a prompt unlike
+# every training prompt (a chat greeting among exam questions) must not extrapolate a linear
+# weight to an absurd score.
+DENSE_CLIP = 4.0
+
+
+def dense_inputs(features: Features) -> list[float]:
+    return [*features.dense, *features.kind_probs.tolist()]
+
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -53,7 +77,9 @@ class QualityModel:
     vocab: dict[str, int]
     token_weights: npt.NDArray[np.float32]  # (V, K)
     bucket_weights: npt.NDArray[np.float32]  # (BUCKETS, K): grams outside the vocabulary
-    dense_weights: FloatArray  # (D, K), standardisation folded in
+    dense_mean: FloatArray  # (D,)
+    dense_scale: FloatArray  # (D,)
+    dense_weights: FloatArray  # (D, K) on standardised, clipped inputs
     embed_bias: FloatArray  # (K,)
     models: list[str]  # canonical names of the trained models
     offsets: FloatArray  # (M,)
@@ -75,7 +101,8 @@ class QualityModel:
         vocab = self.vocab
         tokens = features.tokens
         idx = sorted(map(vocab.__getitem__, vocab.keys() & tokens))
-        h: FloatArray = self.embed_bias + np.asarray(features.dense) @ self.dense_weights
+        d = (np.asarray(dense_inputs(features)) - self.dense_mean) / self.dense_scale
+        h: FloatArray = self.embed_bias + d.clip(-DENSE_CLIP, DENSE_CLIP) @ self.dense_weights
         if idx:
             h = h + self.token_weights[idx].sum(axis=0, dtype=np.float64)
         misses = sorted({bucket_of(g) for g in tokens.difference(vocab.keys())})
@@ -104,8 +131,9 @@ class QualityModel:
             np.add.at(out, np.asarray(rows), self.token_weights[np.asarray(cols)])
         if b_rows:
             np.add.at(out, np.asarray(b_rows), self.bucket_weights[np.asarray(b_cols)])
-        dense = np.asarray([f.dense for f in batch], dtype=np.float64)
-        out += dense @ self.dense_weights
+        dense = np.asarray([dense_inputs(f) for f in batch], dtype=np.float64)
+        d = ((dense - self.dense_mean) / self.dense_scale).clip(-DENSE_CLIP, DENSE_CLIP)
+        out += d @ self.dense_weights
         return out
 
     def params_for_ability(self, ability: float) -> FloatArray:
@@ -130,13 +158,15 @@ class QualityModel:
 
     def save(self, path: str | Path) -> None:
         words = sorted(self.vocab, key=self.vocab.__getitem__)
-        meta = dict(self.meta, format=FORMAT, dense_names=list(DENSE_NAMES), models=self.models)
+        meta = dict(self.meta, format=FORMAT, dense_names=list(INPUT_NAMES), models=self.models)
         with open(path, "wb") as fh:
             np.savez_compressed(
                 fh,
                 vocab=np.asarray(words, dtype=np.str_),
                 token_weights=self.token_weights.astype(np.float32),
                 bucket_weights=self.bucket_weights.astype(np.float32),
+                dense_mean=self.dense_mean,
+                dense_scale=self.dense_scale,
                 dense_weights=self.dense_weights,
                 embed_bias=self.embed_bias,
                 offsets=self.offsets,
@@ -155,6 +185,8 @@ class QualityModel:
                     vocab={w: i for i, w in enumerate(words)},
                     token_weights=data["token_weights"].astype(np.float32),
                     bucket_weights=data["bucket_weights"].astype(np.float32),
+                    dense_mean=data["dense_mean"].astype(np.float64),
+                    dense_scale=data["dense_scale"].astype(np.float64),
                     dense_weights=data["dense_weights"].astype(np.float64),
                     embed_bias=data["embed_bias"].astype(np.float64),
                     models=list(meta["models"]),
@@ -167,7 +199,7 @@ class QualityModel:
             raise ConfigError(f"cannot load router model {path}: {exc}") from None
         if meta.get("format") != FORMAT:
             raise ConfigError(f"router model {path} is not a {FORMAT} quality model")
-        if list(meta.get("dense_names", [])) != list(DENSE_NAMES):
+        if list(meta.get("dense_names", [])) != list(INPUT_NAMES):
             raise ConfigError(
                 f"router model {path} was trained with other features; rebuild it with "
                 "'make router'"
@@ -176,7 +208,9 @@ class QualityModel:
         if (
             model.token_weights.shape != (len(words), k)
             or model.bucket_weights.shape != (BUCKETS, k)
-            or model.dense_weights.shape != (len(DENSE_NAMES), k)
+            or model.dense_weights.shape != (len(INPUT_NAMES), k)
+            or model.dense_mean.shape != (len(INPUT_NAMES),)
+            or model.dense_scale.shape != (len(INPUT_NAMES),)
             or model.loadings.shape != (len(model.models), k)
             or model.profile_coef.shape != (2, k + 1)
         ):

@@ -11,6 +11,7 @@ so distinct prompts keep distinct values (no calibration plateaus).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -93,7 +94,7 @@ class IrtPredictor:
     def difficulty(self, features: Features) -> float:
         h = self.model.embed(features)
         z = self._reference[0] + float(self._reference[1:] @ h)
-        return 1.0 - 1.0 / (1.0 + np.exp(-min(max(z, -30.0), 30.0)))
+        return 1.0 - 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
 
     def check_models(self, names: Sequence[str]) -> None:
         return None

@@ -17,7 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 from gearshift.routing.features import Features
-from gearshift.routing.irt import BUCKETS, QualityModel, bucket_of, sigmoid
+from gearshift.routing.irt import (
+    BUCKETS,
+    DENSE_CLIP,
+    QualityModel,
+    bucket_of,
+    dense_inputs,
+    sigmoid,
+)
 
 __all__ = ["IrtOptions", "fit_quality_model", "profile_coefficients", "source_weights"]
 
@@ -39,6 +46,7 @@ class IrtOptions:
     # source's scale (a judge's 1-10 against exam accuracy), so the prompt embedding spends its
     # capacity on what varies *within* a source, the ranking a router needs
     l2_source: float = 0.0  # 0: no source offsets
+    kinds: bool = True  # the kind probabilities as inputs (False: zeros, for the ablation)
 
 
 def source_weights(sources: Sequence[str], cap: int = SOURCE_CAP) -> FloatArray:
@@ -59,18 +67,34 @@ def fit_quality_model(
 ) -> QualityModel:
     """Train on rows (features, {model: score}, weight); ``abilities`` (catalogue) of the
     trained models that have one, for the profile map of unseen models."""
+    from scipy import sparse
     from scipy.optimize import minimize
 
     from gearshift.routing.train import Design
 
-    from scipy import sparse
-
+    # the structural numbers and the kind probabilities are one standardised dense block
+    feats = [
+        Features(
+            dense=dense_inputs(f) if options.kinds else [*f.dense, *([0.0] * len(f.kind_probs))],
+            tokens=f.tokens,
+            kind=f.kind,
+            kind_probs=f.kind_probs,
+        )
+        for f in feats
+    ]
     design = Design(feats, options.min_df, options.max_vocab)
+    # kind probabilities stay raw (in [0, 1]): a kind rare in training has a tiny spread, and
+    # dividing by it would turn one chat prompt into a 50-sigma input
+    n_kinds = len(feats[0].kind_probs) if feats else 0
+    n_dense = len(design.mean)
+    design.mean[n_dense - n_kinds :] = 0.0
+    design.scale[n_dense - n_kinds :] = 1.0
     words_dense = design.matrix(feats)  # (N, V + D): n-gram indicators, standardised dense
     n_vocab = len(design.vocab)
+    dense_part = np.asarray(words_dense[:, n_vocab:].todense()).clip(-DENSE_CLIP, DENSE_CLIP)
     buckets = _bucket_matrix(feats, design.vocab)  # (N, B): grams outside the vocabulary
     x = sparse.hstack(
-        [words_dense[:, :n_vocab], buckets, words_dense[:, n_vocab:]], format="csr"
+        [words_dense[:, :n_vocab], buckets, sparse.csr_matrix(dense_part)], format="csr"
     )
     n_words = n_vocab + BUCKETS
     models = sorted({m for s in scores for m in s})
@@ -146,17 +170,19 @@ def fit_quality_model(
     if log:
         log(f"irt: {n} rows, {len(y)} outcomes, {n_models} models, loss {result.fun:.4f}")
     ww, c, a, th, _ = unpack(np.asarray(result.x))
-    # fold the dense standardisation into the weights: (d − mean)/scale · W = d · W/scale − …
-    dense_w = ww[n_words:] / design.scale[:, None]
-    bias = c - design.mean / design.scale @ ww[n_words:]
+    dense_w = ww[n_words:].copy()
+    if not options.kinds:  # the kind columns were zeros: their start weights mean nothing
+        dense_w[n_dense - n_kinds :] = 0.0
     params = np.concatenate([a[:, None], th], axis=1)
     coef = profile_coefficients(models, params, abilities)
     return QualityModel(
         vocab=dict(design.vocab),
         token_weights=ww[:n_vocab].astype(np.float32),
         bucket_weights=ww[n_vocab:n_words].astype(np.float32),
+        dense_mean=design.mean,
+        dense_scale=design.scale,
         dense_weights=dense_w,
-        embed_bias=bias,
+        embed_bias=c,
         models=models,
         offsets=a,
         loadings=th,
@@ -199,7 +225,9 @@ EXCLUDED_CATEGORIES = frozenset({"mmlu/high_school_mathematics"})
 SOURCE_ROWS = 3000  # rows sampled from each source (seeded): no source drowns the others
 
 
-def sample_rows(n_rows: int, categories: Sequence[str], seed: int, cap: int = SOURCE_ROWS) -> list[int]:
+def sample_rows(
+    n_rows: int, categories: Sequence[str], seed: int, cap: int = SOURCE_ROWS
+) -> list[int]:
     """Indices of at most ``cap`` rows of one source, seeded, excluded categories left out."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(n_rows)

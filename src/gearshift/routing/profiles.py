@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["TIER_ABILITY", "ModelProfile", "build_profiles", "price_per_token"]
 
 # Ability assumed for a configured tier when nothing better is known.
-TIER_ABILITY: dict[int, float] = {1: 0.6, 2: 0.75, 3: 0.85}
+TIER_ABILITY: dict[int, float] = {1: 0.65, 2: 0.76, 3: 0.85}
 _PER_MTOK = 1e-6
 
 
