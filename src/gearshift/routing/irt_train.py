@@ -34,7 +34,9 @@ SOURCE_CAP = 4000
 
 @dataclass(slots=True, frozen=True)
 class IrtOptions:
-    rank: int = 3
+    # one prompt dimension generalised best to a held-out source (RouterArena, seed 0: APGR
+    # 0.603 against 0.583 with three); more dimensions fit the training sources' quirks
+    rank: int = 1
     l2_words: float = 3e-3  # per-weight penalty on the n-gram embedding (× total weight)
     l2_dense: float = 1e-3
     l2_loadings: float = 1e-3
