@@ -175,6 +175,11 @@ class Gateway:
             for m in self.settings.models
             if m.api_key_env and not os.environ.get(m.api_key_env)
         ]
+        from gearshift.providers.shaping import missing_variables
+
+        for model in self.settings.models:
+            if model.headers or model.query:
+                missing += missing_variables(model)
         if missing:
             raise ConfigError("; ".join(missing))
 
