@@ -95,3 +95,31 @@ def test_feedback_on_an_older_request_is_found_in_the_ledger(
     first.drain()
     second = start()  # another replica: it never saw the request, the ledger did
     assert _post(second, {"request_id": rid, "thumbs": "up"}).status_code == 200
+
+
+def test_feedback_shows_in_reports_per_model_and_kind(
+    start: Callable[..., Gw], ledger_url: str
+) -> None:
+    import contextlib
+    import io
+    import json
+
+    from gearshift.cli.main import main
+
+    gw = start()
+    ids = [gw.ask(p)[2] for p in ENGLISH[:3]]
+    for rid, score in zip(ids, (1.0, 0.25, 0.0), strict=True):
+        assert _post(gw, {"request_id": rid, "score": score}).status_code == 200
+    gw.drain()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["report", "--storage", ledger_url, "--format", "json"]) == 0
+    feedback = json.loads(out.getvalue())["feedback"]
+    assert sum(f["ratings"] for f in feedback) == 3
+    assert {f["model"] for f in feedback} == {"light"}
+    mean = sum(f["mean_score"] * f["ratings"] for f in feedback) / 3
+    assert abs(mean - 1.25 / 3) < 1e-3
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        assert main(["report", "--storage", ledger_url]) == 0
+    assert "Application feedback by model and kind" in text.getvalue()

@@ -29,7 +29,6 @@ from gearshift.api.http import (
     StreamResponse,
     json_response,
     read_body,
-    render_openai_error,
     too_large_message,
 )
 from gearshift.api.pipeline import Gateway
@@ -85,11 +84,11 @@ class GearshiftApp:
         try:
             found = self.routes.match(scope["method"], scope["path"])
         except MethodNotAllowed as exc:
-            await _send(send, render_openai_error(exc), id_header)
+            await _send(send, self.routes.errors_for(scope["path"])(exc, None), id_header)
             return
         if found is None:
-            missing = RouteNotFound(f"no route for {scope['method']} {scope['path']}")
-            await _send(send, render_openai_error(missing), id_header)
+            missing = RouteNotFound(f"no route for {scope['method']} {scope['path'][:200]}")
+            await _send(send, self.routes.errors_for(scope["path"])(missing, None), id_header)
             return
         route, params = found
         self._inflight += 1
