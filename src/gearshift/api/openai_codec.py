@@ -90,9 +90,9 @@ def parse_request(body: Any) -> ChatRequest:
         dialect="openai",
         tools=tools,
         tool_choice=_parse_tool_choice(body),
-        max_tokens=_opt_int(body, "max_completion_tokens") or _opt_int(body, "max_tokens"),
-        temperature=_opt_float(body, "temperature"),
-        top_p=_opt_float(body, "top_p"),
+        max_tokens=opt_int(body, "max_completion_tokens") or opt_int(body, "max_tokens"),
+        temperature=opt_float(body, "temperature"),
+        top_p=opt_float(body, "top_p"),
         stop=_parse_stop(body.get("stop")),
         stream=optional_flag(body, "stream", "'stream'"),
         response_format=_parse_response_format(body.get("response_format")),
@@ -176,12 +176,12 @@ def _parse_content(content: Any, where: str) -> list[ContentPart]:
                     f"{where}.content: an image_url part needs image_url.url, a string",
                     param=f"{where}.content",
                 )
-            parts.append(_image_from_url(url))
+            parts.append(image_from_url(url))
         # Audio and file parts reach an OpenAI upstream through the raw body; routing ignores them.
     return parts
 
 
-def _image_from_url(url: str) -> ImagePart:
+def image_from_url(url: str) -> ImagePart:
     if url.startswith("data:"):
         header, _, data = url.partition(",")
         media_type = header[5:].split(";", 1)[0] or "image/png"
@@ -268,7 +268,7 @@ def _parse_response_format(value: Any) -> dict[str, Any] | None:
     return value
 
 
-def _opt_int(body: dict[str, Any], key: str) -> int | None:
+def opt_int(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None:
         return None
@@ -277,7 +277,7 @@ def _opt_int(body: dict[str, Any], key: str) -> int | None:
     return value
 
 
-def _opt_float(body: dict[str, Any], key: str) -> float | None:
+def opt_float(body: dict[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None
