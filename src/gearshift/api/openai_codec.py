@@ -78,12 +78,7 @@ def parse_request(body: Any) -> ChatRequest:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     messages = [_parse_message(m, i) for i, m in enumerate(raw_messages)]
     tools = _parse_tools(body)
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidRequest("'metadata' must be an object of strings", param="metadata")
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise InvalidRequest("'user' must be a string", param="user")
+    metadata, user = metadata_and_user(body)
     return ChatRequest(
         model=model,
         messages=messages,
@@ -97,10 +92,22 @@ def parse_request(body: Any) -> ChatRequest:
         stream=optional_flag(body, "stream", "'stream'"),
         response_format=_parse_response_format(body.get("response_format")),
         user=user,
-        metadata={str(k): str(v) for k, v in metadata.items()} if metadata else {},
+        metadata=metadata,
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         raw=body,
     )
+
+
+def metadata_and_user(body: dict[str, Any]) -> tuple[dict[str, str], str | None]:
+    """OpenAI's ``metadata`` (an object of strings) and ``user`` (a string), checked: both
+    become attribution tags."""
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidRequest("'metadata' must be an object of strings", param="metadata")
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest("'user' must be a string", param="user")
+    return ({str(k): str(v) for k, v in metadata.items()} if metadata else {}), user
 
 
 def _parse_message(raw: Any, index: int) -> Message:

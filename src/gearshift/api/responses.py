@@ -25,6 +25,7 @@ from gearshift.api.http import (
     openai_error_body,
     render_openai_error,
 )
+from gearshift.api.openai import body_tags
 from gearshift.api.pipeline import Gateway, GatewayStream
 from gearshift.api.responses_codec import (
     call_item,
@@ -51,10 +52,7 @@ class ResponsesDialect:
 
     async def create(self, request: Request) -> Response | StreamResponse:
         chat = parse_request(request.json())
-        tags = dict(chat.metadata)
-        if chat.user:
-            tags.setdefault("user", chat.user)
-        ctx = request_context(request, "responses", tags)
+        ctx = request_context(request, "responses", body_tags(chat))
         response_id = f"resp_{request.request_id}"
         if chat.stream:
             stream = await self.gateway.open_stream(chat, ctx)

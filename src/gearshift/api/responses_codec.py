@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from gearshift.api.fields import check_model_name, optional_flag, short_repr
-from gearshift.api.openai_codec import image_from_url, opt_float, opt_int
+from gearshift.api.openai_codec import image_from_url, metadata_and_user, opt_float, opt_int
 from gearshift.chat import (
     ChatRequest,
     ChatResponse,
@@ -79,12 +79,7 @@ def parse_request(body: Any) -> ChatRequest:
             raise InvalidRequest("'instructions' must be a string", param="instructions")
         messages.append(Message(role="system", content=[TextPart(instructions)]))
     messages += _parse_input(body.get("input"))
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidRequest("'metadata' must be an object of strings", param="metadata")
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise InvalidRequest("'user' must be a string", param="user")
+    metadata, user = metadata_and_user(body)
     return ChatRequest(
         model=model,
         messages=messages,
@@ -97,7 +92,7 @@ def parse_request(body: Any) -> ChatRequest:
         stream=optional_flag(body, "stream", "'stream'"),
         response_format=_parse_text_format(body.get("text")),
         user=user,
-        metadata={str(k): str(v) for k, v in metadata.items()} if metadata else {},
+        metadata=metadata,
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         raw=body,
     )
