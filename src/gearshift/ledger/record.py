@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-Outcome = Literal["ok", "error", "client_disconnect", "rejected"]
+# ok: answered; error: failed upstream or inside the gateway; client_disconnect: the client left;
+# rejected: refused by a key or policy (401/403/429); invalid: refused as malformed (400, unknown
+# model 404) before anything was routed.
+Outcome = Literal["ok", "error", "client_disconnect", "rejected", "invalid"]
 
 
 @dataclass(slots=True)
