@@ -75,6 +75,29 @@ class RouterTargets(_Strict):
     window_requests: int = Field(default=500, ge=10, description="Controller sliding window.")
 
 
+class CacheConfig(_Strict):
+    """Response cache for one router (``cache/``): identical requests answered without a call."""
+
+    ttl_s: float = Field(default=3600.0, gt=0, description="How long an answer is reused, seconds.")
+    backend: Literal["memory", "sqlite", "redis"] = Field(
+        default="memory",
+        description="memory (per process), sqlite (one host), redis (every replica).",
+    )
+    scope: Literal["per-key", "shared"] = Field(
+        default="per-key", description="per-key: a caller reuses only answers to its own key."
+    )
+    max_temperature: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests with a higher temperature are not cached (an unset one is).",
+    )
+    max_entries: int = Field(default=10_000, gt=0, description="memory backend: LRU capacity.")
+    path: str = Field(default="./gearshift-cache.db", description="sqlite backend: the file.")
+    redis_url: str | None = Field(
+        default=None, description="redis backend: the server; defaults to policy.redis_url."
+    )
+
+
 class LearningConfig(_Strict):
     """Opt-in learning from the router's own traffic (docs/learning.md)."""
 
@@ -111,6 +134,7 @@ class RouterConfig(_Strict):
     sticky: bool = Field(default=True, description="Keep a conversation on one model.")
     targets: RouterTargets | None = None
     learning: LearningConfig | None = None
+    cache: CacheConfig | None = Field(default=None, description="Response cache (off when unset).")
 
 
 class BudgetConfig(_Strict):

@@ -42,6 +42,7 @@ RESERVED_PARAMS = frozenset({"since", "until", "by", "format"})
 def register(routes: Routes, gateway: Gateway) -> None:
     analytics = Analytics(gateway.settings)
     analytics.extra_metrics = getattr(gateway.policy, "prometheus", None)  # policy gauges
+    analytics.metric_sources = gateway.metric_sources  # filled by later route modules too
     gateway.observers.append(analytics.metrics.observe)
     routes.add("GET", "/metrics", analytics.metrics_page)
     routes.add("GET", "/dashboard", analytics.dashboard_page)
@@ -55,6 +56,7 @@ class Analytics:
         self.settings = settings
         self.metrics = metrics or metrics_for()
         self.extra_metrics: Callable[[], Awaitable[str]] | None = None
+        self.metric_sources: list[Callable[[], str]] = []
         self._db: LedgerDB | None = None
         self._lock = threading.Lock()
 
@@ -87,6 +89,8 @@ class Analytics:
         text = self.metrics.render()
         if self.extra_metrics is not None:
             text += await self.extra_metrics()
+        for source in self.metric_sources:
+            text += source()
         body = text.encode()
         return Response(200, body, [(b"content-type", b"text/plain; version=0.0.4")])
 
