@@ -262,7 +262,6 @@ def check(run: FuzzRun, client: httpx.Client, case: tuple[Any, ...]) -> None:
     method, path, body, headers, dialect = case
     run.cases += 1
     example = f"{method} {path} {headers} body={body[:300] if body else body!r}"
-    started = time.monotonic()
     try:
         response = client.request(method, path, content=body, headers=headers)
     except httpx.TimeoutException:
@@ -271,14 +270,11 @@ def check(run: FuzzRun, client: httpx.Client, case: tuple[Any, ...]) -> None:
     except httpx.HTTPError as exc:
         run.fail(f"transport: {exc.__class__.__name__}", f"{example}: {exc}")
         return
-    elapsed = time.monotonic() - started
     run.statuses[(method + " " + path.split("?")[0][:60], response.status_code)] += 1
     status = response.status_code
     if status == 500:
         where = run.crashes.pop() if run.crashes else f"{method} {path.split('?')[0][:40]}"
         run.fail(f"500: {where}", f"{example} -> {response.text[:300]}")
-    if elapsed > CASE_TIMEOUT_S / 2:
-        run.fail(f"slow: {method} {path[:40]}", f"{example} took {elapsed:.1f}s")
     if _owes_row(run, method, path, body):
         run.owed_rows.append(response.headers.get("x-request-id", "?"))
     if status >= 400 and dialect_of_error(response) != dialect:
