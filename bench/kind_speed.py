@@ -27,7 +27,7 @@ from typing import Any
 
 from gearshift.routing.build_kinds import labelled_rows
 from gearshift.routing.features import DENSE_NAMES, extract_text
-from gearshift.routing.kinds import kind_model
+from gearshift.routing.kinds import KindModel, kind_model
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -64,10 +64,26 @@ def _prompts(tokens: int) -> list[str]:
     return out
 
 
+def _measure(model: KindModel, prompts: list[str], n: int) -> dict[str, Any]:
+    feats = [extract_text(p, kinds=False) for p in prompts]
+    k = len(prompts)
+    for f in feats[:50]:  # warm caches
+        model.probabilities(f.tokens, f.dense, DENSE_NAMES)
+    return {
+        "prompts": k,
+        "detector_us": _time(
+            lambda i: model.probabilities(feats[i % k].tokens, feats[i % k].dense, DENSE_NAMES),
+            n,
+        ),
+        "extract_with_kind_us": _time(lambda i: extract_text(prompts[i % k]), n),
+        "extract_without_kind_us": _time(lambda i: extract_text(prompts[i % k], kinds=False), n),
+    }
+
+
 def _load_ms() -> float:
     code = (
         "import time; t = time.perf_counter(); "
-        "from gearshift.routing.kinds import kind_model; kind_model(); "
+        "from gearshift.routing.kinds import KindModel, kind_model; kind_model(); "
         "print((time.perf_counter() - t) * 1e3)"
     )
     runs = [float(subprocess.check_output([sys.executable, "-c", code])) for _ in range(3)]
@@ -82,26 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     model = kind_model()
     report: dict[str, Any] = {"loadavg_before": os.getloadavg()[0], "vocab": len(model.vocab)}
-    n = args.iterations
     for tokens in (10, 500, 2000):
-        prompts = _prompts(tokens)
-        feats = [extract_text(p, kinds=False) for p in prompts]
-        k = len(prompts)
-        for f in feats[:50]:  # warm caches
-            model.probabilities(f.tokens, f.dense, DENSE_NAMES)
-        report[f"{tokens}_tokens"] = {
-            "prompts": k,
-            "detector_us": _time(
-                lambda i: model.probabilities(
-                    feats[i % k].tokens, feats[i % k].dense, DENSE_NAMES
-                ),
-                n,
-            ),
-            "extract_with_kind_us": _time(lambda i: extract_text(prompts[i % k]), n),
-            "extract_without_kind_us": _time(
-                lambda i: extract_text(prompts[i % k], kinds=False), n
-            ),
-        }
+        report[f"{tokens}_tokens"] = _measure(model, _prompts(tokens), args.iterations)
     report["load_ms"] = _load_ms()
     report["loadavg_after"] = os.getloadavg()[0]
     json.dump(report, sys.stdout, indent=2)
