@@ -136,7 +136,7 @@ class Metrics:
             out.append(("tag_savings", tag, savings))
         for failed in record.fallbacks:
             out.append(("fallbacks", (("router", router), ("model", failed)), 1))
-        if record.outcome != "ok":
+        if record.outcome not in ("ok", "cache_hit"):
             out.append(("errors", (*base, ("status", str(record.status))), 1))
         return out
 

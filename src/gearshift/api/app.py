@@ -18,18 +18,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from gearshift.api.context import edge_context
 from gearshift.api.http import (
     JSON_CONTENT,
     ClientGone,
     MethodNotAllowed,
     Request,
     Response,
+    Route,
     RouteNotFound,
     Routes,
     StreamResponse,
     json_response,
     read_body,
-    render_openai_error,
     too_large_message,
 )
 from gearshift.api.pipeline import Gateway
@@ -52,6 +53,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "gearshift.api.anthropic",
     "gearshift.api.bedrock",
     "gearshift.analytics.routes",
+    "gearshift.learning.routes",
 )
 
 
@@ -84,11 +86,11 @@ class GearshiftApp:
         try:
             found = self.routes.match(scope["method"], scope["path"])
         except MethodNotAllowed as exc:
-            await _send(send, render_openai_error(exc), id_header)
+            await _send(send, self.routes.errors_for(scope["path"])(exc, None), id_header)
             return
         if found is None:
-            missing = RouteNotFound(f"no route for {scope['method']} {scope['path']}")
-            await _send(send, render_openai_error(missing), id_header)
+            missing = RouteNotFound(f"no route for {scope['method']} {scope['path'][:200]}")
+            await _send(send, self.routes.errors_for(scope["path"])(missing, None), id_header)
             return
         route, params = found
         self._inflight += 1
@@ -106,7 +108,7 @@ class GearshiftApp:
             request = Request(
                 scope, body, params, request_id=request_id, arrived=time.time(), started=started
             )
-            await self._handle(route.handler, route.errors, request, receive, send, id_header)
+            await self._handle(route, request, receive, send, id_header)
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -128,8 +130,7 @@ class GearshiftApp:
 
     async def _handle(
         self,
-        handler: Callable[[Request], Awaitable[Response | StreamResponse]],
-        render_error: Callable[[GearshiftError, Request | None], Response],
+        route: Route,
         request: Request,
         receive: Receive,
         send: Send,
@@ -138,10 +139,11 @@ class GearshiftApp:
         watcher = _DisconnectWatcher(receive)
         try:
             try:
-                result = await handler(request)
+                result = await route.handler(request)
             except GearshiftError as exc:
                 watcher.stop()
-                await _send(send, render_error(exc, request), id_header)
+                self._record_unserved(route, request, exc)
+                await _send(send, route.errors(exc, request), id_header)
                 return
             except asyncio.CancelledError:
                 if watcher.client_gone:
@@ -154,7 +156,8 @@ class GearshiftApp:
                 internal = GearshiftError(
                     f"internal error in the gateway; see its log for request {request.request_id}"
                 )
-                await _send(send, render_error(internal, request), id_header)
+                self._record_unserved(route, request, internal)
+                await _send(send, route.errors(internal, request), id_header)
                 return
             if isinstance(result, Response):
                 watcher.stop()
@@ -163,6 +166,19 @@ class GearshiftApp:
             await self._stream(result, send, id_header, watcher)
         finally:
             watcher.stop()
+
+    def _record_unserved(self, route: Route, request: Request, exc: GearshiftError) -> None:
+        """Every request to a chat route whose body parses is one ledger row: when it failed
+        before the pipeline made that row (validation, a bad header, a bug of ours), make it
+        here."""
+        spec = route.ledger
+        if spec is None or request.json_or_none() is None:
+            return
+        ctx = edge_context(request, spec.dialect)
+        try:
+            self.gateway.record_unserved(ctx, spec.model_of(request), exc)
+        except Exception:
+            log.exception("recording refused request %s failed", request.request_id)
 
     async def _stream(
         self,
@@ -199,8 +215,19 @@ class GearshiftApp:
         """Up and serving. The ledger state is reported, not failed on: while its database is
         unreachable, rows wait in the spool and nothing is lost."""
         writer = self._writer
-        ledger = "ok" if writer is None or writer.healthy else "spooling"
-        return json_response(200, {"status": "ok", "ledger": ledger})
+        if writer is None:
+            return json_response(200, {"status": "ok", "ledger": "ok"})
+        ledger = "ok" if writer.healthy else "spooling"
+        if writer.spool.disk_bytes >= writer.spool_max_bytes:
+            ledger = "full"
+        body = {
+            "status": "ok",
+            "ledger": ledger,
+            "ledger_backlog_rows": writer.pending,
+            "ledger_spool_bytes": writer.spool.disk_bytes,
+            "ledger_refused": writer.stats.refused,
+        }
+        return json_response(200, body)
 
     # ---- lifespan --------------------------------------------------------------------------
 
@@ -313,7 +340,15 @@ def open_ledger(settings: Settings) -> LedgerWriter:
     """The ledger store for ``settings.storage`` (migrated) behind its batching writer."""
     from gearshift.ledger import LedgerWriter, open_store
 
-    return LedgerWriter(open_store(settings.storage))
+    cfg = settings.ledger
+    return LedgerWriter(
+        open_store(settings.storage),
+        batch_size=cfg.batch_size,
+        flush_interval_s=cfg.flush_interval_s,
+        queue_max_rows=cfg.queue_max_rows,
+        spool_max_bytes=int(cfg.spool_max_mb * 1024 * 1024),
+        fsync_interval_s=cfg.spool_fsync_interval_s,
+    )
 
 
 def create_app(

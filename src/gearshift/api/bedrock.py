@@ -4,7 +4,9 @@
 Point ``boto3.client("bedrock-runtime", endpoint_url=...)`` at gearshift. ``modelId`` may name a
 router, a configured model, a configured model's upstream id (``anthropic.claude-...``), or an
 ARN (URL-encoded by boto3) whose last path segment is one of those — so a Bedrock prompt-router
-ARN is swapped for a gearshift router by changing the endpoint alone. When a router answered, the
+ARN is swapped for a gearshift router by changing the endpoint alone; the ARN of one of Bedrock's
+default prompt routers (``default-prompt-router/anthropic.claude:1``) names the matching default
+router (``bedrock-anthropic-auto``, see quickstart.py). When a router answered, the
 response carries ``trace.promptRouter.invokedModelId`` (on the stream's metadata event), as
 Bedrock's prompt routers do.
 
@@ -29,6 +31,7 @@ from gearshift.api.bedrock_invoke import InvokeDialect, eventstream_response
 from gearshift.api.context import request_context, served_headers
 from gearshift.api.http import (
     Handler,
+    LedgerSpec,
     Request,
     Response,
     Routes,
@@ -38,6 +41,7 @@ from gearshift.api.http import (
 from gearshift.api.pipeline import Gateway, GatewayStream, Served
 from gearshift.chat import StreamEnd
 from gearshift.errors import GearshiftError
+from gearshift.quickstart import bedrock_default_router
 
 # An ARN arrives URL-decoded in the ASGI path, so its "/" splits the model id into segments;
 # routes for up to three segments cover every Bedrock ARN form (they carry one or two "/").
@@ -56,7 +60,11 @@ def register(routes: Routes, gateway: Gateway) -> None:
         template = "/".join(f"{{modelId{i}}}" for i in range(segments))
         for operation, handler in operations.items():
             routes.add(
-                "POST", f"/model/{template}/{operation}", handler, errors=render_bedrock_error
+                "POST",
+                f"/model/{template}/{operation}",
+                handler,
+                errors=render_bedrock_error,
+                ledger=LedgerSpec("bedrock", model_of=dialect.requested_model),
             )
 
 
@@ -98,7 +106,12 @@ class BedrockDialect:
         for name in candidates:
             if name in self._by_upstream_id:
                 return self._by_upstream_id[name]
-        return model_id
+        # Bedrock's own default router of a family (``.../default-prompt-router/meta.llama:1``)
+        # stands for the default router of that family (``bedrock-meta-auto``) when there is one.
+        return bedrock_default_router(model_id, gateway.router_configs) or model_id
+
+    def requested_model(self, request: Request) -> str:
+        return self.resolve(model_id_of(request))
 
     async def invoke(self, request: Request) -> Response:
         return await self._invoke.invoke(request, self.resolve(model_id_of(request)))

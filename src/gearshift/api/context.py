@@ -66,12 +66,33 @@ def request_context(
     header = request.headers.get(TAGS_HEADER)
     if header:
         tags.update(parse_tags(header))
-    return RequestContext(
+    ctx = RequestContext(
         request_id=request.request_id,
         dialect=dialect,
         api_key=request.bearer_token(),
         tags=tags,
         tolerance=parse_tolerance(request.headers.get(TOLERANCE_HEADER)),
+        ts=request.arrived,
+        started=request.started,
+        cache_control=(request.headers.get("cache-control") or "").lower(),
+    )
+    request.context = ctx
+    return ctx
+
+
+def edge_context(request: Request, dialect: Dialect) -> RequestContext:
+    """A context for a request that failed before its dialect built one (a bad body or header):
+    the headers' tags when they parse, no key (a refused request's key is never recorded)."""
+    if request.context is not None:
+        return request.context
+    try:
+        tags = parse_tags(request.headers.get(TAGS_HEADER) or "")
+    except InvalidRequest:
+        tags = {}
+    return RequestContext(
+        request_id=request.request_id,
+        dialect=dialect,
+        tags=tags,
         ts=request.arrived,
         started=request.started,
     )
@@ -98,6 +119,8 @@ def served_headers(served: Served, *, with_cost: bool) -> Headers:
             headers.append((b"x-gearshift-prompt-kind", _header_text(decision.kind)))
         if decision.reason:
             headers.append((b"x-gearshift-reason", _header_text(decision.reason)))
+    if served.cache is not None:
+        headers.append((b"x-gearshift-cache", served.cache.encode()))
     if with_cost:
         headers.append((b"x-gearshift-cost-usd", usd(served.cost_usd).encode()))
         headers.append((b"x-gearshift-saved-usd", usd(served.saved_usd).encode()))

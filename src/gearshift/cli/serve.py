@@ -1,4 +1,7 @@
-"""``gearshift serve --config FILE [--host 127.0.0.1] [--port 8080] [--workers N]``.
+"""``gearshift serve [--config FILE] [--host 127.0.0.1] [--port 8080] [--workers N]``.
+
+Without ``--config`` it serves default routers for the providers whose credentials are in the
+environment (``gearshift.quickstart``), with a SQLite ledger in the working directory.
 
 Runs the gateway under uvicorn (uvloop + httptools). Configuration problems, a missing upstream
 API key among them, stop it before it binds a port, with a message naming what to fix. SIGTERM
@@ -10,12 +13,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import glob
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gearshift.config import Settings
 
 CONFIG_ENV = "GEARSHIFT_CONFIG"
 
@@ -25,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gearshift serve",
         description="Run the gateway: OpenAI, Anthropic and Bedrock APIs with per-prompt routing.",
     )
-    parser.add_argument("--config", required=True, help="YAML configuration file")
+    parser.add_argument(
+        "--config",
+        help="YAML configuration file (default: routers for the providers found in the "
+        "environment, e.g. openai-auto when OPENAI_API_KEY is set)",
+    )
     parser.add_argument(
         "--host", default=None, help="address to bind (default: server.host, 127.0.0.1)"
     )
@@ -49,7 +61,13 @@ def run(argv: Sequence[str]) -> int:
     from gearshift.api.pipeline import Gateway
     from gearshift.config import load_settings
 
-    settings = load_settings(args.config)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.config is not None:
+        settings = load_settings(args.config)
+    else:
+        settings = _settings_from_environment()
     # Fail here, before binding, with the model and variable named (lifespan would say it too,
     # but buried in a server log).
     Gateway(settings).check_environment()
@@ -61,9 +79,6 @@ def run(argv: Sequence[str]) -> int:
         from gearshift.errors import ConfigError
 
         raise ConfigError("--workers must be at least 1")
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     import uvicorn
 
     options: dict[str, Any] = {
@@ -76,17 +91,64 @@ def run(argv: Sequence[str]) -> int:
         "log_level": args.log_level,
         "timeout_graceful_shutdown": server.shutdown_grace_s,
         "server_header": False,
+        "log_config": log_config(),
     }
     if workers == 1:
         from gearshift.api.app import create_app
 
         uvicorn.run(create_app(settings), **options)
         return 0
-    # Several processes: each builds its own app from the same file (uvicorn needs a factory).
-    os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    # Several processes: each builds its own app from the same file, or the same environment
+    # (uvicorn needs a factory).
+    if args.config is None:
+        os.environ.pop(CONFIG_ENV, None)
+    else:
+        os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     with shared_metrics_dir():
         uvicorn.run("gearshift.cli.serve:app_from_env", factory=True, workers=workers, **options)
     return 0
+
+
+# A secret someone put in a URL anyway (gearshift reads keys from headers only).
+_SECRET_PARAM = re.compile(r"((?:admin_key|api_key|key)=)[^&\s]*", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Access-log filter: masks ``admin_key=`` (and ``api_key=``, ``key=``) values in logged
+    paths, so a key sent in a URL by mistake does not land in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and "key=" in a.lower() for a in record.args
+        ):
+            record.args = tuple(
+                _SECRET_PARAM.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration plus ``RedactSecrets`` on the access log (given by
+    import path, so every worker process builds its own)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_secrets"] = {"()": f"{__name__}.RedactSecrets"}
+    config["handlers"]["access"].setdefault("filters", []).append("redact_secrets")
+    return config
+
+
+def _settings_from_environment() -> Settings:
+    from gearshift.quickstart import default_settings, startup_lines
+
+    settings, found = default_settings()
+    log = logging.getLogger("gearshift.serve")
+    for line in startup_lines(settings, found):
+        log.info("%s", line)
+    if os.path.exists("gearshift.yaml"):
+        log.info("./gearshift.yaml exists but is not read: pass --config gearshift.yaml to use it")
+    return settings
 
 
 @contextlib.contextmanager
@@ -113,8 +175,14 @@ def shared_metrics_dir() -> Iterator[str]:
 
 
 def app_from_env() -> Any:
-    """The app for one worker process, from the file named in ``GEARSHIFT_CONFIG``."""
+    """The app for one worker process, from the file named in ``GEARSHIFT_CONFIG`` (or, without
+    one, from the providers in the environment)."""
     from gearshift.api.app import create_app
     from gearshift.config import load_settings
 
-    return create_app(load_settings(os.environ[CONFIG_ENV]))
+    path = os.environ.get(CONFIG_ENV)
+    if path is None:
+        from gearshift.quickstart import default_settings
+
+        return create_app(default_settings()[0])
+    return create_app(load_settings(path))

@@ -195,6 +195,40 @@ CREATE TABLE IF NOT EXISTS analytics_rollup_state (
 """,
 )
 
+M006_LEARNING = Migration(
+    name="m006_learning",
+    # The learning loop (gearshift.learning): judged traffic samples in the labelled format of
+    # DESIGN.md (prompts only for sampled requests of routers with learning on; deleted after the
+    # router's retention_days), and every router promotion / rollback with its evaluation.
+    sqlite="""
+CREATE TABLE IF NOT EXISTS labels (
+    id TEXT PRIMARY KEY, ts REAL NOT NULL, router TEXT, kind TEXT,
+    messages TEXT NOT NULL, scores TEXT NOT NULL, costs TEXT NOT NULL DEFAULT '{}',
+    source TEXT NOT NULL, judge TEXT,
+    judge_cost_usd REAL NOT NULL DEFAULT 0, reference_cost_usd REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS labels_router_ts ON labels (router, ts);
+CREATE TABLE IF NOT EXISTS router_promotions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, router TEXT NOT NULL, ts REAL NOT NULL,
+    action TEXT NOT NULL, candidate TEXT, evaluation TEXT NOT NULL DEFAULT '{}', note TEXT
+);
+""",
+    postgres="""
+CREATE TABLE IF NOT EXISTS labels (
+    id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, router TEXT, kind TEXT,
+    messages TEXT NOT NULL, scores TEXT NOT NULL, costs TEXT NOT NULL DEFAULT '{}',
+    source TEXT NOT NULL, judge TEXT,
+    judge_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+    reference_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS labels_router_ts ON labels (router, ts);
+CREATE TABLE IF NOT EXISTS router_promotions (
+    id BIGSERIAL PRIMARY KEY, router TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+    action TEXT NOT NULL, candidate TEXT, evaluation TEXT NOT NULL DEFAULT '{}', note TEXT
+);
+""",
+)
+
 # Ordered; append only.
 MIGRATIONS: list[Migration] = [
     M001_REQUESTS,
@@ -202,4 +236,5 @@ MIGRATIONS: list[Migration] = [
     M003_FEEDBACK,
     M004_KEYS,
     M005_ANALYTICS_ROLLUP,
+    M006_LEARNING,
 ]
