@@ -168,3 +168,18 @@ def test_train_rejects_unpriceable_models_without_costs(
     data = _write(tmp_path / "d.jsonl", rows)
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--quiet"]) == 1
     assert "my-own-model" in capsys.readouterr().err
+
+
+def test_saved_router_scores_the_same_one_by_one_and_in_batches(many_model_router: Path) -> None:
+    predictor = load_predictor(str(many_model_router))
+    assert isinstance(predictor, TrainedPredictor)
+    model = predictor.model
+    assert len(model.token_idf) == len(model.vocab)  # tf-idf rows, normalised at serving
+    rng = random.Random(7)
+    prompts = [_prompt(rng, t) for t in (_CODE, _CHAT, _WRITING) for _ in range(4)]
+    prompts.append("zzz qqq")  # no known gram: scored from the biases alone
+    feats = [extract(row_to_request({"prompt": p})) for p in prompts]
+    batch = model.predict_many(feats)
+    single = np.asarray([model.predict(f) for f in feats])
+    np.testing.assert_allclose(batch, single, rtol=1e-9, atol=1e-12)
+    assert np.all((batch > 0) & (batch < 1))

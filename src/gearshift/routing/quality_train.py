@@ -26,14 +26,14 @@ of the training rows (``tune``), never on rows the report is measured on.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from gearshift.errors import InvalidRequest
-from gearshift.routing.features import DENSE_NAMES, Features
+from gearshift.routing.features import Features
 from gearshift.routing.formats import LabelledRow
 from gearshift.routing.textmodel import TextModel
 
@@ -41,18 +41,19 @@ __all__ = [
     "FitSettings",
     "QualityFit",
     "QualityOptions",
+    "TfidfDesign",
     "fit_quality",
     "quality_report",
     "score_matrix",
-    "to_text_model",
     "train_quality_router",
     "tune_settings",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 # (λ_shared, λ_own / λ_shared); λ on the mean loss per recorded score
-SHARED_GRID = (3e-3, 1e-2, 3e-2)
-OWN_RATIO_GRID = (4.0, 1000.0)
+SHARED_GRID = (1e-4, 1e-3, 1e-2)
+OWN_RATIO_GRID = (1.0, 16.0)
+KIND_SHARE = 0.3
 DISCRIMINATION_PULL = 1e-2
 VALIDATION_SHARE = 0.25
 MAX_ITER = 200
@@ -60,11 +61,13 @@ MAX_ITER = 200
 
 @dataclass(slots=True, frozen=True)
 class FitSettings:
-    shared: float = 1e-3  # λ on the shared weights w
-    own_ratio: float = 4.0  # λ on each model's own weights v_m, as a multiple of ``shared``
+    shared: float = 1e-4  # λ on the shared weights w
+    own_ratio: float = 1.0  # λ on each model's own weights v_m, as a multiple of ``shared``
     min_df: int = 2
     max_vocab: int = 20_000
-    own_vocab: int = 1_000  # n-grams (most frequent first) that get per-model weights
+    own_vocab: int = 20_000  # n-grams (most frequent first) that get per-model weights
+    dense_share: float = 0.0  # scale of the standardised structural features (0: unused)
+    kind_share: float = 0.0  # scale of the kind detector's probabilities (0: unused)
 
 
 @dataclass(slots=True)
@@ -104,14 +107,13 @@ def score_matrix(
     return scores, mask
 
 
-def own_columns(x: Any, own_vocab: int) -> npt.NDArray[np.int64]:
-    """Columns that get per-model weights: the ``own_vocab`` most frequent n-grams + all dense.
+def own_columns(x: Any, own_vocab: int, n_tokens: int) -> npt.NDArray[np.int64]:
+    """Columns that get per-model weights: the ``own_vocab`` most frequent n-grams + the rest
+    (structural features and kinds).
 
     Per-model weights over the whole vocabulary would multiply the parameters by the number of
     models (and the fit time with them) for grams too rare to say anything about one model.
     """
-    n_dense = len(DENSE_NAMES)
-    n_tokens = x.shape[1] - n_dense
     df = np.asarray((x[:, :n_tokens] != 0).sum(axis=0)).ravel()
     top = np.sort(np.argsort(-df, kind="stable")[: min(own_vocab, n_tokens)])
     dense = np.arange(n_tokens, x.shape[1])
@@ -124,9 +126,11 @@ def fit_quality(
     mask: FloatArray,
     settings: FitSettings,
     *,
+    n_tokens: int,
     start: QualityFit | None = None,
 ) -> QualityFit:
-    """Fit w, v, b, s on a CSR design ``x`` (N, F); ``start`` warm-starts the optimiser."""
+    """Fit w, v, b, s on a CSR design ``x`` (N, F) whose first ``n_tokens`` columns are grams;
+    ``start`` warm-starts the optimiser."""
     from scipy.optimize import minimize
 
     f = x.shape[1]
@@ -136,7 +140,7 @@ def fit_quality(
         raise InvalidRequest("no recorded scores to train on")
     lam_w = settings.shared
     lam_v = settings.shared * settings.own_ratio
-    cols = own_columns(x, settings.own_vocab)
+    cols = own_columns(x, settings.own_vocab, n_tokens)
     k = len(cols)
     xo = x[:, cols].tocsr()
     xt, xot = x.T.tocsr(), xo.T.tocsr()
@@ -190,6 +194,58 @@ def fit_quality(
     return QualityFit(w.copy(), own, b.copy(), s.copy())
 
 
+class TfidfDesign:
+    """The trained router's columns: tf-idf grams (binary × idf, L2-normalised rows), then the
+    standardised structural features × ``dense_share``, then the kind probabilities ×
+    ``kind_share``. The vocabulary, idf and standardisation come from the rows it is built on."""
+
+    def __init__(self, feats: Sequence[Features], settings: FitSettings) -> None:
+        from gearshift.routing.train import Design
+
+        self.base = Design(feats, settings.min_df, settings.max_vocab)
+        self.settings = settings
+        self.n_tokens = len(self.base.vocab)
+        binary = self.base.matrix(feats)[:, : self.n_tokens]
+        df = np.asarray((binary != 0).sum(axis=0), dtype=np.float64).ravel()
+        self.idf: FloatArray = np.log((1.0 + len(feats)) / (1.0 + df)) + 1.0
+        self.use_kinds = settings.kind_share > 0 and all(len(f.kind_probs) for f in feats)
+
+    def matrix(self, feats: Sequence[Features]) -> Any:
+        from scipy import sparse
+
+        x = self.base.matrix(feats)
+        v = self.n_tokens
+        tokens = x[:, :v] @ sparse.diags(self.idf)
+        norm = np.sqrt(np.asarray(tokens.multiply(tokens).sum(axis=1)).ravel())
+        tokens = sparse.diags(1.0 / np.where(norm > 0, norm, 1.0)) @ tokens
+        parts = [tokens, x[:, v:] * self.settings.dense_share]
+        if self.use_kinds:
+            probs = np.asarray([f.kind_probs for f in feats], dtype=np.float64)
+            parts.append(sparse.csr_matrix(probs * self.settings.kind_share))
+        return sparse.hstack(parts).tocsr()
+
+    def to_text_model(
+        self, fit: QualityFit, heads: Sequence[str], meta: dict[str, Any]
+    ) -> TextModel:
+        """The saved form: idf folded into the gram weights, shares into the others."""
+        weights = fit.weights()
+        v, d = self.n_tokens, len(self.base.mean)
+        words = sorted(self.base.vocab, key=self.base.vocab.__getitem__)
+        kinds = weights[v + d :] * self.settings.kind_share if self.use_kinds else np.zeros((0, 0))
+        return TextModel(
+            heads=list(heads),
+            vocab={w: i for i, w in enumerate(words)},
+            token_weights=weights[:v] * self.idf[:, None],
+            dense_mean=self.base.mean,
+            dense_scale=self.base.scale,
+            dense_weights=weights[v : v + d] * self.settings.dense_share,
+            bias=fit.bias.copy(),
+            meta=dict(meta),
+            token_idf=self.idf.copy(),
+            kind_weights=kinds,
+        )
+
+
 def _log_loss(p: FloatArray, scores: FloatArray, mask: FloatArray) -> float:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     ll = -(scores * np.log(p) + (1 - scores) * np.log(1 - p))
@@ -202,20 +258,17 @@ def tune_settings(
     mask: FloatArray,
     *,
     seed: int,
-    min_df: int = 2,
-    max_vocab: int = 20_000,
+    base: FitSettings,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[FitSettings, list[dict[str, Any]]]:
     """Pick (λ_shared, λ_own ratio) by log-loss on an inner validation split of these rows."""
-    from gearshift.routing.train import Design
-
     n = len(feats)
     order = np.random.default_rng(seed + 7919).permutation(n)
     cut = max(2, round(n * (1 - VALIDATION_SHARE)))
     tr, va = order[:cut].tolist(), order[cut:].tolist()
     if len(va) < 2:
-        return FitSettings(min_df=min_df, max_vocab=max_vocab), []
-    design = Design([feats[i] for i in tr], min_df, max_vocab)
+        return base, []
+    design = TfidfDesign([feats[i] for i in tr], base)
     xtr = design.matrix([feats[i] for i in tr])
     xva = design.matrix([feats[i] for i in va])
     trials: list[dict[str, Any]] = []
@@ -224,8 +277,10 @@ def tune_settings(
         warm: QualityFit | None = None
         # from strong to weak regularisation: each fit warm-starts the next
         for shared in sorted(SHARED_GRID, reverse=True):
-            settings = FitSettings(shared, ratio, min_df, max_vocab)
-            warm = fit_quality(xtr, scores[tr], mask[tr], settings, start=warm)
+            settings = replace(base, shared=shared, own_ratio=ratio)
+            warm = fit_quality(
+                xtr, scores[tr], mask[tr], settings, n_tokens=design.n_tokens, start=warm
+            )
             loss = _log_loss(warm.predict(xva), scores[va], mask[va])
             trials.append({"shared": shared, "own_ratio": ratio, "validation_log_loss": loss})
             if progress:
@@ -233,28 +288,24 @@ def tune_settings(
             if best is None or loss < best[0]:
                 best = (loss, settings)
     assert best is not None
+    # the kind detector's probabilities as features: kept only where they help on validation
+    with_kinds = replace(best[1], kind_share=KIND_SHARE)
+    design = TfidfDesign([feats[i] for i in tr], with_kinds)
+    if design.use_kinds:
+        fit = fit_quality(
+            design.matrix([feats[i] for i in tr]),
+            scores[tr],
+            mask[tr],
+            with_kinds,
+            n_tokens=design.n_tokens,
+        )
+        loss = _log_loss(fit.predict(design.matrix([feats[i] for i in va])), scores[va], mask[va])
+        trials.append({**trials[-1], "kind_share": KIND_SHARE, "validation_log_loss": loss})
+        if progress:
+            progress(f"tune: + kinds: log-loss {loss:.4f}")
+        if loss < best[0]:
+            best = (loss, with_kinds)
     return best[1], trials
-
-
-def to_text_model(
-    fit: QualityFit, design: Any, heads: Sequence[str], meta: dict[str, Any]
-) -> TextModel:
-    weights = fit.weights()
-    v = len(design.vocab)
-    token_w, dense_w = weights[:v], weights[v:]
-    # drop n-grams whose weights are all negligible: a smaller file, the same predictions
-    keep = np.flatnonzero(np.abs(token_w).max(axis=1) > 1e-4)
-    words = sorted(design.vocab, key=design.vocab.__getitem__)
-    return TextModel(
-        heads=list(heads),
-        vocab={words[i]: j for j, i in enumerate(keep)},
-        token_weights=token_w[keep],
-        dense_mean=design.mean,
-        dense_scale=design.scale,
-        dense_weights=dense_w,
-        bias=fit.bias.copy(),
-        meta=dict(meta),
-    )
 
 
 # ---- gearshift train -------------------------------------------------------------------------
@@ -291,7 +342,7 @@ def train_quality_router(
 ) -> tuple[TextModel, dict[str, Any]]:
     """Fit the per-model quality router on ``rows``; returns (model, report)."""
     from gearshift.routing.row_costs import fill_missing_costs
-    from gearshift.routing.train import Design, featurize
+    from gearshift.routing.train import featurize
 
     if len(rows) < 8:
         raise InvalidRequest("need at least 8 labelled rows to train")
@@ -304,17 +355,12 @@ def train_quality_router(
     say = progress or (lambda _msg: None)
     say(f"{len(rows)} rows, {len(models)} models, {int(mask.sum())} recorded scores")
     trials: list[dict[str, Any]] = []
+    base = FitSettings(min_df=options.min_df, max_vocab=options.max_vocab)
     if options.shared is not None and options.own_ratio is not None:
-        settings = FitSettings(options.shared, options.own_ratio, options.min_df, options.max_vocab)
+        settings = replace(base, shared=options.shared, own_ratio=options.own_ratio)
     else:
         settings, trials = tune_settings(
-            feats,
-            scores,
-            mask,
-            seed=options.seed,
-            min_df=options.min_df,
-            max_vocab=options.max_vocab,
-            progress=progress,
+            feats, scores, mask, seed=options.seed, base=base, progress=progress
         )
     mean_score = {m: float(scores[mask[:, j] > 0, j].mean()) for j, m in enumerate(models)}
     mean_cost = {m: float(np.mean([r.costs[m] for r in rows if m in r.scores])) for m in models}
@@ -342,10 +388,10 @@ def train_quality_router(
         costs = np.asarray([[r.costs.get(m, 0.0) for m in models] for r in rows])
         report.update(quality_report(oof, scores, mask, costs, models, weak, strong))
     say("fitting on all rows")
-    design = Design(feats, settings.min_df, settings.max_vocab)
-    fit = fit_quality(design.matrix(feats), scores, mask, settings)
+    design = TfidfDesign(feats, settings)
+    fit = fit_quality(design.matrix(feats), scores, mask, settings, n_tokens=design.n_tokens)
     meta["cv"] = report
-    return to_text_model(fit, design, models, meta), report
+    return design.to_text_model(fit, models, meta), report
 
 
 def _kfold(
@@ -355,15 +401,16 @@ def _kfold(
     settings: FitSettings,
     options: QualityOptions,
 ) -> FloatArray:
-    from gearshift.routing.train import Design, fold_ids
+    from gearshift.routing.train import fold_ids
 
     fold = fold_ids(len(feats), options.folds, options.seed)
     out = np.zeros(scores.shape)
     for k in range(options.folds):
         tr = np.flatnonzero(fold != k).tolist()
         te = np.flatnonzero(fold == k).tolist()
-        design = Design([feats[i] for i in tr], settings.min_df, settings.max_vocab)
-        fit = fit_quality(design.matrix([feats[i] for i in tr]), scores[tr], mask[tr], settings)
+        design = TfidfDesign([feats[i] for i in tr], settings)
+        xtr = design.matrix([feats[i] for i in tr])
+        fit = fit_quality(xtr, scores[tr], mask[tr], settings, n_tokens=design.n_tokens)
         out[te] = fit.predict(design.matrix([feats[i] for i in te]))
     return out
 
