@@ -62,7 +62,7 @@ def test_heldout_macro_accuracy_floor() -> None:
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        # from the issue (some are also training rows)
+        # from the issue (the first three are also training rows)
         (
             "Write a lock-free multi-producer multi-consumer queue in C++ with correct memory "
             "ordering and explain the ABA problem.",

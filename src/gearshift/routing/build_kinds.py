@@ -113,7 +113,8 @@ LEXICON: dict[str, str] = {
 }
 MIN_WEIGHT = 0.05  # grams whose weights are all smaller are dropped from the model
 MIN_DF = 2  # a gram seen in one training row only is noise, and would bloat the file
-C = 4.0  # inverse L2 strength (chosen by 5-fold CV over the hand-labelled train rows)
+# inverse L2 strength: 5-fold CV macro accuracy 0.843 (C 1: 0.840; source rows at 0.1: 0.842)
+C = 4.0
 SOURCE_WEIGHT = 0.25  # a data-source row counts a quarter of a hand-written one
 MAX_ITER = 3000
 TOL = 1e-3  # tighter changed held-out accuracy by < 0.01 and made the build 4x slower
