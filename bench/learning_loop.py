@@ -154,6 +154,24 @@ def evaluate(client: httpx.Client, url: str, eval_prompts: list[str], db: Path) 
     }
 
 
+def promotion_visible_s(client: httpx.Client, url: str, db: Path, limit: float = 10.0) -> float:
+    """Seconds from the end of ``gearshift promote`` until the gateway serves a German prompt on
+    the strong model (the first promotion moves them; later ones keep them there)."""
+    probe = "Wie kann ich mein Passwort ändern, bitte?"
+    started = time.perf_counter()
+    ids = []
+    while time.perf_counter() - started < limit:
+        model, _, rid, _ = ask(client, url, probe)
+        ids.append(rid)
+        if model == "strong":
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    time.sleep(1.0)
+    delete_labels(db, ids)
+    return round(elapsed, 3)
+
+
 def gearshift(*argv: str) -> str:
     cmd = [sys.executable, "-m", "gearshift", *argv]
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -215,7 +233,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, LearningWorld() as world:
         workdir = Path(tmp)
         db = workdir / "ledger.db"
-        config = world_config(world.base_url, f"sqlite:///{db}")
+        # The default daily cap ($1) would pause sampling after ~400 samples at $15/$75 per Mtok.
+        config = world_config(world.base_url, f"sqlite:///{db}", max_usd_per_day=100)
         proc, url, cfg_path = start_gateway(config, workdir, "gearshift")
         results: list[dict[str, Any]] = []
         try:
@@ -240,9 +259,10 @@ def main() -> None:
                         "0",
                     )
                     gearshift("promote", str(out), "--config", str(cfg_path), "--holdout-days", "0")
-                    time.sleep(2.5)  # gateways poll promotions every second
+                    visible = promotion_visible_s(client, url, db)
                     after = evaluate(client, url, eval_prompts, db)
-                    row = {"stage": target, "samples": samples, **after}
+                    row = {"stage": target, "samples": samples, "promotion_visible_s": visible}
+                    row.update(after)
                     results.append(row)
                     print(json.dumps(row), flush=True)
         finally:
@@ -261,6 +281,7 @@ def main() -> None:
                 "cost_after": last["cost_per_request_usd"],
                 "strong_share_german_before": before["strong_share_german"],
                 "strong_share_german_after": last["strong_share_german"],
+                "promotion_visible_s_max": max(r["promotion_visible_s"] for r in results),
                 "stages": results,
                 **ab,
             }

@@ -141,7 +141,7 @@ def world_config(base_url: str, storage: str, **learning: Any) -> dict[str, Any]
                 "models": ["light", "strong"],
                 # wide enough that the default router sends help-desk prompts to the light
                 # model, whatever the bundled router's exact predictions are
-                "quality_tolerance": 0.3,
+                "quality_tolerance": 0.5,
                 "learning": {"judge": "judge", "sample_rate": 1.0, **learning},
             }
         ],

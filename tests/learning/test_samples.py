@@ -64,6 +64,13 @@ def test_unparsable_judge_drops_the_sample_and_counts_it(
         assert fetch_labels(store) == []
     assert gw.sampler.counts["judge_unparsable"] == 3
     assert gw.sampler.counts["labelled"] == 0
+    import httpx
+
+    metrics = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    assert 'gearshift_learning_events_total{router="auto",event="judge_unparsable"} 3' in metrics
+    assert 'gearshift_learning_events_total{router="auto",event="sampled"} 3' in metrics
+    # The judge calls are spend, visible like any other (tagged feature=gearshift-learning).
+    assert 'gearshift_tag_requests_total{tag="feature",value="gearshift-learning"} 6' in metrics
 
 
 def test_failing_reference_pauses_sampling_and_clients_never_notice(

@@ -36,6 +36,7 @@ def register(routes: Routes, gateway: Gateway) -> None:
     if sampler.learning:
         gateway.answer_observer = sampler
         gateway.components.append(sampler)
+        gateway.metric_sources.append(sampler.prometheus)
     gateway.components.append(PromotionWatcher(gateway, opener))
     feedback = FeedbackEndpoint(gateway, opener)
     gateway.observers.append(feedback.remember)

@@ -83,6 +83,7 @@ class Sampler:
             r.name: r.learning for r in gateway.settings.routers if r.learning is not None
         }
         self.counts: Counter[str] = Counter()  # sampled, labelled, dropped_*, judge_unparsable...
+        self.events: Counter[tuple[str, str]] = Counter()  # the same, per router
         self.spent_today: dict[str, Decimal] = {}
         self._day = 0.0
         self._paused_until: dict[str, float] = {}
@@ -125,9 +126,9 @@ class Sampler:
         )
         try:
             self._queue.put_nowait(job)
-            self.counts["sampled"] += 1
+            self._count(router, "sampled")
         except asyncio.QueueFull:
-            self.counts["dropped_queue_full"] += 1
+            self._count(router, "dropped_queue_full")
 
     def _reference(self, router: str, cfg: LearningConfig) -> str:
         if cfg.reference is not None:
@@ -136,6 +137,23 @@ class Sampler:
         if isinstance(capable, str) and capable:
             return capable
         return self.gateway.router_configs[router].models[-1]
+
+    def prometheus(self) -> str:
+        """``gearshift_learning_events_total{router, event}``: samples taken, labelled, dropped
+        (and why: unparsable judge reply, cap, failure, full queue), pauses. Per process."""
+        lines = [
+            "# HELP gearshift_learning_events_total Learning-loop events in this process.",
+            "# TYPE gearshift_learning_events_total counter",
+        ]
+        for (router, event), n in sorted(self.events.items()):
+            lines.append(
+                f'gearshift_learning_events_total{{router="{router}",event="{event}"}} {n}'
+            )
+        return "\n".join(lines) + "\n"
+
+    def _count(self, router: str, event: str) -> None:
+        self.counts[event] += 1
+        self.events[(router, event)] += 1
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -191,7 +209,7 @@ class Sampler:
                 await self._judge_sample(job)
             except Exception:
                 log.exception("learning sample for request %s failed", job.request_id)
-                self.counts["dropped_error"] += 1
+                self._count(job.router, "dropped_error")
             finally:
                 self._busy = False
 
@@ -218,7 +236,7 @@ class Sampler:
         delay = min(PAUSE_MAX_S, max(PAUSE_MIN_S, self._backoff.get(router, 0.0) * 2))
         self._backoff[router] = delay
         self._paused_until[router] = time.time() + delay
-        self.counts["paused"] += 1
+        self._count(router, "paused")
         log.warning("learning for router %s paused for %.0fs: %s", router, delay, why)
 
     def _pause_for_cap(self, router: str, cap: float) -> None:
@@ -226,7 +244,7 @@ class Sampler:
         if self._paused_until.get(router, 0.0) > now:
             return
         self._paused_until[router] = _next_utc_midnight(now)
-        self.counts["paused_cap"] += 1
+        self._count(router, "paused_cap")
         log.warning(
             "learning for router %s paused until 00:00 UTC: its daily cap $%s is reached "
             "(spent $%s today)",
@@ -266,7 +284,7 @@ class Sampler:
         happen (cap) or failed (the router's sampling pauses)."""
         model = self.gateway.models[request.model]
         if not self._fits(job, cfg, model, request):
-            self.counts["dropped_cap"] += 1
+            self._count(job.router, "dropped_cap")
             return None
         record = LedgerRecord(
             id=f"{job.request_id}.learn-{role}",
@@ -286,7 +304,7 @@ class Sampler:
             record.status, record.outcome, record.error = exc.status, "error", exc.message
             record.latency_ms = (time.perf_counter() - started) * 1000.0
             self.gateway._publish(record)
-            self.counts[f"failed_{role.rstrip('0123456789')}"] += 1
+            self._count(job.router, f"failed_{role.rstrip('0123456789')}")
             self._pause(job.router, f"{role} call to {model.name} failed: {exc.message}")
             return None
         usage = response.usage
@@ -311,14 +329,14 @@ class Sampler:
         try:
             return parse_judge_reply(response.text())
         except JudgeReplyError as exc:
-            self.counts["judge_unparsable"] += 1
+            self._count(job.router, "judge_unparsable")
             log.warning("learning: dropped sample %s: %s", job.request_id, exc)
             return None
 
     async def _judge_sample(self, job: _Job) -> None:
         cfg = self.learning[job.router]
         if self._paused_until.get(job.router, 0.0) > time.time():
-            self.counts["dropped_paused"] += 1
+            self._count(job.router, "dropped_paused")
             return
         reference_request = dataclasses.replace(
             job.request,
@@ -351,7 +369,7 @@ class Sampler:
         assert self.store is not None
         await asyncio.to_thread(insert_label, self.store, label)
         self._backoff.pop(job.router, None)
-        self.counts["labelled"] += 1
+        self._count(job.router, "labelled")
 
 
 class StoreOpener:
