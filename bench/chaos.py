@@ -255,11 +255,14 @@ def run_phase(rig: Rig, phase: str, port: int) -> dict[str, Any]:
     started = time.time()
     loads = [rig.wrk(p, phase, stream=phase == "upstream_dies_mid_stream") for p in ports]
     rss: list[float] = []
+    trend: list[tuple[int, float]] = []  # (seconds in, MB) every 30 s: the trend of long runs
     sampler_stop = threading.Event()
 
     def sample() -> None:
         while not sampler_stop.wait(2):
             rss.append(max((rss_mb(p.pid) for p in rig.gateways.values()), default=0.0))
+            if len(rss) % 15 == 0:
+                trend.append((len(rss) * 2, rss[-1]))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -277,6 +280,7 @@ def run_phase(rig: Rig, phase: str, port: int) -> dict[str, Any]:
         "ended": time.time(),
         "rss_mb_end": rss_end,
         "rss_mb_max": max([*rss, rss_end]),
+        "rss_trend_mb": trend,
         "wrk_tail": [o.strip().splitlines()[-3:] for o in outputs],
     }
 

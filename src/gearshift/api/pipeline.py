@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
+from gearshift.api.fields import MAX_MODEL_CHARS
 from gearshift.chat import (
     ChatRequest,
     ChatResponse,
@@ -106,6 +107,9 @@ class RequestContext:
     ts: float = field(default_factory=time.time)  # wall clock at arrival
     started: float = field(default_factory=time.perf_counter)  # monotonic at arrival
     cache_control: str = ""  # the client's Cache-Control header, lower-cased
+    # The request's ledger row once the pipeline has made it (it then publishes it, whatever
+    # happens); None while the HTTP edge still owes the request its row.
+    record: LedgerRecord | None = None
 
 
 @dataclass(slots=True)
@@ -348,11 +352,28 @@ class Gateway:
             raise
 
     def _refuse(self, request: ChatRequest, ctx: RequestContext, exc: GearshiftError) -> NoReturn:
-        """Record a request refused before planning, then raise its error."""
-        record = _new_record(request, ctx)
-        self._fail(record, ctx, exc.status, "error", exc.message)
+        """Record a request refused as malformed before planning, then raise its error."""
+        record = ctx.record or _new_record(request, ctx)
+        self._fail(record, ctx, exc.status, "invalid", exc.message)
         self._publish(record)
         raise exc
+
+    def record_unserved(
+        self, ctx: RequestContext, requested_model: str, exc: GearshiftError
+    ) -> None:
+        """The row of a request that failed at the HTTP edge before the pipeline made one: a body
+        that parses but fails validation (``invalid``), or a bug of ours (``error``, 500)."""
+        if ctx.record is not None or isinstance(exc, LedgerFull):
+            return  # the pipeline owns this row; a full ledger cannot take one (counted there)
+        record = _new_record(ChatRequest(model=requested_model[:MAX_MODEL_CHARS], messages=[]), ctx)
+        outcome: Outcome = "invalid" if 400 <= exc.status < 500 else "error"
+        self._fail(record, ctx, exc.status, outcome, exc.message)
+        self._publish(record)
+
+    async def check_key(self, api_key: str | None) -> None:
+        """For routes that serve no model (model lists, token counts): the same key rules as a
+        chat request (a key under ``auth: required``; a presented gearshift key must be valid)."""
+        await self.policy.authenticate(api_key)
 
     def known_names(self) -> tuple[list[str], list[str]]:
         """(router names, model names) as configured, for /v1/models and error messages."""
@@ -801,8 +822,9 @@ def _ms_since(started: float) -> float:
 
 
 def _new_record(request: ChatRequest, ctx: RequestContext, *, stream: bool = False) -> LedgerRecord:
-    """A request's ledger row as first known: who asked for what, before any routing."""
-    return LedgerRecord(
+    """A request's ledger row as first known: who asked for what, before any routing. From now
+    on ``ctx.record`` says the request has its row."""
+    record = LedgerRecord(
         id=ctx.request_id,
         ts=ctx.ts,
         dialect=ctx.dialect,
@@ -810,3 +832,5 @@ def _new_record(request: ChatRequest, ctx: RequestContext, *, stream: bool = Fal
         tags=ctx.tags,
         stream=stream,
     )
+    ctx.record = record
+    return record

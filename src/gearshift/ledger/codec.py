@@ -92,10 +92,9 @@ def row_to_record(row: dict[str, Any]) -> LedgerRecord:
 
 def record_to_json(record: LedgerRecord) -> dict[str, Any]:
     """A JSON-safe dict (money as decimal strings), the spool and export format."""
-    out: dict[str, Any] = {}
-    for name in RECORD_FIELDS:
-        value = getattr(record, name)
-        out[name] = decimal_text(value) if name in MONEY_FIELDS else value
+    out = dict(zip(RECORD_FIELDS, _FIELD_VALUES(record), strict=True))
+    for name in MONEY_FIELDS:
+        out[name] = decimal_text(out[name])
     return out
 
 

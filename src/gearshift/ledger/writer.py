@@ -1,7 +1,7 @@
 """``LedgerWriter``: ledger writes off the request path, durable before the response, bounded.
 
-``submit(record)`` appends the record's JSON line to the write-ahead spool with one ``write()``
-(so the row survives a ``kill -9`` from that moment: see ``spool.py``) and, while the in-memory
+``submit(record)`` copies the record's JSON line into the memory-mapped write-ahead spool (so
+the row survives a ``kill -9`` from that moment: see ``spool.py``) and, while the in-memory
 queue holds fewer than ``queue_max_rows``, queues the record itself too. A background thread
 drains the queue every ``flush_interval_s`` or as soon as ``batch_size`` rows wait, inserting each
 batch in one transaction (``INSERT ... ON CONFLICT (id) DO NOTHING``: a retried or replayed row
@@ -92,6 +92,9 @@ class LedgerWriter:
         self._next_fsync = time.monotonic() + spool.fsync_interval_s
         self._spilled_drained = 0
         self._next_orphan_scan = 0.0  # at once: replay what a crashed process left
+        # A segment that fills up between two ticks is sealed by the request path, in order.
+        spool.on_roll = lambda segment: self._queue.append(_Sealed(segment))
+        spool.prepare()
         self._thread = threading.Thread(target=self._run, name="gearshift-ledger", daemon=True)
         self._thread.start()
         # A safety net for a process that exits without calling close(): flush at interpreter exit.
@@ -100,7 +103,8 @@ class LedgerWriter:
     # ---- request path ---------------------------------------------------------------------
 
     def submit(self, record: LedgerRecord) -> None:
-        """Spool one record (one ``write()``) and queue it; never raises for a dead database."""
+        """Spool one record (into the page cache) and queue it; never raises for a dead
+        database."""
         if self._closing and not self._thread.is_alive():
             # Late arrival after close(): write it synchronously rather than drop it.
             self._write_now([record])
