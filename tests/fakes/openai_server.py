@@ -128,6 +128,14 @@ class FakeOpenAIServer(ThreadedServer):
         if failure == "timeout":
             await asyncio.sleep(knobs.hang_s)
             return _error(504, "too late")
+        if failure == "malformed":
+            if not body.get("stream"):
+                return web.json_response({"id": "chatcmpl-empty", "object": "chat.completion"})
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(b'data: {"id": "chatcmpl-x", "choi\n\ndata: [DONE]\n\n')
+            await response.write_eof()
+            return response
         if knobs.latency_s:
             await asyncio.sleep(knobs.latency_s)
         call = _tool_call(body, knobs)

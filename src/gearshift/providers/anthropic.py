@@ -34,15 +34,18 @@ from gearshift.chat import (
 from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError
 from gearshift.providers.upstream_http import (
+    SHAPE_ERRORS,
     UpstreamPools,
     drain_for_reuse,
     is_retryable_status,
     iter_chunks,
     json_instruction,
     json_or_none,
+    malformed,
     post,
     priced_stream,
     read_all,
+    shape_checked,
     tool_input,
 )
 
@@ -297,7 +300,12 @@ class AnthropicProvider:
             raise UpstreamError(
                 f"{model.name}: Anthropic API returned a body that is not JSON", model=model.name
             )
-        return from_anthropic_response(data, model)
+        if not isinstance(data.get("content"), list):
+            raise malformed(model, "has no content list (HTTP 200)")
+        try:
+            return from_anthropic_response(data, model)
+        except SHAPE_ERRORS as exc:
+            raise malformed(model, f"does not decode: {exc}") from None
 
     async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
         body = orjson.dumps(to_anthropic_body(request, model, stream=True))
@@ -308,7 +316,7 @@ class AnthropicProvider:
         try:
             if response.status != 200:
                 raise upstream_error(response.status, await read_all(response, model), model)
-            events = _translate_stream(iter_chunks(response, model), model)
+            events = shape_checked(_translate_stream(iter_chunks(response, model), model), model)
             async for event in priced_stream(events, request, model):
                 if isinstance(event, StreamEnd):
                     await drain_for_reuse(response)
@@ -351,7 +359,7 @@ async def _translate_stream(
     async for name, data in sse_events(chunks):
         payload = json_or_none(data)
         if not isinstance(payload, dict):
-            continue
+            raise malformed(model, f"has a stream event that is not JSON: {data[:80]!r}")
         kind = payload.get("type") or name
         if kind == "content_block_delta":
             delta = payload.get("delta") or {}

@@ -42,15 +42,18 @@ from gearshift.errors import InvalidRequest, UpstreamError
 from gearshift.providers.http1 import Http1Response
 from gearshift.providers.sigv4 import AwsSigner
 from gearshift.providers.upstream_http import (
+    SHAPE_ERRORS,
     UpstreamPools,
     drain_for_reuse,
     is_retryable_status,
     iter_chunks,
     json_instruction,
     json_or_none,
+    malformed,
     post,
     priced_stream,
     read_all,
+    shape_checked,
     tool_input,
 )
 
@@ -285,14 +288,21 @@ class BedrockProvider:
             raise UpstreamError(
                 f"{model.name}: Bedrock returned a body that is not JSON", model=model.name
             )
-        return from_converse_response(data, model)
+        output = data.get("output")
+        message = output.get("message") if isinstance(output, dict) else None
+        if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            raise malformed(model, "has no output.message.content (HTTP 200)")
+        try:
+            return from_converse_response(data, model)
+        except SHAPE_ERRORS as exc:
+            raise malformed(model, f"does not decode: {exc}") from None
 
     async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
         response = await self._send(
             request, model, "converse-stream", "application/vnd.amazon.eventstream"
         )
         try:
-            events = _translate_stream(iter_chunks(response, model), model)
+            events = shape_checked(_translate_stream(iter_chunks(response, model), model), model)
             async for event in priced_stream(events, request, model):
                 if isinstance(event, StreamEnd):
                     await drain_for_reuse(response)
@@ -322,7 +332,9 @@ async def _translate_stream(
                 raise _stream_exception(message.headers, message.payload, model)
             payload = json_or_none(message.payload)
             if not isinstance(payload, dict):
-                continue
+                raise malformed(
+                    model, f"has a stream event that is not JSON: {message.payload[:80]!r}"
+                )
             kind = message.event_type
             if kind == "contentBlockDelta":
                 delta = payload.get("delta") or {}

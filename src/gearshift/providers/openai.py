@@ -31,10 +31,12 @@ from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError
 from gearshift.providers.http1 import Http1Response
 from gearshift.providers.upstream_http import (
+    SHAPE_ERRORS,
     UpstreamPools,
     is_retryable_status,
     iter_chunks,
     json_or_none,
+    malformed,
     post,
     read_all,
 )
@@ -82,7 +84,18 @@ class OpenAIProvider:
             )
         if isinstance(data.get("error"), dict):
             raise upstream_error(500, raw, model)
-        decoded = decode_response(data)
+        choices = data.get("choices")
+        if (
+            not isinstance(choices, list)
+            or not choices
+            or not isinstance(choices[0], dict)
+            or not isinstance(choices[0].get("message"), dict)
+        ):
+            raise malformed(model, "has no choices[0].message (HTTP 200)")
+        try:
+            decoded = decode_response(data)
+        except SHAPE_ERRORS as exc:
+            raise malformed(model, f"does not decode: {exc}") from None
         decoded.raw = data
         return decoded
 
@@ -139,35 +152,55 @@ async def _events(
             if payload == b"[DONE]":
                 yield StreamEnd(finish, usage or _estimated_usage(request, produced))
                 return
+            if not payload:
+                continue  # an empty keep-alive
             data = json_or_none(payload)
             if not isinstance(data, dict):
-                continue
+                raise malformed(model, f"has a stream frame that is not JSON: {payload[:80]!r}")
             if isinstance(data.get("error"), dict):
                 raise upstream_error(500, payload, model)
-            if data.get("usage"):
-                usage = parse_usage(data["usage"])
-            for choice in data.get("choices") or ():
-                if choice.get("index", 0) != 0:
-                    continue  # n > 1: the internal stream carries the first choice only
-                delta = choice.get("delta") or {}
-                text = delta.get("content")
-                if text:
-                    produced += len(text)
-                    yield TextDelta(text)
-                for call in delta.get("tool_calls") or ():
-                    fn = call.get("function") or {}
-                    produced += len(fn.get("arguments") or "")
-                    yield ToolCallDelta(
-                        index=int(call.get("index", 0)),
-                        id=call.get("id"),
-                        name=fn.get("name"),
-                        arguments=fn.get("arguments") or "",
-                    )
-                if choice.get("finish_reason"):
-                    finish = finish_reason(choice["finish_reason"])
+            try:
+                if data.get("usage"):
+                    usage = parse_usage(data["usage"])
+                events, frame_finish = _frame_events(data)
+            except SHAPE_ERRORS as exc:
+                raise malformed(model, f"has a stream frame of the wrong shape: {exc}") from None
+            for event in events:
+                produced += len(event.text if isinstance(event, TextDelta) else event.arguments)
+                yield event
+            finish = frame_finish or finish
     raise UpstreamError(
         f"{model.name}: the upstream stream ended before [DONE]", model=model.name, retryable=True
     )
+
+
+def _frame_events(
+    data: dict[str, Any],
+) -> tuple[list[TextDelta | ToolCallDelta], FinishReason | None]:
+    """One chunk's events and finish reason (the first choice only: with n > 1 the internal
+    stream carries choice 0). Raises one of ``SHAPE_ERRORS`` on a chunk of the wrong shape."""
+    events: list[TextDelta | ToolCallDelta] = []
+    finish: FinishReason | None = None
+    for choice in data.get("choices") or ():
+        if choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta") or {}
+        text = delta.get("content")
+        if text:
+            events.append(TextDelta(str(text)))
+        for call in delta.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            events.append(
+                ToolCallDelta(
+                    index=int(call.get("index", 0)),
+                    id=call.get("id"),
+                    name=fn.get("name"),
+                    arguments=str(fn.get("arguments") or ""),
+                )
+            )
+        if choice.get("finish_reason"):
+            finish = finish_reason(choice["finish_reason"])
+    return events, finish
 
 
 def _estimated_usage(request: ChatRequest, produced_chars: int) -> Usage:

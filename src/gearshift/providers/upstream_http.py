@@ -31,6 +31,17 @@ def is_retryable_status(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_STATUSES
 
 
+# What a malformed answer's decoder may raise when a field has the wrong type or is missing.
+SHAPE_ERRORS = (AttributeError, TypeError, ValueError, KeyError, IndexError)
+
+
+def malformed(model: ModelConfig, what: str) -> UpstreamError:
+    """An upstream answer of the wrong shape (a 200 without choices or content, a stream frame
+    that does not parse) is the upstream failing, not an empty success: retried, then the next
+    model, and recorded as an error."""
+    return UpstreamError(f"{model.name}: the upstream's answer {what}", model=model.name)
+
+
 class UpstreamPools:
     """One ``Http1Pool`` per origin, created on first use (inside the running loop, never at
     import or construction)."""
@@ -116,6 +127,18 @@ async def drain_for_reuse(response: Http1Response) -> None:
 
     with contextlib.suppress(TimeoutError, OSError):
         await asyncio.wait_for(rest(), DRAIN_TIMEOUT_S)
+
+
+async def shape_checked(
+    events: AsyncIterator[StreamEvent], model: ModelConfig
+) -> AsyncIterator[StreamEvent]:
+    """Pass events through; a decoder tripping over an event of the wrong shape (a field of the
+    wrong type) means the upstream's stream is malformed, not that gearshift has a bug."""
+    try:
+        async for event in events:
+            yield event
+    except SHAPE_ERRORS as exc:
+        raise malformed(model, f"has a stream event of the wrong shape: {exc!r}") from None
 
 
 async def priced_stream(
