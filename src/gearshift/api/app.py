@@ -52,6 +52,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "gearshift.api.openai",
     "gearshift.api.anthropic",
     "gearshift.api.bedrock",
+    "gearshift.api.responses",
     "gearshift.analytics.routes",
     "gearshift.learning.routes",
 )
