@@ -224,6 +224,16 @@ class ServerConfig(_Strict):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
 
 
+class TelemetryConfig(_Strict):
+    """OpenTelemetry traces (docs/observability.md); off unless an endpoint is set here or in
+    OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT."""
+
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector base URL, e.g. http://otel:4318."
+    )
+    service_name: str = Field(default="gearshift", description="service.name of the spans.")
+
+
 class Settings(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     routers: list[RouterConfig] = Field(default_factory=list)
@@ -231,6 +241,7 @@ class Settings(_Strict):
     ledger: LedgerConfig = LedgerConfig()
     server: ServerConfig = ServerConfig()
     policy: PolicyConfig = PolicyConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:
