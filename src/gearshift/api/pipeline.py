@@ -194,6 +194,11 @@ class Gateway:
             for m in self.settings.models
             if m.api_key_env and not os.environ.get(m.api_key_env)
         ]
+        from gearshift.providers.shaping import missing_variables
+
+        for model in self.settings.models:
+            if model.headers or model.query:
+                missing += missing_variables(model)
         if missing:
             raise ConfigError("; ".join(missing))
 
@@ -298,6 +303,7 @@ class Gateway:
             served.cache = "miss" if plan.cache_key is not None else "bypass"
         plan.record.served_model = model.name
         stream = GatewayStream(self, plan, ctx, served, events, first, model)
+        stream.prompt = request
         observer = self.answer_observer
         if observer is not None and observer.wants(served):
             stream.collect_for(request)
@@ -561,7 +567,7 @@ class Gateway:
             assert last is not None
             if _is_client_fault(last):
                 raise last
-            plan.record.fallbacks.append(model.name)
+            _note_failed(plan, model)
         raise _exhausted(plan, last)
 
     async def _open_with_fallbacks(
@@ -596,7 +602,7 @@ class Gateway:
             assert last is not None
             if _is_client_fault(last):
                 raise last
-            plan.record.fallbacks.append(model.name)
+            _note_failed(plan, model)
         raise _exhausted(plan, last)
 
     # ---- recording -------------------------------------------------------------------------
@@ -697,6 +703,9 @@ class GatewayStream:
         self._collect = plan.cache_key is not None
         self._texts: list[str] = []
         self._tool_calls = False
+        # For pricing a stream cut short: the prompt, and the characters handed on so far.
+        self.prompt: ChatRequest | None = None
+        self._streamed_chars = 0
 
     def collect_for(self, request: ChatRequest) -> None:
         """Keep the streamed text, to offer it to the gateway's answer observer at the end."""
@@ -750,17 +759,40 @@ class GatewayStream:
                     self._tool_calls,
                     event.usage,
                 )
-        elif self._collect:
+        else:
             if isinstance(event, TextDelta):
-                self._texts.append(event.text)
+                self._streamed_chars += len(event.text)
             else:
-                self._tool_calls = True
+                self._streamed_chars += len(event.arguments) + len(event.name or "")
+            if self._collect:
+                if isinstance(event, TextDelta):
+                    self._texts.append(event.text)
+                else:
+                    self._tool_calls = True
         return event
+
+    def _charge_partial(self) -> None:
+        """A stream cut short (the client left, the upstream broke) still used the upstream:
+        its prompt was read and part of an answer generated. Estimate those tokens from the
+        prompt and from what was streamed, and price them, rather than record $0."""
+        if self._plan.hit is not None or self.prompt is None:
+            return
+        from gearshift.routing.tokens import estimate_request_tokens
+
+        usage = Usage(
+            input_tokens=estimate_request_tokens(self.prompt),
+            output_tokens=(self._streamed_chars + 3) // 4,
+        )
+        record = self._plan.record
+        record.prompt_tokens = usage.input_tokens
+        record.completion_tokens = usage.output_tokens
+        self.gateway._price(self._plan, self._model, usage)
 
     async def _end_failed(self, exc: UpstreamError) -> None:
         self._done = True
         await _close_quietly(self._events)
         self.gateway._fail(self._plan.record, self._ctx, exc.status, "error", exc.message)
+        self._charge_partial()
         await self.gateway._finish(self._plan)
 
     async def aclose(self, error: GearshiftError | None = None) -> None:
@@ -775,6 +807,7 @@ class GatewayStream:
             self.gateway._fail(record, self._ctx, CLIENT_CLOSED, "client_disconnect", "client left")
         else:
             self.gateway._fail(record, self._ctx, error.status, "error", error.message)
+        self._charge_partial()
         await self.gateway._finish(self._plan)
 
 
@@ -786,6 +819,13 @@ def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
 
     engine: RouterEngine = build_router(settings, cfg)
     return engine
+
+
+def _note_failed(plan: _Plan, model: ModelConfig) -> None:
+    """Name a failed model in the row's ``fallbacks`` (the models tried that failed, in order),
+    when there was a chain to fall along: a request for one model names none."""
+    if len(plan.ranked) > 1:
+        plan.record.fallbacks.append(model.name)
 
 
 def _worth_retrying(exc: UpstreamError, attempt: int, model: ModelConfig) -> bool:

@@ -21,7 +21,7 @@ from gearshift.config import RouterConfig, Settings
 from gearshift.errors import AuthenticationError, BudgetExceeded, RateLimited
 from gearshift.ledger.record import LedgerRecord
 from gearshift.policy.alerts import AlertSender
-from gearshift.policy.budgets import THIS_PERIOD, BudgetRule
+from gearshift.policy.budgets import THIS_PERIOD, BudgetRule, limit_text
 from gearshift.policy.contract import Admission, Caller
 from gearshift.policy.controller import Outcome, TargetsController
 from gearshift.policy.counters import Limit, MemoryCounters, SpendCounters, from_nano, to_nano
@@ -338,7 +338,7 @@ class GearshiftPolicy:
                 continue
             note = (
                 f"soft limit of {rule.describe()} reached (${from_nano(used - estimate):,.4f} "
-                f"of ${soft:,.2f}): lighter models only"
+                f"of {limit_text(soft)}): lighter models only"
             )
             admission.notes.append(note)
             if info is not None:
@@ -381,7 +381,7 @@ class GearshiftPolicy:
                 "limit_usd": rule.limit_usd,
                 "resets_at": rule.resets_at(now),
                 "message": (
-                    f"{rule.describe()}: {label} — ${spent:,.4f} of ${rule.limit_usd:,.2f} "
+                    f"{rule.describe()}: {label} — ${spent:,.4f} of {limit_text(rule.limit_usd)} "
                     f"{THIS_PERIOD[rule.period]}; resets at {rule.resets_at(now)}"
                 ),
             }
