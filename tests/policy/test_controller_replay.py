@@ -9,17 +9,16 @@ router and ../shared/data (skipped without the data)."""
 from __future__ import annotations
 
 import importlib.util
-import random
 import sys
 from collections.abc import Collection
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from tests.policy.test_controller import COST, MODELS, workload
+from tests.policy.test_controller import COST, MODELS, run
 
 from gearshift.config import RouterTargets
-from gearshift.policy.controller import Outcome, TargetsController
+from gearshift.policy.controller import TargetsController
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "policy_controller.py"
@@ -36,17 +35,8 @@ def unlike_the_rule(
     return min(fits, key=lambda m: COST[m])
 
 
-def replay(ctl: TargetsController, n: int, seed: int = 11) -> list[float]:
-    rng = random.Random(seed)
-    costs = []
-    for _ in range(n):
-        pred = workload(rng)
-        advice = ctl.advise()
-        model = unlike_the_rule(pred, advice.tolerance, advice.allowed)
-        cost = COST[model] * rng.uniform(0.5, 1.5)
-        ctl.observe(Outcome(pred, model, cost, 300.0))
-        costs.append(cost)
-    return costs
+def replay(ctl: TargetsController, n: int) -> list[float]:
+    return [cost for _, cost, _, _ in run(ctl, n, seed=11, router=unlike_the_rule)]
 
 
 def controller(target: float, floor: float) -> TargetsController:
