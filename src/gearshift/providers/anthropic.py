@@ -33,6 +33,8 @@ from gearshift.chat import (
 )
 from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError
+from gearshift.providers.http1 import Http1Pool
+from gearshift.providers.shaping import ShapingCache
 from gearshift.providers.upstream_http import (
     SHAPE_ERRORS,
     UpstreamPools,
@@ -75,7 +77,7 @@ RETRYABLE_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_
 
 def messages_endpoint(base_url: str | None) -> tuple[str, str]:
     """(origin and prefix, path) of the Messages endpoint for a configured base URL."""
-    base = (base_url or DEFAULT_BASE_URL).rstrip("/")
+    base = (base_url or DEFAULT_BASE_URL).split("?", 1)[0].rstrip("/")  # query: shaping.py
     # Accept both the SDK's base (".../") and an OpenAI-style base (".../v1").
     return (base, "/messages") if base.endswith("/v1") else (base, "/v1/messages")
 
@@ -271,6 +273,12 @@ class AnthropicProvider:
         # Accepts and ignores construction arguments (the pipeline passes base_url; each model
         # carries its own).
         self._pools = UpstreamPools()
+        self._shaping = ShapingCache()
+
+    def _endpoint(self, model: ModelConfig, operation: str = "") -> tuple[Http1Pool, str]:
+        """The pool and the Messages path (with the model's query string) for a model."""
+        base, path = messages_endpoint(model.base_url)
+        return self._pools.get(base, model), path + operation + self._shaping.get(model).query
 
     def _headers(self, model: ModelConfig, request: ChatRequest | None = None) -> dict[str, str]:
         headers = {
@@ -285,13 +293,16 @@ class AnthropicProvider:
             key = os.environ.get(model.api_key_env)
             if key:
                 headers["x-api-key"] = key
+        extra = self._shaping.get(model).headers
+        if extra:
+            headers.update(extra)
         return headers
 
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
         body = orjson.dumps(to_anthropic_body(request, model, stream=False))
-        base, path = messages_endpoint(model.base_url)
+        pool, path = self._endpoint(model)
         headers = self._headers(model, request)
-        response = await post(self._pools.get(base), path, body, headers, model)
+        response = await post(pool, path, body, headers, model)
         raw = await read_all(response, model)
         if response.status != 200:
             raise upstream_error(response.status, raw, model)
@@ -311,8 +322,8 @@ class AnthropicProvider:
         body = orjson.dumps(to_anthropic_body(request, model, stream=True))
         headers = self._headers(model, request)
         headers["accept"] = "text/event-stream"
-        base, path = messages_endpoint(model.base_url)
-        response = await post(self._pools.get(base), path, body, headers, model)
+        pool, path = self._endpoint(model)
+        response = await post(pool, path, body, headers, model)
         try:
             if response.status != 200:
                 raise upstream_error(response.status, await read_all(response, model), model)
@@ -328,10 +339,10 @@ class AnthropicProvider:
         """Exact prompt tokens from the upstream's ``/v1/messages/count_tokens``."""
         full = to_anthropic_body(request, model, stream=False)
         body = {k: v for k, v in full.items() if k in COUNT_TOKENS_FIELDS}
-        base, path = messages_endpoint(model.base_url)
+        pool, path = self._endpoint(model, "/count_tokens")
         response = await post(
-            self._pools.get(base),
-            f"{path}/count_tokens",
+            pool,
+            path,
             orjson.dumps(body),
             self._headers(model, request),
             model,

@@ -40,6 +40,7 @@ from gearshift.chat import (
 from gearshift.config import ModelConfig
 from gearshift.errors import InvalidRequest, UpstreamError
 from gearshift.providers.http1 import Http1Response
+from gearshift.providers.shaping import ShapingCache
 from gearshift.providers.sigv4 import AwsSigner
 from gearshift.providers.upstream_http import (
     SHAPE_ERRORS,
@@ -251,6 +252,7 @@ class BedrockProvider:
 
     def __init__(self, *_: Any, **__: Any) -> None:
         self._pools = UpstreamPools()
+        self._shaping = ShapingCache()
         self._signer = AwsSigner()
         # Built at gateway startup inside the server's loop: resolve the credential chain now,
         # in the background, so the first request does not pay for it.
@@ -264,10 +266,11 @@ class BedrockProvider:
     ) -> Http1Response:
         region = await self._signer.region_for(model.region)
         base = endpoint(model.base_url, region)
-        pool = self._pools.get(base)
-        path = operation_path(model.upstream_model, operation)
+        pool = self._pools.get(base, model)
+        shaping = self._shaping.get(model)
+        path = operation_path(model.upstream_model, operation) + shaping.query
         body = orjson.dumps(to_converse_body(request))
-        headers = {"Content-Type": "application/json", "Accept": accept}
+        headers = {"Content-Type": "application/json", "Accept": accept, **shaping.headers}
         api_key = os.environ.get(model.api_key_env) if model.api_key_env else None
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"

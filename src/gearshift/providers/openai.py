@@ -30,6 +30,7 @@ from gearshift.chat import (
 from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError
 from gearshift.providers.http1 import Http1Response
+from gearshift.providers.shaping import ShapingCache, build_shaping
 from gearshift.providers.upstream_http import (
     SHAPE_ERRORS,
     UpstreamPools,
@@ -51,6 +52,7 @@ class OpenAIProvider:
     def __init__(self, base_url: str | None = None, **_: Any) -> None:
         self._default_base = base_url or DEFAULT_BASE_URL
         self._pools = UpstreamPools()
+        self._shaping = ShapingCache()
 
     def _headers(self, model: ModelConfig, *, stream: bool) -> dict[str, str]:
         headers = {
@@ -61,12 +63,16 @@ class OpenAIProvider:
             key = os.environ.get(model.api_key_env)
             if key:
                 headers["Authorization"] = f"Bearer {key}"
+        extra = self._shaping.get(model).headers
+        if extra:
+            headers.update(extra)
         return headers
 
     async def _post(
         self, model: ModelConfig, body: bytes, *, stream: bool, path: str = "/chat/completions"
     ) -> Http1Response:
-        pool = self._pools.get(model.base_url or self._default_base)
+        pool = self._pools.get(model.base_url or self._default_base, model)
+        path += self._shaping.get(model).query
         return await post(pool, path, body, self._headers(model, stream=stream), model)
 
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
@@ -233,10 +239,17 @@ def upstream_error(
         detail = raw[:300].decode("utf-8", "replace").strip() or "(empty body)"
     if status in (401, 403):
         # Upstreams quote (part of) the rejected key; the caller must never see ours.
-        where = f"environment variable {model.api_key_env}" if model.api_key_env else "no key set"
+        if model.api_key_env:
+            where = f"environment variable {model.api_key_env}"
+        else:
+            where = f"headers {', '.join(model.headers)}" if model.headers else "no key set"
         detail = f"the upstream rejected gearshift's credentials for this model ({where})"
-    elif model.api_key_env and (key := os.environ.get(model.api_key_env)):
-        detail = detail.replace(key, "[redacted]")
+    else:
+        if model.api_key_env and (key := os.environ.get(model.api_key_env)):
+            detail = detail.replace(key, "[redacted]")
+        if model.headers or model.query:  # keys sent as headers/query (Azure's api-key)
+            for secret in build_shaping(model).secrets:
+                detail = detail.replace(secret, "[redacted]")
     error = UpstreamError(
         f"{model.name}: upstream answered {status}: {detail}",
         upstream_status=status,
