@@ -111,7 +111,7 @@ def test_rows_and_costs_exact(recorded: Running, upstream: FakeOpenAIServer) -> 
 
     fourth = rows[ids[3]]
     assert (fourth.outcome, fourth.status, fourth.cost_usd) == ("error", 502, Decimal(0))
-    assert fourth.fallbacks == ["small"]
+    assert fourth.fallbacks == []  # a request for one model has no fallback chain
 
     fifth = rows[ids[4]]
     assert fifth.stream and fifth.outcome == "ok"

@@ -52,6 +52,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "gearshift.api.openai",
     "gearshift.api.anthropic",
     "gearshift.api.bedrock",
+    "gearshift.api.responses",
+    "gearshift.api.admin_keys",
     "gearshift.analytics.routes",
     "gearshift.learning.routes",
 )

@@ -59,7 +59,7 @@ class OpenAIDialect:
 
     async def chat_completions(self, request: Request) -> Response | StreamResponse:
         chat = parse_request(request.json())
-        ctx = request_context(request, "openai", _body_tags(chat))
+        ctx = request_context(request, "openai", body_tags(chat))
         if chat.stream:
             stream = await self.gateway.open_stream(chat, ctx)
             include_usage = _wants_usage(chat)
@@ -108,7 +108,8 @@ class OpenAIDialect:
         return {"id": name, "object": "model", "created": self._created, "owned_by": owner}
 
 
-def _body_tags(chat: ChatRequest) -> dict[str, str]:
+def body_tags(chat: ChatRequest) -> dict[str, str]:
+    """Attribution tags from the body: every ``metadata`` entry, and ``user`` as tag ``user``."""
     tags = dict(chat.metadata)
     if chat.user:
         tags.setdefault("user", chat.user)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gearshift.config import RouterConfig, Settings
-from gearshift.errors import AuthenticationError, BudgetExceeded, RateLimited
+from gearshift.errors import AuthenticationError, BudgetExceeded, PermissionDenied, RateLimited
 from gearshift.ledger.record import LedgerRecord
 from gearshift.policy.alerts import AlertSender
-from gearshift.policy.budgets import THIS_PERIOD, BudgetRule
+from gearshift.policy.budgets import THIS_PERIOD, BudgetRule, limit_text
 from gearshift.policy.contract import Admission, Caller
 from gearshift.policy.controller import Outcome, TargetsController
 from gearshift.policy.counters import Limit, MemoryCounters, SpendCounters, from_nano, to_nano
@@ -200,7 +200,11 @@ class GearshiftPolicy:
         if api_key and api_key.startswith(KEY_PREFIX):
             info = await self._keys.find(api_key) if self._keys is not None else None
             if info is not None:
-                return Caller(info.id, info.default_tags())
+                if info.expired(time.time()):
+                    raise AuthenticationError(
+                        f"this gearshift key ({info.id}) expired; ask an admin for a new one"
+                    )
+                return Caller(info.id, info.default_tags(), info.models)
             raise AuthenticationError(_NOT_A_KEY)
         if api_key and self._policy.auth == "required":
             raise AuthenticationError(_NOT_A_KEY)
@@ -221,6 +225,12 @@ class GearshiftPolicy:
         if not self._started:
             await self.start()
         assert self._counters is not None
+        if caller.models is not None and model not in caller.models:
+            raise PermissionDenied(
+                f"key {caller.key_id} may use only {', '.join(caller.models) or '(nothing)'}; "
+                f"not {model!r}",
+                param="model",
+            )
         now = self._clock()
         scope_tags = {**tags, **caller.tags}  # a key's own tags cannot be overridden per request
         if caller.key_id is not None:
@@ -338,7 +348,7 @@ class GearshiftPolicy:
                 continue
             note = (
                 f"soft limit of {rule.describe()} reached (${from_nano(used - estimate):,.4f} "
-                f"of ${soft:,.2f}): lighter models only"
+                f"of {limit_text(soft)}): lighter models only"
             )
             admission.notes.append(note)
             if info is not None:
@@ -381,7 +391,7 @@ class GearshiftPolicy:
                 "limit_usd": rule.limit_usd,
                 "resets_at": rule.resets_at(now),
                 "message": (
-                    f"{rule.describe()}: {label} — ${spent:,.4f} of ${rule.limit_usd:,.2f} "
+                    f"{rule.describe()}: {label} — ${spent:,.4f} of {limit_text(rule.limit_usd)} "
                     f"{THIS_PERIOD[rule.period]}; resets at {rule.resets_at(now)}"
                 ),
             }

@@ -62,7 +62,9 @@ LEXICON: dict[str, str] = {
         "code|function|python|javascript|typescript|java|rust|golang|sql|regex|bash|"
         "script|compile|compiler|bug|debug|stack trace|exception|refactor|unit test|"
         "pull request|api|endpoint|docker|kubernetes|git|class|method|query|error|"
-        "def|import|traceback|syntax|fonction|funktion|función|código"
+        "def|import|traceback|syntax|program|programming|verilog|vhdl|mysql|postgres|kotlin|"
+        "swift|julia|prolog|haskell|arduino|shader|pygame|matplotlib|numpy|pandas|react|"
+        "fonction|funktion|función|código"
     ),
     "math": (
         "solve|calculate|compute|equation|integral|derivative|probability|prove|theorem|"
