@@ -68,6 +68,11 @@ class ModelConfig(_Strict):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/timeouts per model.")
+    responses_api: bool = Field(
+        default=False,
+        description="openai provider: the upstream serves POST {base_url}/responses; non-streamed "
+        "Responses requests are passed through to it (previous_response_id included).",
+    )
     proxy: str | None = Field(
         default=None,
         description="Outbound proxy, http://[user:pass@]host:port (CONNECT tunnel); 'direct' "
@@ -264,6 +269,16 @@ class ServerConfig(_Strict):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
 
 
+class TelemetryConfig(_Strict):
+    """OpenTelemetry traces (docs/observability.md); off unless an endpoint is set here or in
+    OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT."""
+
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector base URL, e.g. http://otel:4318."
+    )
+    service_name: str = Field(default="gearshift", description="service.name of the spans.")
+
+
 class Settings(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     routers: list[RouterConfig] = Field(default_factory=list)
@@ -271,6 +286,7 @@ class Settings(_Strict):
     ledger: LedgerConfig = LedgerConfig()
     server: ServerConfig = ServerConfig()
     policy: PolicyConfig = PolicyConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:

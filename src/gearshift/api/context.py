@@ -75,6 +75,7 @@ def request_context(
         ts=request.arrived,
         started=request.started,
         cache_control=(request.headers.get("cache-control") or "").lower(),
+        traceparent=request.headers.get("traceparent"),
     )
     request.context = ctx
     return ctx

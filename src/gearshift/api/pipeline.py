@@ -49,11 +49,13 @@ from gearshift.ledger.record import LedgerRecord, Outcome
 from gearshift.policy.contract import Admission, OpenPolicy, PolicyEngine
 from gearshift.providers.base import Provider, provider_class
 from gearshift.routing.decision import Decision, RouterEngine
+from gearshift.telemetry import TRACEPARENT
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from gearshift.cache import CachedAnswer, ResponseCache
+    from gearshift.telemetry.tracing import Tracing
 
 log = logging.getLogger("gearshift.gateway")
 
@@ -107,6 +109,7 @@ class RequestContext:
     ts: float = field(default_factory=time.time)  # wall clock at arrival
     started: float = field(default_factory=time.perf_counter)  # monotonic at arrival
     cache_control: str = ""  # the client's Cache-Control header, lower-cased
+    traceparent: str | None = None  # the client's W3C trace context
     # The request's ledger row once the pipeline has made it (it then publishes it, whatever
     # happens); None while the HTTP edge still owes the request its row.
     record: LedgerRecord | None = None
@@ -173,6 +176,7 @@ class Gateway:
         self._providers: dict[tuple[str, str | None], Provider] = {}
         self._by_model: dict[str, Provider] = {}
         self.caches: dict[str, ResponseCache] = {}
+        self.tracer: Tracing | None = None  # OpenTelemetry, when configured (telemetry/)
         self.answer_observer: AnswerObserver | None = None
         self.components: list[Lifecycle] = []
         # More Prometheus text for /metrics from components (the learning loop's counters).
@@ -214,6 +218,10 @@ class Gateway:
         for cfg in self.router_configs.values():
             if cfg.name not in self.routers:
                 self.routers[cfg.name] = _build_router(self.settings, cfg)
+        if self.tracer is None:
+            from gearshift.telemetry import build_tracing
+
+            self.tracer = build_tracing(self.settings)
         if any(r.cache is not None for r in self.settings.routers):
             from gearshift.cache import build_caches
 
@@ -246,6 +254,8 @@ class Gateway:
         self._by_model.clear()
         for cache in self.caches.values():
             await cache.backend.aclose()
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)  # exports what is still queued
         await self.policy.aclose()
 
     def provider_for(self, model: ModelConfig) -> Provider:
@@ -394,6 +404,10 @@ class Gateway:
                 "retry shortly"
             )
         record = _new_record(request, ctx, stream=request.stream)
+        if self.tracer is not None:
+            self.tracer.start_request(record.id, request.model, ctx.traceparent, ctx.ts)
+        elif ctx.traceparent is not None:
+            TRACEPARENT.set(ctx.traceparent)  # untraced: the client's trace still spans upstream
         router_cfg = self.router_configs.get(request.model)
         model_cfg = self.models.get(request.model)
         if router_cfg is None and model_cfg is None:
@@ -544,7 +558,10 @@ class Gateway:
             provider = self._by_model[model.name]
             for attempt in range(model.max_retries + 1):
                 try:
-                    return await call(provider, model), model
+                    pending = call(provider, model)
+                    if self.tracer is not None:
+                        pending = self.tracer.attempt(plan.record.id, model, attempt, pending)
+                    return await pending, model
                 except UpstreamError as exc:
                     last = exc
                     if not _worth_retrying(exc, attempt, model):
@@ -565,7 +582,10 @@ class Gateway:
             for attempt in range(model.max_retries + 1):
                 events = provider.stream(request, model)
                 try:
-                    first = await anext(events)
+                    opening = anext(events)
+                    if self.tracer is not None:
+                        opening = self.tracer.attempt(plan.record.id, model, attempt, opening)
+                    first = await opening
                 except StopAsyncIteration:
                     last = UpstreamError(
                         f"{model.name}: the upstream stream ended before sending anything",
@@ -646,6 +666,11 @@ class Gateway:
     def _publish(self, record: LedgerRecord) -> None:
         if self.ledger is not None:
             self.ledger.submit(record)
+        if self.tracer is not None:
+            try:
+                self.tracer.finish(record)
+            except Exception:
+                log.exception("ending the trace span of request %s failed", record.id)
         for observe in self.observers:
             try:
                 observe(record)

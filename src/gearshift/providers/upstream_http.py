@@ -18,6 +18,7 @@ from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError, UpstreamTimeout
 from gearshift.providers.http1 import Http1Pool, Http1Response
 from gearshift.providers.proxy import ProxyRefused
+from gearshift.telemetry import TRACEPARENT
 
 log = logging.getLogger("gearshift.providers")
 
@@ -78,6 +79,9 @@ async def post(
     """POST and return once the status line and headers are in. Transport failures become
     ``UpstreamTimeout``/``UpstreamError(retryable=True)``; statuses are left to the caller, which
     knows the provider's error shape."""
+    traceparent = TRACEPARENT.get()
+    if traceparent is not None:  # W3C trace context for the upstream (telemetry/)
+        headers = {**headers, "traceparent": traceparent}
     try:
         return await pool.post(
             path,
