@@ -194,11 +194,14 @@ class Gateway:
             for m in self.settings.models
             if m.api_key_env and not os.environ.get(m.api_key_env)
         ]
+        from gearshift.providers.proxy import environment_problems
         from gearshift.providers.shaping import missing_variables
 
         for model in self.settings.models:
             if model.headers or model.query:
                 missing += missing_variables(model)
+        if any(m.proxy is None for m in self.settings.models):
+            missing += environment_problems()
         if missing:
             raise ConfigError("; ".join(missing))
 
