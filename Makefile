@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz lint typecheck router bench clean
+.PHONY: demo test fuzz lint typecheck router kinds bench clean
 
 $(BIN)/gearshift: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,9 @@ typecheck: $(BIN)/gearshift
 
 router: $(BIN)/gearshift  ## rebuild the bundled default router from ../shared/data
 	$(BIN)/python -m gearshift.routing.build_default --data ../shared/data --out src/gearshift/routing/data
+
+kinds: $(BIN)/gearshift  ## rebuild the bundled task-kind model from the labelled kind set + ../shared/data
+	$(BIN)/python -m gearshift.routing.build_kinds --data ../shared/data --out src/gearshift/routing/data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
