@@ -107,11 +107,11 @@ def test_rows_and_costs_exact(recorded: Running, upstream: FakeOpenAIServer) -> 
     assert second.cost_usd == second.counterfactual_cost_usd == Decimal("0.00135")
 
     third = rows[ids[2]]
-    assert (third.requested_model, third.outcome, third.status) == ("nope", "error", 404)
+    assert (third.requested_model, third.outcome, third.status) == ("nope", "invalid", 404)
 
     fourth = rows[ids[3]]
     assert (fourth.outcome, fourth.status, fourth.cost_usd) == ("error", 502, Decimal(0))
-    assert fourth.fallbacks == ["small"]
+    assert fourth.fallbacks == []  # a request for one model has no fallback chain
 
     fifth = rows[ids[4]]
     assert fifth.stream and fifth.outcome == "ok"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
+from gearshift.api.fields import MAX_MODEL_CHARS
 from gearshift.chat import (
     ChatRequest,
     ChatResponse,
@@ -48,11 +49,13 @@ from gearshift.ledger.record import LedgerRecord, Outcome
 from gearshift.policy.contract import Admission, OpenPolicy, PolicyEngine
 from gearshift.providers.base import Provider, provider_class
 from gearshift.routing.decision import Decision, RouterEngine
+from gearshift.telemetry import TRACEPARENT
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from gearshift.cache import CachedAnswer, ResponseCache
+    from gearshift.telemetry.tracing import Tracing
 
 log = logging.getLogger("gearshift.gateway")
 
@@ -106,6 +109,10 @@ class RequestContext:
     ts: float = field(default_factory=time.time)  # wall clock at arrival
     started: float = field(default_factory=time.perf_counter)  # monotonic at arrival
     cache_control: str = ""  # the client's Cache-Control header, lower-cased
+    traceparent: str | None = None  # the client's W3C trace context
+    # The request's ledger row once the pipeline has made it (it then publishes it, whatever
+    # happens); None while the HTTP edge still owes the request its row.
+    record: LedgerRecord | None = None
 
 
 @dataclass(slots=True)
@@ -169,6 +176,7 @@ class Gateway:
         self._providers: dict[tuple[str, str | None], Provider] = {}
         self._by_model: dict[str, Provider] = {}
         self.caches: dict[str, ResponseCache] = {}
+        self.tracer: Tracing | None = None  # OpenTelemetry, when configured (telemetry/)
         self.answer_observer: AnswerObserver | None = None
         self.components: list[Lifecycle] = []
         # More Prometheus text for /metrics from components (the learning loop's counters).
@@ -186,6 +194,14 @@ class Gateway:
             for m in self.settings.models
             if m.api_key_env and not os.environ.get(m.api_key_env)
         ]
+        from gearshift.providers.proxy import environment_problems
+        from gearshift.providers.shaping import missing_variables
+
+        for model in self.settings.models:
+            if model.headers or model.query:
+                missing += missing_variables(model)
+        if any(m.proxy is None for m in self.settings.models):
+            missing += environment_problems()
         if missing:
             raise ConfigError("; ".join(missing))
 
@@ -202,6 +218,10 @@ class Gateway:
         for cfg in self.router_configs.values():
             if cfg.name not in self.routers:
                 self.routers[cfg.name] = _build_router(self.settings, cfg)
+        if self.tracer is None:
+            from gearshift.telemetry import build_tracing
+
+            self.tracer = build_tracing(self.settings)
         if any(r.cache is not None for r in self.settings.routers):
             from gearshift.cache import build_caches
 
@@ -234,6 +254,8 @@ class Gateway:
         self._by_model.clear()
         for cache in self.caches.values():
             await cache.backend.aclose()
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)  # exports what is still queued
         await self.policy.aclose()
 
     def provider_for(self, model: ModelConfig) -> Provider:
@@ -284,6 +306,7 @@ class Gateway:
             served.cache = "miss" if plan.cache_key is not None else "bypass"
         plan.record.served_model = model.name
         stream = GatewayStream(self, plan, ctx, served, events, first, model)
+        stream.prompt = request
         observer = self.answer_observer
         if observer is not None and observer.wants(served):
             stream.collect_for(request)
@@ -343,11 +366,28 @@ class Gateway:
             raise
 
     def _refuse(self, request: ChatRequest, ctx: RequestContext, exc: GearshiftError) -> NoReturn:
-        """Record a request refused before planning, then raise its error."""
-        record = _new_record(request, ctx)
-        self._fail(record, ctx, exc.status, "error", exc.message)
+        """Record a request refused as malformed before planning, then raise its error."""
+        record = ctx.record or _new_record(request, ctx)
+        self._fail(record, ctx, exc.status, "invalid", exc.message)
         self._publish(record)
         raise exc
+
+    def record_unserved(
+        self, ctx: RequestContext, requested_model: str, exc: GearshiftError
+    ) -> None:
+        """The row of a request that failed at the HTTP edge before the pipeline made one: a body
+        that parses but fails validation (``invalid``), or a bug of ours (``error``, 500)."""
+        if ctx.record is not None or isinstance(exc, LedgerFull):
+            return  # the pipeline owns this row; a full ledger cannot take one (counted there)
+        record = _new_record(ChatRequest(model=requested_model[:MAX_MODEL_CHARS], messages=[]), ctx)
+        outcome: Outcome = "invalid" if 400 <= exc.status < 500 else "error"
+        self._fail(record, ctx, exc.status, outcome, exc.message)
+        self._publish(record)
+
+    async def check_key(self, api_key: str | None) -> None:
+        """For routes that serve no model (model lists, token counts): the same key rules as a
+        chat request (a key under ``auth: required``; a presented gearshift key must be valid)."""
+        await self.policy.authenticate(api_key)
 
     def known_names(self) -> tuple[list[str], list[str]]:
         """(router names, model names) as configured, for /v1/models and error messages."""
@@ -364,6 +404,10 @@ class Gateway:
                 "retry shortly"
             )
         record = _new_record(request, ctx, stream=request.stream)
+        if self.tracer is not None:
+            self.tracer.start_request(record.id, request.model, ctx.traceparent, ctx.ts)
+        elif ctx.traceparent is not None:
+            TRACEPARENT.set(ctx.traceparent)  # untraced: the client's trace still spans upstream
         router_cfg = self.router_configs.get(request.model)
         model_cfg = self.models.get(request.model)
         if router_cfg is None and model_cfg is None:
@@ -514,7 +558,10 @@ class Gateway:
             provider = self._by_model[model.name]
             for attempt in range(model.max_retries + 1):
                 try:
-                    return await call(provider, model), model
+                    pending = call(provider, model)
+                    if self.tracer is not None:
+                        pending = self.tracer.attempt(plan.record.id, model, attempt, pending)
+                    return await pending, model
                 except UpstreamError as exc:
                     last = exc
                     if not _worth_retrying(exc, attempt, model):
@@ -523,7 +570,7 @@ class Gateway:
             assert last is not None
             if _is_client_fault(last):
                 raise last
-            plan.record.fallbacks.append(model.name)
+            _note_failed(plan, model)
         raise _exhausted(plan, last)
 
     async def _open_with_fallbacks(
@@ -535,7 +582,10 @@ class Gateway:
             for attempt in range(model.max_retries + 1):
                 events = provider.stream(request, model)
                 try:
-                    first = await anext(events)
+                    opening = anext(events)
+                    if self.tracer is not None:
+                        opening = self.tracer.attempt(plan.record.id, model, attempt, opening)
+                    first = await opening
                 except StopAsyncIteration:
                     last = UpstreamError(
                         f"{model.name}: the upstream stream ended before sending anything",
@@ -555,7 +605,7 @@ class Gateway:
             assert last is not None
             if _is_client_fault(last):
                 raise last
-            plan.record.fallbacks.append(model.name)
+            _note_failed(plan, model)
         raise _exhausted(plan, last)
 
     # ---- recording -------------------------------------------------------------------------
@@ -616,6 +666,11 @@ class Gateway:
     def _publish(self, record: LedgerRecord) -> None:
         if self.ledger is not None:
             self.ledger.submit(record)
+        if self.tracer is not None:
+            try:
+                self.tracer.finish(record)
+            except Exception:
+                log.exception("ending the trace span of request %s failed", record.id)
         for observe in self.observers:
             try:
                 observe(record)
@@ -651,6 +706,9 @@ class GatewayStream:
         self._collect = plan.cache_key is not None
         self._texts: list[str] = []
         self._tool_calls = False
+        # For pricing a stream cut short: the prompt, and the characters handed on so far.
+        self.prompt: ChatRequest | None = None
+        self._streamed_chars = 0
 
     def collect_for(self, request: ChatRequest) -> None:
         """Keep the streamed text, to offer it to the gateway's answer observer at the end."""
@@ -704,17 +762,40 @@ class GatewayStream:
                     self._tool_calls,
                     event.usage,
                 )
-        elif self._collect:
+        else:
             if isinstance(event, TextDelta):
-                self._texts.append(event.text)
+                self._streamed_chars += len(event.text)
             else:
-                self._tool_calls = True
+                self._streamed_chars += len(event.arguments) + len(event.name or "")
+            if self._collect:
+                if isinstance(event, TextDelta):
+                    self._texts.append(event.text)
+                else:
+                    self._tool_calls = True
         return event
+
+    def _charge_partial(self) -> None:
+        """A stream cut short (the client left, the upstream broke) still used the upstream:
+        its prompt was read and part of an answer generated. Estimate those tokens from the
+        prompt and from what was streamed, and price them, rather than record $0."""
+        if self._plan.hit is not None or self.prompt is None:
+            return
+        from gearshift.routing.tokens import estimate_request_tokens
+
+        usage = Usage(
+            input_tokens=estimate_request_tokens(self.prompt),
+            output_tokens=(self._streamed_chars + 3) // 4,
+        )
+        record = self._plan.record
+        record.prompt_tokens = usage.input_tokens
+        record.completion_tokens = usage.output_tokens
+        self.gateway._price(self._plan, self._model, usage)
 
     async def _end_failed(self, exc: UpstreamError) -> None:
         self._done = True
         await _close_quietly(self._events)
         self.gateway._fail(self._plan.record, self._ctx, exc.status, "error", exc.message)
+        self._charge_partial()
         await self.gateway._finish(self._plan)
 
     async def aclose(self, error: GearshiftError | None = None) -> None:
@@ -729,6 +810,7 @@ class GatewayStream:
             self.gateway._fail(record, self._ctx, CLIENT_CLOSED, "client_disconnect", "client left")
         else:
             self.gateway._fail(record, self._ctx, error.status, "error", error.message)
+        self._charge_partial()
         await self.gateway._finish(self._plan)
 
 
@@ -740,6 +822,13 @@ def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
 
     engine: RouterEngine = build_router(settings, cfg)
     return engine
+
+
+def _note_failed(plan: _Plan, model: ModelConfig) -> None:
+    """Name a failed model in the row's ``fallbacks`` (the models tried that failed, in order),
+    when there was a chain to fall along: a request for one model names none."""
+    if len(plan.ranked) > 1:
+        plan.record.fallbacks.append(model.name)
 
 
 def _worth_retrying(exc: UpstreamError, attempt: int, model: ModelConfig) -> bool:
@@ -796,8 +885,9 @@ def _ms_since(started: float) -> float:
 
 
 def _new_record(request: ChatRequest, ctx: RequestContext, *, stream: bool = False) -> LedgerRecord:
-    """A request's ledger row as first known: who asked for what, before any routing."""
-    return LedgerRecord(
+    """A request's ledger row as first known: who asked for what, before any routing. From now
+    on ``ctx.record`` says the request has its row."""
+    record = LedgerRecord(
         id=ctx.request_id,
         ts=ctx.ts,
         dialect=ctx.dialect,
@@ -805,3 +895,5 @@ def _new_record(request: ChatRequest, ctx: RequestContext, *, stream: bool = Fal
         tags=ctx.tags,
         stream=stream,
     )
+    ctx.record = record
+    return record

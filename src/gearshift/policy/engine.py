@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gearshift.config import RouterConfig, Settings
-from gearshift.errors import AuthenticationError, BudgetExceeded, RateLimited
+from gearshift.errors import AuthenticationError, BudgetExceeded, PermissionDenied, RateLimited
 from gearshift.ledger.record import LedgerRecord
 from gearshift.policy.alerts import AlertSender
-from gearshift.policy.budgets import THIS_PERIOD, BudgetRule
+from gearshift.policy.budgets import THIS_PERIOD, BudgetRule, limit_text
 from gearshift.policy.contract import Admission, Caller
 from gearshift.policy.controller import Outcome, TargetsController
 from gearshift.policy.counters import Limit, MemoryCounters, SpendCounters, from_nano, to_nano
 from gearshift.policy.keycache import KeyCache
-from gearshift.policy.keys import KeyInfo, KeyStore
+from gearshift.policy.keys import KEY_PREFIX, KeyInfo, KeyStore
 from gearshift.policy.periods import Clock, period_start
 from gearshift.policy.tiers import light_models, lighter_models, model_ranks, prior_costs
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gearshift.policy")
 
 _ESTIMATE_WINDOW = 200
+# Never echo the presented key: it may be a provider key sent by mistake.
+_NOT_A_KEY = "the API key is not a valid gearshift virtual key (unknown or revoked)"
 _CONTENTION_WAIT_S = 5.0
 
 
@@ -189,20 +191,27 @@ class GearshiftPolicy:
     # ---- the PolicyEngine protocol -----------------------------------------------------------
 
     async def authenticate(self, api_key: str | None) -> Caller:
+        """A presented gearshift key (``gs-...``) must be valid whatever ``policy.auth`` says: an
+        unknown or revoked one is refused, never served as anonymous (it would escape its
+        budget). Under ``auth: optional`` a request with no key, or with some other string (the
+        SDKs insist on an API key, so clients send placeholders), is anonymous."""
         if not self._started:
             await self.start()
-        info = self._keys.lookup(api_key) if api_key and self._keys is not None else None
-        if info is not None:
-            return Caller(info.id, info.default_tags())
+        if api_key and api_key.startswith(KEY_PREFIX):
+            info = await self._keys.find(api_key) if self._keys is not None else None
+            if info is not None:
+                if info.expired(time.time()):
+                    raise AuthenticationError(
+                        f"this gearshift key ({info.id}) expired; ask an admin for a new one"
+                    )
+                return Caller(info.id, info.default_tags(), info.models)
+            raise AuthenticationError(_NOT_A_KEY)
+        if api_key and self._policy.auth == "required":
+            raise AuthenticationError(_NOT_A_KEY)
         if self._policy.auth == "required":
-            if not api_key:
-                raise AuthenticationError(
-                    "this gateway requires a gearshift virtual key (policy.auth: required); "
-                    "send it as the API key ('gearshift keys create' issues one)"
-                )
-            # Never echo the presented key: it may be a provider key sent by mistake.
             raise AuthenticationError(
-                "the API key is not a valid gearshift virtual key (unknown or revoked)"
+                "this gateway requires a gearshift virtual key (policy.auth: required); "
+                "send it as the API key ('gearshift keys create' issues one)"
             )
         return Caller()
 
@@ -216,6 +225,12 @@ class GearshiftPolicy:
         if not self._started:
             await self.start()
         assert self._counters is not None
+        if caller.models is not None and model not in caller.models:
+            raise PermissionDenied(
+                f"key {caller.key_id} may use only {', '.join(caller.models) or '(nothing)'}; "
+                f"not {model!r}",
+                param="model",
+            )
         now = self._clock()
         scope_tags = {**tags, **caller.tags}  # a key's own tags cannot be overridden per request
         if caller.key_id is not None:
@@ -333,7 +348,7 @@ class GearshiftPolicy:
                 continue
             note = (
                 f"soft limit of {rule.describe()} reached (${from_nano(used - estimate):,.4f} "
-                f"of ${soft:,.2f}): lighter models only"
+                f"of {limit_text(soft)}): lighter models only"
             )
             admission.notes.append(note)
             if info is not None:
@@ -376,7 +391,7 @@ class GearshiftPolicy:
                 "limit_usd": rule.limit_usd,
                 "resets_at": rule.resets_at(now),
                 "message": (
-                    f"{rule.describe()}: {label} — ${spent:,.4f} of ${rule.limit_usd:,.2f} "
+                    f"{rule.describe()}: {label} — ${spent:,.4f} of {limit_text(rule.limit_usd)} "
                     f"{THIS_PERIOD[rule.period]}; resets at {rule.resets_at(now)}"
                 ),
             }
