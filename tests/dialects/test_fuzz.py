@@ -168,6 +168,10 @@ def fuzz_gateway(upstreams: dict[str, Any], aws_env: None, tmp_path: Any) -> Ite
             yield run
     finally:
         logging.getLogger("gearshift").removeHandler(catcher)
+        # The fakes are shared by the whole session: later tests read what they received.
+        for upstream in upstreams.values():
+            if hasattr(upstream, "record"):
+                upstream.record = True
 
 
 class _CrashCatcher(logging.Handler):
