@@ -83,6 +83,7 @@ class Metrics:
         self.tag_savings: defaultdict[Labels, Decimal] = defaultdict(Decimal)
         self.fallbacks: defaultdict[Labels, int] = defaultdict(int)
         self.errors: defaultdict[Labels, int] = defaultdict(int)
+        self.deployments: defaultdict[Labels, int] = defaultdict(int)
         self.latency: defaultdict[Labels, _Histogram] = defaultdict(_Histogram)
         self.ttfb: defaultdict[Labels, _Histogram] = defaultdict(_Histogram)
         self._tag_values: dict[str, set[str]] = {k: set() for k in self.tag_keys}
@@ -122,6 +123,9 @@ class Metrics:
             self.fallbacks[(("router", router), ("model", failed))] += 1
         if record.outcome != "ok":
             self.errors[(*base, ("status", str(record.status)))] += 1
+        if record.deployment is not None:
+            served: Labels = (("model", model), ("deployment", record.deployment))
+            self.deployments[(*served, ("outcome", record.outcome))] += 1
         if record.latency_ms is not None:
             self.latency[base].observe(record.latency_ms / 1000)
         if record.ttfb_ms is not None:
@@ -153,6 +157,12 @@ class Metrics:
             out, "gearshift_fallbacks_total", "Upstream attempts that failed over.", self.fallbacks
         )
         _counter(out, "gearshift_errors_total", "Requests that did not succeed.", self.errors)
+        _counter(
+            out,
+            "gearshift_deployment_requests_total",
+            "Requests by the deployment that served them (or was tried last).",
+            self.deployments,
+        )
         _histogram(
             out, "gearshift_request_duration_seconds", "Total request latency.", self.latency
         )

@@ -38,7 +38,15 @@ RESERVED_PARAMS = frozenset({"since", "until", "by", "admin_key", "format"})
 
 def register(routes: Routes, gateway: Gateway) -> None:
     analytics = Analytics(gateway.settings)
-    analytics.extra_metrics = getattr(gateway.policy, "prometheus", None)  # policy gauges
+    policy_gauges = getattr(gateway.policy, "prometheus", None)
+
+    async def extra_metrics() -> str:
+        from gearshift.api.health import deployment_gauges
+
+        text = await policy_gauges() if policy_gauges is not None else ""
+        return text + await deployment_gauges(gateway.snapshot)
+
+    analytics.extra_metrics = extra_metrics  # policy and deployment gauges
     gateway.observers.append(analytics.metrics.observe)
     routes.add("GET", "/metrics", analytics.metrics_page)
     routes.add("GET", "/dashboard", analytics.dashboard_page)

@@ -62,7 +62,7 @@ class AnthropicDialect:
             headers = [*sse.SSE_HEADERS, *served_headers(stream.served, with_cost=False)]
             return StreamResponse(_events(stream, message_id), 200, headers)
         response, served = await self.gateway.complete(chat, ctx)
-        model = self.gateway.models[served.model]
+        model = served.config or self.gateway.models[served.model]
         if model.provider == "anthropic" and response.raw is not None:
             body = response.raw  # same API upstream: its body as is (thinking blocks and all)
         else:

@@ -52,6 +52,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "gearshift.api.anthropic",
     "gearshift.api.bedrock",
     "gearshift.analytics.routes",
+    "gearshift.api.health",
 )
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
+from gearshift.api.snapshot import Snapshot, build_snapshot, initial_snapshot
 from gearshift.chat import ChatRequest, ChatResponse, Dialect, StreamEnd, StreamEvent, Usage
 from gearshift.config import ModelConfig, RouterConfig, Settings
 from gearshift.errors import (
@@ -37,6 +38,7 @@ from gearshift.errors import (
 from gearshift.ledger.record import LedgerRecord, Outcome
 from gearshift.policy.contract import Admission, OpenPolicy, PolicyEngine
 from gearshift.providers.base import Provider, provider_class
+from gearshift.providers.deployments import Deployment, DeploymentPool
 from gearshift.routing.decision import Decision, RouterEngine
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ class Served:
     decision: Decision | None
     model: str = ""  # configured name of the model that answered
     upstream_model: str = ""
+    config: ModelConfig | None = None  # that model's configuration, as of the request's start
 
     @property
     def request_id(self) -> str:
@@ -110,6 +113,11 @@ class _Plan:
     decision: Decision | None
     ranked: tuple[ModelConfig, ...]
     counterfactual: ModelConfig | None
+    snap: Snapshot  # the configuration this request runs on, start to end
+    # The deployment that answered (its tokens count against its tpm), and whether it still
+    # holds an in-flight slot (an open stream's, released when the plan finishes).
+    served_by: tuple[DeploymentPool, Deployment] | None = None
+    holding: bool = False
 
 
 class Gateway:
@@ -123,31 +131,41 @@ class Gateway:
         routers: dict[str, RouterEngine] | None = None,
         observers: list[Observer] | None = None,
     ) -> None:
-        self.settings = settings
         self.policy: PolicyEngine = policy or OpenPolicy()
         self.ledger = ledger
-        self.pricer = pricer
+        self._given_pricer = pricer
         self.observers: list[Observer] = observers if observers is not None else []
-        self.models: dict[str, ModelConfig] = {m.name: m for m in settings.models}
-        self.router_configs: dict[str, RouterConfig] = {r.name: r for r in settings.routers}
-        self.routers: dict[str, RouterEngine] = dict(routers or {})
+        # Swapped whole by ``reload``; each request reads it once (see api/snapshot.py).
+        self.snapshot: Snapshot = initial_snapshot(settings, routers)
         self._providers: dict[tuple[str, str | None], Provider] = {}
-        self._by_model: dict[str, Provider] = {}
+
+    @property
+    def settings(self) -> Settings:
+        return self.snapshot.settings
+
+    @property
+    def models(self) -> dict[str, ModelConfig]:
+        return self.snapshot.models
+
+    @property
+    def router_configs(self) -> dict[str, RouterConfig]:
+        return self.snapshot.router_configs
+
+    @property
+    def routers(self) -> dict[str, RouterEngine]:
+        return self.snapshot.routers
+
+    @property
+    def pricer(self) -> Pricer | None:
+        pricer: Pricer | None = self.snapshot.pricer
+        return pricer
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def check_environment(self) -> None:
-        """Fail at startup, not at the first request, when an upstream key is missing."""
-        import os
-
-        missing = [
-            f"model {m.name!r} needs its API key in environment variable {m.api_key_env}, "
-            "which is not set"
-            for m in self.settings.models
-            if m.api_key_env and not os.environ.get(m.api_key_env)
-        ]
-        if missing:
-            raise ConfigError("; ".join(missing))
+    def check_environment(self, settings: Settings | None = None) -> None:
+        """Fail at startup (or refuse a reload), not at the first request, when an upstream key
+        is missing."""
+        check_environment(settings or self.settings)
 
     async def open(self) -> None:
         self.check_environment()
@@ -155,23 +173,41 @@ class Gateway:
         if start_policy is not None:
             # Load keys and seed budget counters now rather than on the first request.
             await start_policy()
-        if self.pricer is None:
+        self.snapshot = self._build(self.settings)
+
+    def _build(self, settings: Settings) -> Snapshot:
+        pricer = self._given_pricer
+        if pricer is None:
             from gearshift.pricing import Pricer as DefaultPricer
 
-            self.pricer = DefaultPricer.from_settings(self.settings)
-        for cfg in self.router_configs.values():
-            if cfg.name not in self.routers:
-                self.routers[cfg.name] = _build_router(self.settings, cfg)
-        for model in self.settings.models:
-            key = (model.provider, model.base_url)
-            provider = self._providers.get(key)
-            if provider is None:
-                # Every provider class takes ``base_url=`` (one instance, one pool, per
-                # upstream); the Protocol cannot say so, hence the ignore.
-                cls = provider_class(model.provider)
-                provider = cls(base_url=model.base_url)  # type: ignore[call-arg]
-                self._providers[key] = provider
-            self._by_model[model.name] = provider
+            pricer = DefaultPricer.from_settings(settings)
+        return build_snapshot(settings, self.snapshot, self._provider, _build_router, pricer)
+
+    async def reload(self, settings: Settings) -> Snapshot:
+        """Swap in ``settings`` (already validated by ``load_settings``): models, routers,
+        deployments, prices, budgets and limits change together, for requests arriving from now
+        on; requests already running finish on the snapshot they started with. Raises
+        ``ConfigError`` and changes nothing when the new configuration cannot be used."""
+        self.check_environment(settings)
+        # Router engines may load a trained predictor from disk: off the event loop.
+        snap = await asyncio.to_thread(self._build, settings)
+        reconfigure = getattr(self.policy, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(settings)
+        self.snapshot = snap
+        return snap
+
+    def _provider(self, model: ModelConfig) -> Provider:
+        """One provider instance (one connection pool) per protocol and upstream, shared by every
+        snapshot, so a reload keeps warm connections; closed at shutdown."""
+        key = (model.provider, model.base_url)
+        provider = self._providers.get(key)
+        if provider is None:
+            # Every provider class takes ``base_url=``; the Protocol cannot say so.
+            cls = provider_class(model.provider)
+            provider = cls(base_url=model.base_url)  # type: ignore[call-arg]
+            self._providers[key] = provider
+        return provider
 
     async def aclose(self) -> None:
         for provider in self._providers.values():
@@ -180,11 +216,10 @@ class Gateway:
             except Exception:
                 log.exception("closing provider %s failed", provider.kind)
         self._providers.clear()
-        self._by_model.clear()
         await self.policy.aclose()
 
     def provider_for(self, model: ModelConfig) -> Provider:
-        return self._by_model[model.name]
+        return self.snapshot.pools[model.name].deployments[0].provider
 
     # ---- entry points ----------------------------------------------------------------------
 
@@ -201,7 +236,7 @@ class Gateway:
         record.ttfb_ms = elapsed
         self._succeed(plan, model, response.usage, elapsed)
         await self._finish(plan)
-        return response, Served(record, plan.decision, model.name, model.upstream_model)
+        return response, Served(record, plan.decision, model.name, model.upstream_model, model)
 
     async def open_stream(self, request: ChatRequest, ctx: RequestContext) -> GatewayStream:
         plan = await self._plan(request, ctx)
@@ -209,7 +244,7 @@ class Gateway:
         async with self._failure_recorded(plan, ctx):
             events, first, model = await self._open_with_fallbacks(plan, request)
         plan.record.ttfb_ms = _ms_since(ctx.started)
-        served = Served(plan.record, plan.decision, model.name, model.upstream_model)
+        served = Served(plan.record, plan.decision, model.name, model.upstream_model, model)
         plan.record.served_model = model.name
         return GatewayStream(self, plan, ctx, served, events, first, model)
 
@@ -230,7 +265,7 @@ class Gateway:
         record = plan.record
         async with self._failure_recorded(plan, ctx):
             target = plan.ranked[0]
-            if not hasattr(self._by_model[target.name], "embed"):
+            if not hasattr(plan.snap.pools[target.name].deployments[0].provider, "embed"):
                 raise InvalidRequest(
                     f"model {target.name!r} ({target.provider} provider) has no embeddings API",
                     param="model",
@@ -245,7 +280,7 @@ class Gateway:
         record.ttfb_ms = elapsed
         self._succeed(plan, model, Usage(input_tokens=tokens), elapsed)
         await self._finish(plan)
-        return data, Served(record, None, model.name, model.upstream_model)
+        return data, Served(record, None, model.name, model.upstream_model, model)
 
     @contextlib.asynccontextmanager
     async def _failure_recorded(self, plan: _Plan, ctx: RequestContext) -> AsyncIterator[None]:
@@ -281,8 +316,9 @@ class Gateway:
 
     async def _plan(self, request: ChatRequest, ctx: RequestContext) -> _Plan:
         record = _new_record(request, ctx, stream=request.stream)
-        router_cfg = self.router_configs.get(request.model)
-        model_cfg = self.models.get(request.model)
+        snap = self.snapshot
+        router_cfg = snap.router_configs.get(request.model)
+        model_cfg = snap.models.get(request.model)
         if router_cfg is None and model_cfg is None:
             missing = NotFound(self._unknown_model_message(request.model), param="model")
             self._refuse(request, ctx, missing)
@@ -297,7 +333,7 @@ class Gateway:
             self._fail(record, ctx, exc.status, "rejected", exc.message)
             self._publish(record)
             raise
-        plan = _Plan(record, admission, None, (), None)
+        plan = _Plan(record, admission, None, (), None, snap)
         try:
             if router_cfg is not None:
                 self._route(plan, request, router_cfg, ctx)
@@ -324,7 +360,8 @@ class Gateway:
             # A client may ask for a cheaper trade-off, never past the router's quality floor.
             tolerance = min(tolerance, cfg.targets.max_quality_tolerance)
         allowed: Collection[str] | None = plan.admission.allowed
-        decision = self.routers[cfg.name].decide(request, tolerance=tolerance, allowed=allowed)
+        snap = plan.snap
+        decision = snap.routers[cfg.name].decide(request, tolerance=tolerance, allowed=allowed)
         names = list(decision.ranked)
         if cfg.fallback is not None and cfg.fallback not in names:
             names.append(cfg.fallback)
@@ -336,9 +373,9 @@ class Gateway:
         record.tolerance = decision.tolerance
         record.chosen_model = decision.chosen
         plan.decision = decision
-        plan.ranked = tuple(self.models[n] for n in names)
+        plan.ranked = tuple(snap.models[n] for n in names)
         capable = decision.most_capable or cfg.models[-1]
-        plan.counterfactual = self.models.get(capable)
+        plan.counterfactual = snap.models.get(capable)
 
     def _unknown_model_message(self, name: str) -> str:
         routers, models = self.known_names()
@@ -352,20 +389,39 @@ class Gateway:
     async def _call_with_fallbacks(
         self, plan: _Plan, call: Callable[[Provider, ModelConfig], Awaitable[T]]
     ) -> tuple[T, ModelConfig]:
+        """Each model in rank order; within a model, its deployments (see
+        providers/deployments.py): the next deployment at once after a failure, the same one
+        again only after a backoff and only for a retryable failure."""
         last: UpstreamError | None = None
         for model in plan.ranked:
-            provider = self._by_model[model.name]
-            for attempt in range(model.max_retries + 1):
+            pool = plan.snap.pools[model.name]
+            previous: Deployment | None = None
+            tried = False
+            for attempt, dep in enumerate(pool.attempts(model.max_retries)):
+                if previous is not None and not await _may_retry(dep, previous, last, attempt):
+                    break
+                previous, tried = dep, True
+                plan.record.deployment = dep.label
+                pool.begin(dep)
                 try:
-                    return await call(provider, model), model
+                    result = await call(dep.provider, dep.model)
                 except UpstreamError as exc:
                     last = exc
-                    if not _worth_retrying(exc, attempt, model):
-                        break
-                    await asyncio.sleep(_backoff(attempt, exc))
+                    _judge(pool, dep, exc)
+                    if _is_client_fault(exc):
+                        raise
+                    continue
+                except BaseException:
+                    pool.abandoned(dep)
+                    raise
+                finally:
+                    pool.end(dep)
+                pool.succeeded(dep)
+                plan.served_by = (pool, dep)
+                return result, dep.model
+            if not tried:
+                last = pool.unavailable()
             assert last is not None
-            if _is_client_fault(last):
-                raise last
             plan.record.fallbacks.append(model.name)
         raise _exhausted(plan, last)
 
@@ -374,9 +430,16 @@ class Gateway:
     ) -> tuple[AsyncIterator[StreamEvent], StreamEvent, ModelConfig]:
         last: UpstreamError | None = None
         for model in plan.ranked:
-            provider = self._by_model[model.name]
-            for attempt in range(model.max_retries + 1):
-                events = provider.stream(request, model)
+            pool = plan.snap.pools[model.name]
+            previous: Deployment | None = None
+            tried = False
+            for attempt, dep in enumerate(pool.attempts(model.max_retries)):
+                if previous is not None and not await _may_retry(dep, previous, last, attempt):
+                    break
+                previous, tried = dep, True
+                plan.record.deployment = dep.label
+                pool.begin(dep)
+                events = dep.provider.stream(request, dep.model)
                 try:
                     first = await anext(events)
                 except StopAsyncIteration:
@@ -387,17 +450,22 @@ class Gateway:
                 except UpstreamError as exc:
                     last = exc
                 except BaseException:
+                    pool.abandoned(dep)
+                    pool.end(dep)
                     await _close_quietly(events)
                     raise
                 else:
-                    return events, first, model
+                    pool.succeeded(dep)
+                    plan.served_by, plan.holding = (pool, dep), True
+                    return events, first, dep.model
+                pool.end(dep)
                 await _close_quietly(events)
-                if not _worth_retrying(last, attempt, model):
-                    break
-                await asyncio.sleep(_backoff(attempt, last))
+                _judge(pool, dep, last)
+                if _is_client_fault(last):
+                    raise last
+            if not tried:
+                last = pool.unavailable()
             assert last is not None
-            if _is_client_fault(last):
-                raise last
             plan.record.fallbacks.append(model.name)
         raise _exhausted(plan, last)
 
@@ -414,13 +482,18 @@ class Gateway:
         record.latency_ms = elapsed_ms
         record.status = 200
         record.outcome = "ok"
+        if plan.served_by is not None:
+            pool, dep = plan.served_by
+            if dep.tpm is not None:
+                pool.add_tokens(dep, usage.input_tokens + usage.output_tokens)
         self._price(plan, model, usage)
 
     def _price(self, plan: _Plan, model: ModelConfig, usage: Usage) -> None:
-        if self.pricer is None:
+        pricer: Pricer | None = plan.snap.pricer
+        if pricer is None:
             return
         record = plan.record
-        quote = self.pricer.cost(model, usage)
+        quote = pricer.cost(model, usage)
         record.cost_usd = quote.cost_usd
         record.price_source = quote.source
         capable = plan.counterfactual or model
@@ -428,7 +501,7 @@ class Gateway:
         if capable.name == model.name:
             record.counterfactual_cost_usd = quote.cost_usd
         else:
-            record.counterfactual_cost_usd = self.pricer.cost(capable, usage).cost_usd
+            record.counterfactual_cost_usd = pricer.cost(capable, usage).cost_usd
 
     @staticmethod
     def _fail(
@@ -440,6 +513,10 @@ class Gateway:
         record.latency_ms = _ms_since(ctx.started)
 
     async def _finish(self, plan: _Plan) -> None:
+        if plan.holding and plan.served_by is not None:
+            plan.holding = False
+            pool, dep = plan.served_by
+            pool.end(dep)
         try:
             await self.policy.settle(plan.admission, plan.record)
         except Exception:
@@ -537,6 +614,23 @@ class GatewayStream:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
+def check_environment(settings: Settings) -> None:
+    """Every upstream key variable named (by a model or one of its deployments) is set."""
+    import os
+
+    missing = []
+    for m in settings.models:
+        envs = [m.api_key_env, *(d.api_key_env for d in m.deployments)]
+        for env in dict.fromkeys(e for e in envs if e):
+            if not os.environ.get(env):
+                missing.append(
+                    f"model {m.name!r} needs its API key in environment variable {env}, "
+                    "which is not set"
+                )
+    if missing:
+        raise ConfigError("; ".join(missing))
+
+
 def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
     from gearshift.routing import build_router
 
@@ -544,12 +638,28 @@ def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
     return engine
 
 
-def _worth_retrying(exc: UpstreamError, attempt: int, model: ModelConfig) -> bool:
-    """Retry the same model unless it failed for good, retries are spent, or it asked us to wait
-    longer than a fallback would take."""
-    if not exc.retryable or attempt >= model.max_retries:
+async def _may_retry(
+    dep: Deployment, previous: Deployment, last: UpstreamError | None, attempt: int
+) -> bool:
+    """Before another attempt of the same model: another deployment is tried at once; the same
+    one only for a retryable failure that did not ask us to wait longer than a fallback would
+    take, and after a backoff."""
+    if dep is not previous:
+        return True
+    assert last is not None
+    if not last.retryable or (last.retry_after_s or 0.0) > BACKOFF_CAP_S:
         return False
-    return exc.retry_after_s is None or exc.retry_after_s <= BACKOFF_CAP_S
+    await asyncio.sleep(_backoff(attempt - 1, last))
+    return True
+
+
+def _judge(pool: DeploymentPool, dep: Deployment, exc: UpstreamError) -> None:
+    """A failed attempt counts against the deployment's health, unless the request itself was
+    at fault (it would fail anywhere)."""
+    if _is_client_fault(exc):
+        pool.abandoned(dep)
+    else:
+        pool.failed(dep, exc)
 
 
 def _is_client_fault(exc: UpstreamError) -> bool:

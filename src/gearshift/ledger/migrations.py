@@ -195,6 +195,13 @@ CREATE TABLE IF NOT EXISTS analytics_rollup_state (
 """,
 )
 
+M006_REQUEST_DEPLOYMENT = Migration(
+    name="m006_request_deployment",
+    # Which deployment of the served model answered (models may list several ``deployments``;
+    # "default" for a model that lists none). NULL on rows written before this step.
+    sql="ALTER TABLE requests ADD COLUMN deployment TEXT;",
+)
+
 # Ordered; append only.
 MIGRATIONS: list[Migration] = [
     M001_REQUESTS,
@@ -202,4 +209,5 @@ MIGRATIONS: list[Migration] = [
     M003_FEEDBACK,
     M004_KEYS,
     M005_ANALYTICS_ROLLUP,
+    M006_REQUEST_DEPLOYMENT,
 ]

@@ -1,0 +1,221 @@
+"""Deployments of one model, cooldowns and health, through the real openai SDK against two fake
+upstreams on loopback: load is spread by weight, a failing deployment is moved on from (and then
+skipped while it cools down, and probed once after), per-deployment rpm is respected, and the
+ledger, /metrics and /healthz/ready say which deployment served or is down."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.gateway.conftest import Running
+
+from gearshift.config import CooldownConfig, ModelConfig
+from gearshift.providers.deployments import build_pool
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def second_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def east(upstream: FakeOpenAIServer) -> FakeOpenAIServer:
+    return upstream
+
+
+@pytest.fixture
+def west(second_server: FakeOpenAIServer) -> FakeOpenAIServer:
+    second_server.reset()
+    return second_server
+
+
+def two_deployments(
+    east: FakeOpenAIServer,
+    west: FakeOpenAIServer,
+    *,
+    cooldown: dict[str, Any] | None = None,
+    east_extra: dict[str, Any] | None = None,
+    west_extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "models": [
+            {
+                "name": "gpt",
+                "provider": "openai",
+                "model": "gpt-up",
+                "tier": 2,
+                "price": {"input_per_mtok": 1, "output_per_mtok": 2},
+                "deployments": [
+                    {"name": "east", "base_url": east.base_url, **(east_extra or {})},
+                    {"name": "west", "base_url": west.base_url, **(west_extra or {})},
+                ],
+            },
+            {
+                "name": "spare",
+                "provider": "openai",
+                "base_url": west.base_url,
+                "tier": 1,
+                "price": {"input_per_mtok": 1, "output_per_mtok": 2},
+            },
+        ],
+        "routers": [{"name": "auto", "models": ["gpt"], "fallback": "spare"}],
+        "cooldown": cooldown or {},
+    }
+
+
+def served_by(running: Running, n: int) -> Counter[str | None]:
+    rows = running.wait_records(n)
+    return Counter(r.deployment for r in rows[:n])
+
+
+def test_load_is_spread_by_weight_and_each_row_names_its_deployment(
+    start_gateway: Callable[..., Running], east: FakeOpenAIServer, west: FakeOpenAIServer
+) -> None:
+    running = start_gateway(
+        two_deployments(east, west, east_extra={"weight": 3}, west_extra={"weight": 1})
+    )
+    client = running.client()
+    for _ in range(200):
+        answer = client.chat.completions.with_raw_response.create(model="gpt", messages=HI)
+        assert answer.headers["x-gearshift-model"] == "gpt"
+    counts = served_by(running, 200)
+    # Each upstream received exactly the requests the ledger says it served.
+    assert counts["east"] == east.count and counts["west"] == west.count
+    assert counts["east"] + counts["west"] == 200
+    # 3:1 by weight: 150 expected on east; 110..185 is far outside chance (binomial sd ~6).
+    assert 110 <= counts["east"] <= 185, counts
+    rows = running.ledger_rows()
+    assert Counter(r.deployment for r in rows) == counts
+    metrics = httpx.get(f"{running.url}/metrics").text
+    line = 'gearshift_deployment_requests_total{model="gpt",deployment="east",outcome="ok"}'
+    assert f"{line} {counts['east']}" in metrics
+
+
+def test_a_dead_deployment_is_moved_on_from_then_skipped_then_probed(
+    start_gateway: Callable[..., Running], east: FakeOpenAIServer, west: FakeOpenAIServer
+) -> None:
+    running = start_gateway(two_deployments(east, west, cooldown={"cooldown_s": 1.0}))
+    east.okn.fail_models = {"gpt-up": 500}
+    client = running.client()
+    for _ in range(60):
+        answer = client.chat.completions.with_raw_response.create(model="gpt", messages=HI)
+        assert answer.headers["x-gearshift-model"] == "gpt"  # never fell back to "spare"
+    # Three failed attempts cooled it down; nothing more reached it within the cooldown.
+    assert east.count <= 3 and west.count == 60
+    rows = running.wait_records(60)
+    assert {r.deployment for r in rows} == {"west"} and all(r.outcome == "ok" for r in rows)
+    assert all(r.fallbacks == [] for r in rows)
+
+    ready = httpx.get(f"{running.url}/healthz/ready")
+    assert ready.status_code == 200  # west still serves
+    body = ready.json()
+    [down] = body["down"]
+    assert (down["model"], down["deployment"], down["state"]) == ("gpt", "east", "cooling_down")
+    assert "500" in down["last_error"]
+    metrics = httpx.get(f"{running.url}/metrics").text
+    assert 'gearshift_deployment_up{model="gpt",deployment="east"} 0' in metrics
+    assert 'gearshift_deployment_up{model="gpt",deployment="west"} 1' in metrics
+    assert 'gearshift_deployment_cooldowns_total{model="gpt",deployment="east"} 1' in metrics
+
+    # After the cooldown, one request probes east; it has recovered, so traffic returns to it.
+    east.okn.fail_models = {}
+    time.sleep(1.1)
+    before = east.count
+    for _ in range(40):
+        client.chat.completions.create(model="gpt", messages=HI)
+    assert east.count - before >= 5
+    ready = httpx.get(f"{running.url}/healthz/ready").json()
+    assert ready["down"] == [] and ready["status"] == "ready"
+
+
+def test_every_deployment_down_is_not_ready_and_names_what_is_down(
+    start_gateway: Callable[..., Running], east: FakeOpenAIServer, west: FakeOpenAIServer
+) -> None:
+    config = two_deployments(east, west)
+    config["routers"][0].pop("fallback")
+    running = start_gateway(config)
+    east.okn.fail_models = west.okn.fail_models = {"gpt-up": 503}
+    client = running.client()
+    import openai
+
+    for _ in range(3):
+        with pytest.raises(openai.APIStatusError):
+            client.chat.completions.create(model="gpt", messages=HI)
+    attempts = east.count + west.count
+    # Both cooled down: the next request is refused at once, without calling either.
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(model="gpt", messages=HI)
+    assert refused.value.status_code == 503
+    assert int(refused.value.response.headers["retry-after"]) >= 1
+    assert "cooling down" in refused.value.message
+    assert east.count + west.count == attempts
+    ready = httpx.get(f"{running.url}/healthz/ready")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["status"] == "not_ready" and body["routers"]["auto"]["ready"] is False
+    assert {(d["model"], d["deployment"]) for d in body["down"]} == {
+        ("gpt", "east"),
+        ("gpt", "west"),
+    }
+    assert "router 'auto': no candidate model has a usable deployment" in body["problems"]
+    live = httpx.get(f"{running.url}/healthz/live")
+    assert live.status_code == 200 and live.json() == {"status": "live"}
+
+
+def test_a_deployment_at_its_rpm_is_skipped(
+    start_gateway: Callable[..., Running], east: FakeOpenAIServer, west: FakeOpenAIServer
+) -> None:
+    running = start_gateway(
+        two_deployments(
+            east, west, east_extra={"weight": 1000, "rpm": 4}, west_extra={"weight": 0.001}
+        )
+    )
+    client = running.client()
+    for _ in range(10):
+        client.chat.completions.create(model="gpt", messages=HI)
+    # east (nearly all the weight) takes 4 in this minute, the rest go to west. (If the minute
+    # turned during the test, east may have taken up to 4 more.)
+    assert 4 <= east.count <= 8 and east.count + west.count == 10
+
+
+def test_streams_record_their_deployment_and_release_it(
+    start_gateway: Callable[..., Running], east: FakeOpenAIServer, west: FakeOpenAIServer
+) -> None:
+    running = start_gateway(two_deployments(east, west))
+    client = running.client()
+    for _ in range(6):
+        text = "".join(
+            c.choices[0].delta.content or ""
+            for c in client.chat.completions.create(model="gpt", messages=HI, stream=True)
+            if c.choices
+        )
+        assert text
+    rows = running.wait_records(6)
+    assert {r.deployment for r in rows} <= {"east", "west"} and all(r.stream for r in rows)
+    pool = running.app.gateway.snapshot.pools["gpt"]
+    assert [d.in_flight for d in pool.deployments] == [0, 0]
+
+
+def test_least_in_flight_per_weight_goes_first() -> None:
+    model = ModelConfig(
+        name="m",
+        deployments=[
+            {"name": "a", "base_url": "http://a/v1", "weight": 2},  # type: ignore[list-item]
+            {"name": "b", "base_url": "http://b/v1", "weight": 1},  # type: ignore[list-item]
+        ],
+    )
+    pool = build_pool(model, CooldownConfig(), lambda view: None)  # type: ignore[arg-type,return-value]
+    a, b = pool.deployments
+    a.in_flight, b.in_flight = 3, 1  # 1.5 per unit of weight against 1.0
+    assert [d.label for d in pool.usable()] == ["b", "a"]
+    a.in_flight = 1  # 0.5 against 1.0
+    assert [d.label for d in pool.usable()] == ["a", "b"]
