@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from processes import free_port, serve_command, wait_http  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
+
+from processes import free_port, serve_command, wait_http  # noqa: E402
 
 BODY = {"model": "gpt", "messages": [{"role": "user", "content": "Summarise our refund policy."}]}
 
@@ -109,7 +110,9 @@ def main() -> None:
                     "cooldown_s": args.cooldown_s,
                     "attempts_at_dead_deployment": dead_attempts
                     if dead_attempts is not None
-                    else int(found.group(1)) if found else None,
+                    else int(found.group(1))
+                    if found
+                    else None,
                     "failed_attempts_per_gateway_metrics": int(found.group(1)) if found else None,
                     "served_by_alive": alive.count,
                     "client_status_counts": {str(s): statuses.count(s) for s in set(statuses)},

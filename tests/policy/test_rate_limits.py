@@ -110,7 +110,8 @@ def test_rpm_per_team_openai(start: Callable[..., Gs]) -> None:
     # Other teams are not limited by it.
     client.chat.completions.create(model="small", messages=HI, **tagged("sales"))
     rejected = [r for r in gs.records if r.outcome == "rejected"]
-    assert len(rejected) == 1 and rejected[0].status == 429 and rejected[0].tags["team"] == "support"
+    assert len(rejected) == 1 and rejected[0].status == 429
+    assert rejected[0].tags["team"] == "support"
 
 
 def test_rpm_refusals_in_anthropic_and_bedrock_shapes(start: Callable[..., Gs]) -> None:
@@ -210,7 +211,7 @@ def test_limits_without_redis_refuse_several_workers(tmp_path: Any) -> None:
             "policy": {"limits": [{"name": "x", "rpm": 10}]},
         }
     )
-    with pytest.raises(ConfigError, match="policy.limits are set"):
+    with pytest.raises(ConfigError, match=r"policy\.limits are set"):
         create_policy(settings)
 
 

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "what routing would have saved on an existing prompt log"),
     "report": ("report", "spend, savings and routing mix from the ledger"),
     "keys": ("keys", "create, list, revoke and rotate virtual keys"),
+    "reload": ("reload", "make a running gateway re-read its configuration (as SIGHUP does)"),
 }
 
 

@@ -3,7 +3,9 @@
 Runs the gateway under uvicorn (uvloop + httptools). Configuration problems, a missing upstream
 API key among them, stop it before it binds a port, with a message naming what to fix. SIGTERM
 stops accepting connections, lets in-flight requests finish (``server.shutdown_grace_s``) and
-flushes the ledger.
+flushes the ledger. SIGHUP (``gearshift reload``) re-reads the configuration file and swaps it in
+(api/live_config.py); with several workers the supervisor validates the file, then passes the
+signal to every worker.
 """
 
 from __future__ import annotations
@@ -74,15 +76,64 @@ def run(argv: Sequence[str]) -> int:
         "timeout_graceful_shutdown": server.shutdown_grace_s,
         "server_header": False,
     }
-    if workers == 1:
-        from gearshift.api.app import create_app
+    config_path = os.path.abspath(args.config)
+    from gearshift.api.live_config import runtime_path
 
-        uvicorn.run(create_app(settings), **options)
+    pid_file = runtime_path(config_path, ".pid")
+    pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    try:
+        if workers == 1:
+            from gearshift.api.app import create_app
+
+            uvicorn.run(create_app(settings, config_path=config_path), **options)
+            return 0
+        # Several processes: each builds its own app from the same file (uvicorn needs a
+        # factory); our supervisor turns SIGHUP into a validated reload of every worker.
+        os.environ[CONFIG_ENV] = config_path
+        _run_workers(config_path, workers, options)
         return 0
-    # Several processes: each builds its own app from the same file (uvicorn needs a factory).
-    os.environ[CONFIG_ENV] = os.path.abspath(args.config)
-    uvicorn.run("gearshift.cli.serve:app_from_env", factory=True, workers=workers, **options)
-    return 0
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+def _run_workers(config_path: str, workers: int, options: dict[str, Any]) -> None:
+    """``uvicorn.run(..., workers=N)``, with a supervisor that reloads instead of restarting."""
+    import uvicorn
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    class ReloadingSupervisor(Multiprocess):
+        def handle_hup(self) -> None:
+            forward_reload(config_path, [p.pid for p in self.processes if p.pid is not None])
+
+    config = uvicorn.Config(
+        "gearshift.cli.serve:app_from_env", factory=True, workers=workers, **options
+    )
+    sock = config.bind_socket()
+    ReloadingSupervisor(config, sockets=[sock]).run()
+
+
+def forward_reload(config_path: str, worker_pids: list[int]) -> None:
+    """The supervisor's SIGHUP: validate the file once, then signal every worker to reload it
+    (each swaps its own gateway and writes its verdict). A bad file goes no further."""
+    import signal
+    import time
+
+    from gearshift.api.live_config import runtime_path, validate_file, write_verdict
+    from gearshift.errors import GearshiftError
+
+    verdict: dict[str, Any] = {"pid": os.getpid(), "at": time.time(), "config": config_path}
+    log = logging.getLogger("gearshift.reload")
+    try:
+        validate_file(config_path)
+    except GearshiftError as exc:
+        verdict.update(ok=False, error=exc.message)
+        log.error("reload refused, the running configuration stays: %s", exc.message)
+    else:
+        for pid in worker_pids:
+            os.kill(pid, signal.SIGHUP)
+        verdict.update(ok=True, workers=worker_pids)
+        log.info("reload: configuration valid, passed to %d workers", len(worker_pids))
+    write_verdict(runtime_path(config_path, ".reload.json"), verdict)
 
 
 def app_from_env() -> Any:
@@ -90,4 +141,5 @@ def app_from_env() -> Any:
     from gearshift.api.app import create_app
     from gearshift.config import load_settings
 
-    return create_app(load_settings(os.environ[CONFIG_ENV]))
+    path = os.environ[CONFIG_ENV]
+    return create_app(load_settings(path), config_path=path)
