@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
@@ -118,6 +118,7 @@ class _Plan:
     # holds an in-flight slot (an open stream's, released when the plan finishes).
     served_by: tuple[DeploymentPool, Deployment] | None = None
     holding: bool = False
+    last_error: UpstreamError | None = None  # of the latest failed attempt
 
 
 class Gateway:
@@ -389,85 +390,61 @@ class Gateway:
     async def _call_with_fallbacks(
         self, plan: _Plan, call: Callable[[Provider, ModelConfig], Awaitable[T]]
     ) -> tuple[T, ModelConfig]:
-        """Each model in rank order; within a model, its deployments (see
-        providers/deployments.py): the next deployment at once after a failure, the same one
-        again only after a backoff and only for a retryable failure."""
-        last: UpstreamError | None = None
-        for model in plan.ranked:
-            pool = plan.snap.pools[model.name]
-            previous: Deployment | None = None
-            tried = False
-            for attempt, dep in enumerate(pool.attempts(model.max_retries)):
-                if previous is not None and not await _may_retry(dep, previous, last, attempt):
-                    break
-                previous, tried = dep, True
-                plan.record.deployment = dep.label
-                pool.begin(dep)
-                try:
-                    result = await call(dep.provider, dep.model)
-                except UpstreamError as exc:
-                    last = exc
-                    _judge(pool, dep, exc)
-                    if _is_client_fault(exc):
-                        raise
-                    continue
-                except BaseException:
-                    pool.abandoned(dep)
+        for pool, dep, delay in _attempts(plan):
+            if delay:
+                await asyncio.sleep(delay)
+            pool.begin(dep)
+            try:
+                result = await call(dep.provider, dep.model)
+            except UpstreamError as exc:
+                plan.last_error = exc
+                _judge(pool, dep, exc)
+                if _is_client_fault(exc):
                     raise
-                finally:
-                    pool.end(dep)
-                pool.succeeded(dep)
-                plan.served_by = (pool, dep)
-                return result, dep.model
-            if not tried:
-                last = pool.unavailable()
-            assert last is not None
-            plan.record.fallbacks.append(model.name)
-        raise _exhausted(plan, last)
+                continue
+            except BaseException:
+                pool.abandoned(dep)
+                raise
+            finally:
+                pool.end(dep)
+            pool.succeeded(dep)
+            plan.served_by = (pool, dep)
+            return result, dep.model
+        raise AssertionError("unreachable: _attempts raises when every attempt failed")
 
     async def _open_with_fallbacks(
         self, plan: _Plan, request: ChatRequest
     ) -> tuple[AsyncIterator[StreamEvent], StreamEvent, ModelConfig]:
-        last: UpstreamError | None = None
-        for model in plan.ranked:
-            pool = plan.snap.pools[model.name]
-            previous: Deployment | None = None
-            tried = False
-            for attempt, dep in enumerate(pool.attempts(model.max_retries)):
-                if previous is not None and not await _may_retry(dep, previous, last, attempt):
-                    break
-                previous, tried = dep, True
-                plan.record.deployment = dep.label
-                pool.begin(dep)
-                events = dep.provider.stream(request, dep.model)
-                try:
-                    first = await anext(events)
-                except StopAsyncIteration:
-                    last = UpstreamError(
-                        f"{model.name}: the upstream stream ended before sending anything",
-                        model=model.name,
-                    )
-                except UpstreamError as exc:
-                    last = exc
-                except BaseException:
-                    pool.abandoned(dep)
-                    pool.end(dep)
-                    await _close_quietly(events)
-                    raise
-                else:
-                    pool.succeeded(dep)
-                    plan.served_by, plan.holding = (pool, dep), True
-                    return events, first, dep.model
+        for pool, dep, delay in _attempts(plan):
+            if delay:
+                await asyncio.sleep(delay)
+            pool.begin(dep)
+            events = dep.provider.stream(request, dep.model)
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                last = UpstreamError(
+                    f"{dep.model.name}: the upstream stream ended before sending anything",
+                    model=dep.model.name,
+                )
+            except UpstreamError as exc:
+                last = exc
+            except BaseException:
+                pool.abandoned(dep)
                 pool.end(dep)
                 await _close_quietly(events)
-                _judge(pool, dep, last)
-                if _is_client_fault(last):
-                    raise last
-            if not tried:
-                last = pool.unavailable()
-            assert last is not None
-            plan.record.fallbacks.append(model.name)
-        raise _exhausted(plan, last)
+                raise
+            else:
+                pool.succeeded(dep)
+                plan.served_by, plan.holding = (pool, dep), True
+                return events, first, dep.model
+            plan.last_error = last
+            pool.end(dep)
+            await _close_quietly(events)
+            _judge(pool, dep, last)
+            if _is_client_fault(last):
+                raise last
+        raise AssertionError("unreachable: _attempts raises when every attempt failed")
 
     # ---- recording -------------------------------------------------------------------------
 
@@ -638,19 +615,30 @@ def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
     return engine
 
 
-async def _may_retry(
-    dep: Deployment, previous: Deployment, last: UpstreamError | None, attempt: int
-) -> bool:
-    """Before another attempt of the same model: another deployment is tried at once; the same
-    one only for a retryable failure that did not ask us to wait longer than a fallback would
-    take, and after a backoff."""
-    if dep is not previous:
-        return True
-    assert last is not None
-    if not last.retryable or (last.retry_after_s or 0.0) > BACKOFF_CAP_S:
-        return False
-    await asyncio.sleep(_backoff(attempt - 1, last))
-    return True
+def _attempts(plan: _Plan) -> Iterator[tuple[DeploymentPool, Deployment, float]]:
+    """(pool, deployment, seconds to wait first) for each attempt of a request: each model in
+    rank order; within a model its deployments (providers/deployments.py), the next one at once
+    after a failure, the same one again only for a retryable failure that did not ask us to wait
+    longer than a fallback would take, after a backoff. Raises the request's error when every
+    attempt has failed (the caller records each failure in ``plan.last_error``)."""
+    for model in plan.ranked:
+        pool = plan.snap.pools[model.name]
+        previous: Deployment | None = None
+        for attempt, dep in enumerate(pool.attempts(model.max_retries)):
+            delay = 0.0
+            if dep is previous:
+                last = plan.last_error
+                assert last is not None
+                if not last.retryable or (last.retry_after_s or 0.0) > BACKOFF_CAP_S:
+                    break
+                delay = _backoff(attempt - 1, last)
+            previous = dep
+            plan.record.deployment = dep.label
+            yield pool, dep, delay
+        if previous is None:
+            plan.last_error = pool.unavailable()  # every deployment cooling down or at its limit
+        plan.record.fallbacks.append(model.name)
+    raise _exhausted(plan, plan.last_error)
 
 
 def _judge(pool: DeploymentPool, dep: Deployment, exc: UpstreamError) -> None:
