@@ -219,3 +219,64 @@ def test_least_in_flight_per_weight_goes_first() -> None:
     assert [d.label for d in pool.usable()] == ["b", "a"]
     a.in_flight = 1  # 0.5 against 1.0
     assert [d.label for d in pool.usable()] == ["a", "b"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_429_storm_cools_down_for_its_retry_after_and_one_probe_at_a_time() -> None:
+    from gearshift.errors import UpstreamError
+
+    clock = Clock()
+    model = ModelConfig(name="m", base_url="http://a/v1")
+    pool = build_pool(
+        model,
+        CooldownConfig(failures=3, cooldown_s=10, max_cooldown_s=40),
+        lambda view: None,  # type: ignore[arg-type,return-value]
+        clock=clock,
+    )
+    [d] = pool.deployments
+    storm = UpstreamError("m: upstream answered 429", upstream_status=429)
+    storm.retry_after_s = 25.0
+    for _ in range(3):
+        assert pool.usable() == [d]
+        pool.begin(d)
+        pool.end(d)
+        pool.failed(d, storm)
+    assert pool.usable() == [] and d.state(clock.now) == "cooling_down"
+    assert d.cooled_until == clock.now + 25.0  # the upstream's Retry-After beats cooldown_s
+    clock.now += 25.0
+    assert pool.usable() == [d] and d.state(clock.now) == "probe_due"
+    assert pool.begin(d) is True  # this attempt is the probe
+    assert pool.usable() == []  # others skip it while the probe is in flight
+    pool.end(d)
+    pool.failed(d, UpstreamError("m: upstream answered 500", upstream_status=500))
+    assert d.cooled_until == clock.now + 20.0  # failed probe: twice cooldown_s
+    clock.now += 20.0
+    assert pool.begin(d) is True
+    pool.end(d)
+    pool.failed(d, UpstreamError("m: upstream answered 500", upstream_status=500))
+    assert d.cooled_until == clock.now + 40.0  # doubled again, at the cap
+    clock.now += 40.0
+    assert pool.begin(d) is True
+    pool.end(d)
+    pool.succeeded(d)
+    assert d.state(clock.now) == "up" and pool.usable() == [d] and d.consecutive_failures == 0
+
+
+def test_a_reload_keeps_an_unchanged_deployments_health() -> None:
+    from gearshift.errors import UpstreamError
+
+    model = ModelConfig(name="m", base_url="http://a/v1")
+    pool = build_pool(model, CooldownConfig(failures=1), lambda view: None)  # type: ignore[arg-type,return-value]
+    pool.failed(pool.deployments[0], UpstreamError("m: down"))
+    same = build_pool(model, CooldownConfig(failures=1), lambda view: None, pool)  # type: ignore[arg-type,return-value]
+    assert same.deployments[0] is pool.deployments[0] and same.usable() == []
+    moved = model.model_copy(update={"base_url": "http://b/v1"})
+    fresh = build_pool(moved, CooldownConfig(failures=1), lambda view: None, pool)  # type: ignore[arg-type,return-value]
+    assert fresh.usable() == fresh.deployments  # a different upstream starts healthy
