@@ -24,7 +24,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["CatalogueEntry", "entries", "family_members", "lookup", "normalise_name"]
+__all__ = [
+    "CatalogueEntry",
+    "current_models",
+    "entries",
+    "family_members",
+    "lookup",
+    "normalise_name",
+]
 
 
 @dataclass(slots=True, frozen=True)
@@ -485,6 +492,16 @@ _ENTRIES: tuple[CatalogueEntry, ...] = (
     ),
 )
 
+# The current light / middle / frontier model of each family: what default routers are built over
+# (``gearshift serve`` without a config, ``gearshift init``). Updated by hand when a family ships a
+# new generation; a test checks each name is catalogued in that family at that tier.
+_CURRENT: dict[str, tuple[str, str, str]] = {
+    "openai-gpt": ("gpt-5-nano", "gpt-5-mini", "gpt-5"),
+    "claude": ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"),
+    "nova": ("nova-lite", "nova-pro", "nova-premier"),
+    "llama": ("llama-4-scout", "llama-4-maverick", "llama-3.1-405b"),
+}
+
 # Vendor prefixes a name may carry: router/proxy namespaces and Bedrock model-id vendors.
 _PREFIX = re.compile(
     r"^(?:(?:openai|anthropic|google|models|vertex_ai|bedrock|groq|together|together_ai|"
@@ -567,3 +584,14 @@ def family_members(family: str) -> list[CatalogueEntry]:
 def entries() -> tuple[CatalogueEntry, ...]:
     """All catalogue entries, in catalogue order."""
     return _ENTRIES
+
+
+def current_models(family: str) -> tuple[CatalogueEntry, CatalogueEntry, CatalogueEntry]:
+    """The family's current light, middle and frontier models (KeyError for other families)."""
+    light, middle, frontier = (_by_name()[n] for n in _CURRENT[family])
+    return light, middle, frontier
+
+
+@lru_cache(maxsize=1)
+def _by_name() -> dict[str, CatalogueEntry]:
+    return {e.name: e for e in _ENTRIES}

@@ -114,6 +114,56 @@ class RouterTargets(_Strict):
     window_requests: int = Field(default=500, ge=10, description="Controller sliding window.")
 
 
+class CacheConfig(_Strict):
+    """Response cache for one router (``cache/``): identical requests answered without a call."""
+
+    ttl_s: float = Field(default=3600.0, gt=0, description="How long an answer is reused, seconds.")
+    backend: Literal["memory", "sqlite", "redis"] = Field(
+        default="memory",
+        description="memory (per process), sqlite (one host), redis (every replica).",
+    )
+    scope: Literal["per-key", "shared"] = Field(
+        default="per-key", description="per-key: a caller reuses only answers to its own key."
+    )
+    max_temperature: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests with a higher temperature are not cached (an unset one is).",
+    )
+    max_entries: int = Field(default=10_000, gt=0, description="memory backend: LRU capacity.")
+    path: str = Field(default="./gearshift-cache.db", description="sqlite backend: the file.")
+    redis_url: str | None = Field(
+        default=None, description="redis backend: the server; defaults to policy.redis_url."
+    )
+
+
+class LearningConfig(_Strict):
+    """Opt-in learning from the router's own traffic (docs/learning.md)."""
+
+    sample_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Share of lighter-model answers to judge."
+    )
+    reference: str | None = Field(
+        default=None, description="Model to compare against; default the most capable candidate."
+    )
+    judge: str = Field(description="Configured model that grades answers (judge contract).")
+    max_usd_per_day: float = Field(
+        default=1.0, gt=0, description="Cap on reference + judge spend per UTC day."
+    )
+    retention_days: int = Field(
+        default=30, ge=1, description="Stored prompts and labels are deleted after this."
+    )
+    auto_promote: bool = Field(
+        default=False, description="`gearshift learn` promotes a candidate that wins by margin."
+    )
+    promote_margin: float = Field(
+        default=0.02, ge=0, le=1, description="Held-out pair-APGR gain needed to auto-promote."
+    )
+    max_tokens: int = Field(
+        default=1024, gt=0, description="Completion cap for the reference call (bounds its cost)."
+    )
+
+
 class RouterConfig(_Strict):
     name: str
     models: list[str] = Field(min_length=1)
@@ -122,6 +172,8 @@ class RouterConfig(_Strict):
     predictor: str = Field(default="default", description="'default' or a trained router DIR.")
     sticky: bool = Field(default=True, description="Keep a conversation on one model.")
     targets: RouterTargets | None = None
+    learning: LearningConfig | None = None
+    cache: CacheConfig | None = Field(default=None, description="Response cache (off when unset).")
 
 
 class BudgetConfig(_Strict):
@@ -198,6 +250,32 @@ class PolicyConfig(_Strict):
         return self
 
 
+class LedgerConfig(_Strict):
+    """How the ledger writer holds rows until the database has them (docs/ledger.md)."""
+
+    batch_size: int = Field(
+        default=2000, ge=1, le=100_000, description="Most rows inserted in one transaction."
+    )
+    flush_interval_s: float = Field(
+        default=0.05, gt=0, le=10, description="How often queued rows are written at most."
+    )
+    queue_max_rows: int = Field(
+        default=20_000,
+        ge=100,
+        description="Rows held in memory; beyond it rows wait on disk only (bounds RSS).",
+    )
+    spool_max_mb: float = Field(
+        default=1024,
+        gt=0,
+        description="Disk the spool may fill before new requests are refused with 503.",
+    )
+    spool_fsync_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="fsync the spool this often: the rows a power cut (not kill -9) may lose.",
+    )
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -225,6 +303,7 @@ class Settings(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     routers: list[RouterConfig] = Field(default_factory=list)
     storage: str = Field(default="sqlite:///./gearshift.db", description="Ledger URL.")
+    ledger: LedgerConfig = LedgerConfig()
     server: ServerConfig = ServerConfig()
     policy: PolicyConfig = PolicyConfig()
     cooldown: CooldownConfig = CooldownConfig()
@@ -247,6 +326,13 @@ class Settings(_Strict):
                 )
             if r.fallback is not None and r.fallback not in known:
                 raise ValueError(f"router {r.name!r} has unknown fallback model {r.fallback!r}")
+            if r.learning is not None:
+                roles = (("judge", r.learning.judge), ("reference", r.learning.reference))
+                for role, name in roles:
+                    if name is not None and name not in known:
+                        raise ValueError(
+                            f"router {r.name!r}: learning.{role} names unknown model {name!r}"
+                        )
         return self
 
     def model(self, name: str) -> ModelConfig | None:

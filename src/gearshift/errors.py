@@ -91,3 +91,11 @@ class UpstreamTimeout(UpstreamError):
 class ServiceUnavailable(GearshiftError):
     status = 503
     code = "service_unavailable"
+
+
+class LedgerFull(ServiceUnavailable):
+    """The ledger's spool reached ``ledger.spool_max_mb``: a request it could not record is
+    refused rather than served."""
+
+    code = "ledger_backlog_full"
+    retry_after_s: float | None = 5.0

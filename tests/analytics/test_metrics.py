@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from tests.analytics.conftest import DAY0, rec
 
 from gearshift.analytics.metrics import Metrics
@@ -55,3 +58,37 @@ def test_label_values_are_escaped_and_bounded() -> None:
 def test_no_traffic_renders_only_declarations() -> None:
     out = Metrics().render()
     assert all(line.startswith("#") for line in out.splitlines())
+
+
+def test_shared_metrics_render_like_one_process(tmp_path: Path, monkeypatch: Any) -> None:
+    """The multi-worker kind (files summed at scrape) prints exactly what one process would,
+    negative savings included; two instances stand in for two workers' files."""
+    from prometheus_client import values
+
+    from gearshift.analytics.metrics_shared import SharedMetrics
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    before = values.ValueClass
+    try:
+        records = [
+            rec(1, DAY0, "small", "0.0001", "0.01", tags={"feature": "a"}, latency_ms=30.0),
+            rec(2, DAY0, "small", "0.0002", "0.01", tags={"feature": "a"}, latency_ms=700.0),
+            rec(3, DAY0, "large", "0.02", "0.01", fallbacks=["small"], latency_ms=2.0),
+            rec(4, DAY0, "large", "0", "0", outcome="error", status=502, tags={"team": "x"}),
+        ]
+        local = Metrics()
+        for r in records:
+            local.observe(r)
+        values.ValueClass = values.MultiProcessValue(lambda: 101)
+        first = SharedMetrics(str(tmp_path))
+        for r in records[:2]:
+            first.observe(r)
+        values.ValueClass = values.MultiProcessValue(lambda: 102)
+        second = SharedMetrics(str(tmp_path))
+        for r in records[2:]:
+            second.observe(r)
+        assert len(list(tmp_path.glob("*.db"))) == 2
+        assert second.render() == first.render() == local.render()
+        assert 'gearshift_savings_usd_total{router="auto",model="large"} -0.01' in local.render()
+    finally:
+        values.ValueClass = before

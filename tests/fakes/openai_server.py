@@ -269,9 +269,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="fake OpenAI-compatible server (loopback)")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="between SSE chunks")
     args = parser.parse_args()
     server = FakeOpenAIServer(record=False)
     server.okn.latency_s = args.latency_ms / 1000.0
+    server.okn.chunk_delay_s = args.chunk_delay_ms / 1000.0
     app = server.make_app()
     try:
         import uvloop

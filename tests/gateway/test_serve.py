@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 import yaml
 from tests.conftest import free_port
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.gateway.conftest import LARGE_KEY
+from tests.serve_process import start_serve, wait_healthy
 
 # Issue 3's configuration, character for character; only the port (the fake's) is substituted,
 # and the ledger file is put in the test's folder by running from there.
@@ -52,26 +52,8 @@ def _write_config(tmp_path: Path, upstream: FakeOpenAIServer) -> Path:
 
 
 def _serve(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "gearshift", "serve", "--config", str(config), "--port", str(port)],
-        cwd=config.parent,  # storage: sqlite:///./gearshift.db lands next to the config
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise TimeoutError("gearshift serve did not become healthy")
+    # storage: sqlite:///./gearshift.db lands next to the config
+    return start_serve(["--config", str(config), "--port", str(port)], cwd=config.parent, env=env)
 
 
 def test_missing_upstream_key_is_a_clear_startup_error(
@@ -102,7 +84,7 @@ def test_serve_answers_and_sigterm_drains_in_flight(
         _write_config(tmp_path, upstream), port, {**os.environ, "LARGE_API_KEY": LARGE_KEY}
     )
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
         quick = client.chat.completions.with_raw_response.create(
             model="auto", messages=[{"role": "user", "content": "hello"}]
@@ -145,7 +127,7 @@ def test_serve_with_two_workers(tmp_path: Path, upstream: FakeOpenAIServer) -> N
         text=True,
     )
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
         for _ in range(4):
             reply = client.chat.completions.create(
@@ -167,7 +149,7 @@ def test_sigterm_lets_a_stream_finish(tmp_path: Path, upstream: FakeOpenAIServer
     config = _write_config(tmp_path, upstream)
     proc = _serve(config, port, {**os.environ, "LARGE_API_KEY": LARGE_KEY})
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         upstream.okn.chunk_delay_s = 0.1
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
         stream = client.chat.completions.create(

@@ -96,7 +96,7 @@ def _insert_without(row: tuple[object, ...], *later: str) -> tuple[str, tuple[ob
 
 def test_deployment_column_is_added_to_an_older_ledger(backend: Backend) -> None:
     names = [m.name for m in MIGRATIONS]
-    before = names.index("m006_request_deployment")
+    before = names.index("m007_request_deployment")
     old = backend.open(migrations=MIGRATIONS[:before])
     row = record_to_row(full_record(1), money_as_text=backend.name == "sqlite")
     assert old.execute_write(*_insert_without(row, "deployment")) == 1

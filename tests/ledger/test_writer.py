@@ -1,5 +1,6 @@
 """LedgerWriter on SQLite and PostgreSQL: batching, idempotency, close flushes, a dead database
-spools to JSONL and replays when it returns (or at the next start), bad rows are isolated."""
+keeps rows in the spool and writes them when it returns (or at the next start), bad rows are
+isolated. The write-ahead side (kill -9, bounded memory and disk) is in test_spool_durability."""
 
 from __future__ import annotations
 
@@ -77,9 +78,8 @@ def test_dead_database_spools_then_replays(
     with caplog.at_level(logging.WARNING, logger="gearshift.ledger"), backend.outage():
         for i in range(1, 301):
             writer.submit(full_record(i))
-        assert writer.flush(timeout=30)
+        assert writer.flush(timeout=30)  # the rows are safe on disk: flush returns
         assert not writer.healthy
-        assert writer.stats.spooled == 300
         assert writer.spool.count() == 300
         for i in range(301, 311):  # more traffic during the outage
             writer.submit(full_record(i))
@@ -90,10 +90,10 @@ def test_dead_database_spools_then_replays(
     assert not writer.spool.pending()
     writer.close()
     assert store.ids() == {f"req-{i:06d}" for i in range(312)}
-    assert writer.stats.replayed >= 310
+    assert writer.stats.written == 312 and writer.stats.duplicates == 0
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "ledger database unavailable" in messages and "spooling rows to" in messages
-    assert "replayed" in messages
+    assert "reachable again" in messages
 
 
 def test_spool_replays_on_next_start(backend: Backend) -> None:

@@ -2,8 +2,9 @@
 
 ``Metrics.observe(record)`` runs once per finished request on the event loop, so it only does a
 few dict updates. ``render()`` writes the text exposition format (version 0.0.4). Counters live
-in the process: with ``--workers N`` each worker exposes its own (scrape them all, or read the
-ledger through ``gearshift report`` for fleet-wide totals).
+in the process; with several workers behind one port ``metrics_for()`` returns the shared kind
+(``analytics/metrics_shared.py``), whose counters every worker writes to files that any worker's
+``/metrics`` sums, so a scrape reads the whole server whichever worker answers it.
 
 Tag labels are limited to ``tag_keys`` and to ``max_tag_values`` distinct values per tag (later
 values count under ``"other"``) so a free-form tag such as a user id cannot blow up the series
@@ -69,6 +70,11 @@ class _Histogram:
         self.counts[bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
 
 
+# One increment of one table: (table, labels, amount); the latency tables take seconds.
+Increment = tuple[str, Labels, int | Decimal]
+HISTOGRAMS = ("latency", "ttfb")
+
+
 class Metrics:
     def __init__(self, tag_keys: Iterable[str] = DEFAULT_TAG_KEYS, max_tag_values: int = 100):
         self.tag_keys = tuple(tag_keys)
@@ -89,21 +95,31 @@ class Metrics:
         self._tag_values: dict[str, set[str]] = {k: set() for k in self.tag_keys}
 
     def observe(self, record: LedgerRecord) -> None:
+        for table, labels, amount in self.increments(record):
+            getattr(self, table)[labels] += amount
+        base: Labels = (("router", record.router or ""), ("model", record.served_model or ""))
+        if record.latency_ms is not None:
+            self.latency[base].observe(record.latency_ms / 1000)
+        if record.ttfb_ms is not None:
+            self.ttfb[base].observe(record.ttfb_ms / 1000)
+
+    def increments(self, record: LedgerRecord) -> list[Increment]:
+        """What one finished request adds to each counter table (histograms aside): one
+        definition for the in-process tables and the shared, multi-worker ones."""
         router = record.router or ""
         model = record.served_model or ""
         base: Labels = (("router", router), ("model", model))
-        self.requests[(*base, ("outcome", record.outcome))] += 1
-        tokens = self.tokens
+        out: list[Increment] = [("requests", (*base, ("outcome", record.outcome)), 1)]
         if record.prompt_tokens:
-            tokens[(*base, _PROMPT)] += record.prompt_tokens
+            out.append(("tokens", (*base, _PROMPT), record.prompt_tokens))
         if record.completion_tokens:
-            tokens[(*base, _COMPLETION)] += record.completion_tokens
+            out.append(("tokens", (*base, _COMPLETION), record.completion_tokens))
         if record.cached_tokens:
-            tokens[(*base, _CACHED)] += record.cached_tokens
+            out.append(("tokens", (*base, _CACHED), record.cached_tokens))
         if record.reasoning_tokens:
-            tokens[(*base, _REASONING)] += record.reasoning_tokens
-        self.cost[base] += record.cost_usd
-        self.counterfactual[base] += record.counterfactual_cost_usd
+            out.append(("tokens", (*base, _REASONING), record.reasoning_tokens))
+        out.append(("cost", base, record.cost_usd))
+        out.append(("counterfactual", base, record.counterfactual_cost_usd))
         savings = record.counterfactual_cost_usd - record.cost_usd
         for key in self.tag_keys:
             value = record.tags.get(key)
@@ -116,20 +132,17 @@ class Metrics:
                 else:
                     seen.add(value)
             tag: Labels = (("tag", key), ("value", value))
-            self.tag_requests[tag] += 1
-            self.tag_cost[tag] += record.cost_usd
-            self.tag_savings[tag] += savings
+            out.append(("tag_requests", tag, 1))
+            out.append(("tag_cost", tag, record.cost_usd))
+            out.append(("tag_savings", tag, savings))
         for failed in record.fallbacks:
-            self.fallbacks[(("router", router), ("model", failed))] += 1
-        if record.outcome != "ok":
-            self.errors[(*base, ("status", str(record.status)))] += 1
+            out.append(("fallbacks", (("router", router), ("model", failed)), 1))
+        if record.outcome not in ("ok", "cache_hit"):
+            out.append(("errors", (*base, ("status", str(record.status))), 1))
         if record.deployment is not None:
             served: Labels = (("model", model), ("deployment", record.deployment))
-            self.deployments[(*served, ("outcome", record.outcome))] += 1
-        if record.latency_ms is not None:
-            self.latency[base].observe(record.latency_ms / 1000)
-        if record.ttfb_ms is not None:
-            self.ttfb[base].observe(record.ttfb_ms / 1000)
+            out.append(("deployments", (*served, ("outcome", record.outcome)), 1))
+        return out
 
     __call__ = observe
 

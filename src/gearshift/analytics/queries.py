@@ -189,6 +189,8 @@ def dimension(key: tuple[Any, ...], tags: Mapping[str, str], by: str) -> str:
         return (key[6] or "(unknown)") if len(key) == 7 else "(unknown)"
     if by == "outcome":
         ok = key[5]  # a lighter key holds its eligible set there: only successes have one
+        if ok == 2:
+            return "cache_hit"
         return "ok" if isinstance(ok, str) or ok else "failed"
     tag = by.removeprefix("tag:")
     return tags.get(tag, "(untagged)")
@@ -230,6 +232,7 @@ def _catalogue_tier(name: str) -> int | None:
 class Group:
     cell: Cell = field(default_factory=Cell)
     errors: int = 0
+    cache_hits: int = 0  # answered from a router's response cache
     tier_requests: dict[str, int] = field(default_factory=dict)
     lighter_requests: int = 0
     lighter_cost_pico: int = 0
@@ -239,6 +242,8 @@ class Group:
         if not ok:
             self.errors += cell.requests
             return
+        if ok == 2:
+            self.cache_hits += cell.requests
         tier = tier_of(served) if served else None
         label = str(tier) if tier is not None else "unknown"
         self.tier_requests[label] = self.tier_requests.get(label, 0) + cell.requests
@@ -279,6 +284,7 @@ def summarise(group: Group) -> dict[str, Any]:
     return {
         "requests": c.requests,
         "errors": group.errors,
+        "cache_hits": group.cache_hits,
         "fallbacks": c.fallbacks,
         "prompt_tokens": c.prompt_tokens,
         "completion_tokens": c.completion_tokens,
@@ -389,6 +395,7 @@ def build_report(
     for g in groups.values():
         total.cell.add(g.cell)
         total.errors += g.errors
+        total.cache_hits += g.cache_hits
         for t, n in g.tier_requests.items():
             total.tier_requests[t] = total.tier_requests.get(t, 0) + n
         total.lighter_requests += g.lighter_requests

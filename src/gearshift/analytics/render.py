@@ -149,6 +149,19 @@ def print_tables(report: dict[str, Any], by: str, console: Any) -> None:
                 end_section=i == len(entries) - 1,
             )
     console.print(drivers)
+    if report.get("feedback"):
+        rated = Table(title="Application feedback by model and kind", title_justify="left")
+        for header in ("model", "kind", "ratings", "mean score", "positive"):
+            rated.add_column(header, justify="left" if header in ("model", "kind") else "right")
+        for entry in report["feedback"]:
+            rated.add_row(
+                entry["model"],
+                entry["kind"],
+                f"{entry['ratings']:,}",
+                f"{entry['mean_score']:.2f}",
+                f"{entry['positive_share']:.0%}",
+            )
+        console.print(rated)
     if totals["lighter_requests"]:
         console.print(
             f"Could have been lighter: {totals['lighter_requests']:,} requests "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from gearshift.analytics.metrics import Metrics
+from gearshift.analytics.metrics_shared import metrics_for
 from gearshift.api.http import Request, Response, Routes
 from gearshift.config import Settings
 from gearshift.errors import AuthenticationError, InvalidRequest, NotFound
@@ -38,15 +39,8 @@ RESERVED_PARAMS = frozenset({"since", "until", "by", "admin_key", "format"})
 
 def register(routes: Routes, gateway: Gateway) -> None:
     analytics = Analytics(gateway.settings)
-    policy_gauges = getattr(gateway.policy, "prometheus", None)
-
-    async def extra_metrics() -> str:
-        from gearshift.api.health import deployment_gauges
-
-        text = await policy_gauges() if policy_gauges is not None else ""
-        return text + await deployment_gauges(gateway.snapshot)
-
-    analytics.extra_metrics = extra_metrics  # policy and deployment gauges
+    analytics.extra_metrics = getattr(gateway.policy, "prometheus", None)  # policy gauges
+    analytics.metric_sources = gateway.metric_sources  # filled by later route modules too
     gateway.observers.append(analytics.metrics.observe)
     routes.add("GET", "/metrics", analytics.metrics_page)
     routes.add("GET", "/dashboard", analytics.dashboard_page)
@@ -58,8 +52,9 @@ def register(routes: Routes, gateway: Gateway) -> None:
 class Analytics:
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or metrics_for()
         self.extra_metrics: Callable[[], Awaitable[str]] | None = None
+        self.metric_sources: list[Callable[[], str]] = []
         self._db: LedgerDB | None = None
         self._lock = threading.Lock()
 
@@ -88,6 +83,8 @@ class Analytics:
         text = self.metrics.render()
         if self.extra_metrics is not None:
             text += await self.extra_metrics()
+        for source in self.metric_sources:
+            text += source()
         body = text.encode()
         return Response(200, body, [(b"content-type", b"text/plain; version=0.0.4")])
 

@@ -81,7 +81,8 @@ def aggregate_rows(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
         rt,
     ) in rows:
         period = int(float(ts) // width) * width
-        ok = 1 if outcome == "ok" else 0
+        # 2: answered from the response cache (a success, shown apart in reports by outcome)
+        ok = 1 if outcome == "ok" else 2 if outcome == "cache_hit" else 0
         key = (period, router or "", served or "", key_id or "", str(tags or "{}"), ok)
         cost = int(cost or 0)
         cf = int(cf or 0)

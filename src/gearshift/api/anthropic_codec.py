@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from gearshift.api import sse
+from gearshift.api.fields import check_model_name, optional_flag, short_repr, string_list
 from gearshift.chat import (
     ChatRequest,
     ChatResponse,
@@ -65,9 +66,7 @@ _SKIPPED_BLOCKS = frozenset(
 def parse_request(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("model: Field required (a router or model name)", param="model")
+    model = check_model_name(body.get("model"), "model: a router or model name")
     max_tokens = body.get("max_tokens")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise InvalidRequest("max_tokens: a positive integer is required", param="max_tokens")
@@ -78,8 +77,15 @@ def parse_request(body: Any) -> ChatRequest:
     for index, raw in enumerate(raw_messages):
         messages.extend(_parse_message(raw, index))
     metadata = body.get("metadata")
-    user = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidRequest("metadata: must be an object", param="metadata")
+    user = (metadata or {}).get("user_id")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest("metadata.user_id: must be a string", param="metadata.user_id")
     stop = body.get("stop_sequences")
+    stop_list = [] if stop is None else string_list(stop)
+    if stop_list is None:
+        raise InvalidRequest("stop_sequences: must be a list of strings", param="stop_sequences")
     return ChatRequest(
         model=model,
         messages=messages,
@@ -89,9 +95,9 @@ def parse_request(body: Any) -> ChatRequest:
         max_tokens=max_tokens,
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
-        stop=[s for s in stop if isinstance(s, str)] if isinstance(stop, list) else [],
-        stream=body.get("stream") is True,
-        user=user if isinstance(user, str) else None,
+        stop=stop_list,
+        stream=optional_flag(body, "stream", "stream:"),
+        user=user,
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         raw=body,
     )
@@ -103,13 +109,24 @@ def _parse_system(system: Any) -> list[Message]:
     if isinstance(system, str):
         return [Message("system", [TextPart(system)])]
     if isinstance(system, list):
-        text = "\n".join(
-            str(b.get("text", ""))
-            for b in system
-            if isinstance(b, dict) and b.get("type") == "text"
-        )
+        texts: list[str] = []
+        for i, block in enumerate(system):
+            if not isinstance(block, dict) or block.get("type") != "text":
+                raise InvalidRequest(
+                    f"system.{i}: must be a text block ({{'type': 'text', 'text': ...}})",
+                    param=f"system.{i}",
+                )
+            texts.append(_text(block, f"system.{i}"))
+        text = "\n".join(texts)
         return [Message("system", [TextPart(text)])] if text else []
     raise InvalidRequest("system: must be a string or a list of text blocks", param="system")
+
+
+def _text(block: dict[str, Any], where: str) -> str:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise InvalidRequest(f"{where}.text: must be a string", param=f"{where}.text")
+    return text
 
 
 def _parse_message(raw: Any, index: int) -> list[Message]:
@@ -119,7 +136,8 @@ def _parse_message(raw: Any, index: int) -> list[Message]:
     role = raw.get("role")
     if role not in ("user", "assistant"):
         raise InvalidRequest(
-            f"{where}.role: must be 'user' or 'assistant', got {role!r}", param=f"{where}.role"
+            f"{where}.role: must be 'user' or 'assistant', got {short_repr(role)}",
+            param=f"{where}.role",
         )
     content = raw.get("content")
     if isinstance(content, str):
@@ -135,26 +153,43 @@ def _parse_message(raw: Any, index: int) -> list[Message]:
         if not isinstance(block, dict):
             raise InvalidRequest(f"{where}.content.{n}: must be an object")
         kind = block.get("type")
+        at = f"{where}.content.{n}"
+        if not isinstance(kind, str):
+            raise InvalidRequest(f"{at}.type: must be a string", param=f"{at}.type")
         if kind == "text":
-            parts.append(TextPart(str(block.get("text", ""))))
+            parts.append(TextPart(_text(block, at)))
         elif kind == "image":
             parts.append(_parse_image(block, f"{where}.content.{n}"))
         elif kind == "tool_use":
-            calls.append(
-                ToolCall(
-                    str(block.get("id", "")),
-                    str(block.get("name", "")),
-                    orjson.dumps(block.get("input") or {}).decode(),
-                )
-            )
+            calls.append(_parse_tool_use(block, at))
         elif kind == "tool_result":
             results.append(_parse_tool_result(block, f"{where}.content.{n}"))
         elif kind not in _SKIPPED_BLOCKS:
-            raise InvalidRequest(f"{where}.content.{n}.type: unsupported block type {kind!r}")
+            raise InvalidRequest(
+                f"{at}.type: unsupported block type {short_repr(kind)}", param=f"{at}.type"
+            )
     if role == "assistant":
         return [Message("assistant", parts, tool_calls=calls)]
     # Tool results answer the previous assistant turn, so they come before any new user text.
     return results + ([Message("user", parts)] if parts or not results else [])
+
+
+def _parse_tool_use(block: dict[str, Any], where: str) -> ToolCall:
+    call_id, name, arguments = block.get("id", ""), block.get("name"), block.get("input")
+    if not isinstance(call_id, str) or not isinstance(name, str):
+        raise InvalidRequest(f"{where}: a tool_use block needs string 'id' and 'name'", param=where)
+    if arguments is not None and not isinstance(arguments, dict):
+        raise InvalidRequest(f"{where}.input: must be an object", param=f"{where}.input")
+    return ToolCall(call_id, name, dumps_json(arguments or {}, f"{where}.input"))
+
+
+def dumps_json(value: Any, where: str) -> str:
+    """A client's JSON value as text again; a number orjson cannot write (past 64 bits) is the
+    client's error."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        raise InvalidRequest(f"{where}: holds a number out of range", param=where) from None
 
 
 def _parse_tool_result(block: dict[str, Any], where: str) -> Message:
@@ -166,17 +201,28 @@ def _parse_tool_result(block: dict[str, Any], where: str) -> Message:
         parts = [TextPart(content)]
     elif isinstance(content, list):
         parts = []
-        for inner in content:
-            if isinstance(inner, dict) and inner.get("type") == "text":
-                parts.append(TextPart(str(inner.get("text", ""))))
-            elif isinstance(inner, dict) and inner.get("type") == "image":
-                parts.append(_parse_image(inner, where))
+        for i, inner in enumerate(content):
+            kind = inner.get("type") if isinstance(inner, dict) else None
+            if kind == "text":
+                parts.append(TextPart(_text(inner, f"{where}.content.{i}")))
+            elif kind == "image":
+                parts.append(_parse_image(inner, f"{where}.content.{i}"))
+            elif not isinstance(kind, str):
+                raise InvalidRequest(
+                    f"{where}.content.{i}: must be a block with a 'type'",
+                    param=f"{where}.content.{i}",
+                )
     else:
-        raise InvalidRequest(f"{where}.content: must be a string or a list of blocks")
+        raise InvalidRequest(
+            f"{where}.content: must be a string or a list of blocks", param=f"{where}.content"
+        )
+    tool_use_id = block.get("tool_use_id", "")
+    if not isinstance(tool_use_id, str):
+        raise InvalidRequest(f"{where}.tool_use_id: must be a string", param=f"{where}.tool_use_id")
     return Message(
         "tool",
         parts,
-        tool_call_id=str(block.get("tool_use_id", "")),
+        tool_call_id=tool_use_id,
         is_error=block.get("is_error") is True,
     )
 
@@ -186,12 +232,18 @@ def _parse_image(block: dict[str, Any], where: str) -> ImagePart:
     if not isinstance(source, dict):
         raise InvalidRequest(f"{where}.source: required for an image block")
     if source.get("type") == "url":
-        return ImagePart(url=str(source.get("url", "")))
+        url = source.get("url")
+        if not isinstance(url, str):
+            raise InvalidRequest(f"{where}.source.url: must be a string")
+        return ImagePart(url=url)
+    data, media_type = source.get("data"), source.get("media_type", "image/png")
+    if not isinstance(data, str) or not isinstance(media_type, str):
+        raise InvalidRequest(f"{where}.source: 'data' and 'media_type' must be strings")
     try:
-        data = base64.b64decode(str(source.get("data", "")), validate=True)
+        decoded = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"{where}.source.data: not valid base64") from None
-    return ImagePart(media_type=str(source.get("media_type", "image/png")), data=data)
+    return ImagePart(media_type=media_type, data=decoded)
 
 
 def _parse_tools(tools: Any) -> list[Tool]:
@@ -206,23 +258,34 @@ def _parse_tools(tools: Any) -> list[Tool]:
         schema = tool.get("input_schema")
         if schema is None and tool.get("type") not in (None, "custom"):
             continue  # a server tool (web search...): only an Anthropic upstream can run it
-        parsed.append(
-            Tool(
-                tool["name"],
-                str(tool.get("description") or ""),
-                schema if isinstance(schema, dict) else {"type": "object"},
+        description = tool.get("description") or ""
+        schema = {"type": "object"} if schema is None else schema
+        if not isinstance(schema, dict) or not isinstance(description, str):
+            raise InvalidRequest(
+                f"tools.{i}: input_schema must be an object and description a string",
+                param=f"tools.{i}",
             )
-        )
+        parsed.append(Tool(tool["name"], description, schema))
     return parsed
 
 
 def _parse_tool_choice(choice: Any) -> Any:
-    if not isinstance(choice, dict):
+    """Anthropic's ``tool_choice`` as gearshift's own form (``"auto"``, ``"required"``,
+    ``"none"`` or ``{"name": ...}``)."""
+    if choice is None:
         return None
-    kind = choice.get("type")
-    if kind == "tool" and isinstance(choice.get("name"), str):
-        return {"name": choice["name"]}
-    return {"auto": "auto", "any": "required", "none": "none"}.get(str(kind))
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    name = choice.get("name") if isinstance(choice, dict) else None
+    if kind == "tool" and isinstance(name, str):
+        return {"name": name}
+    parsed = {"auto": "auto", "any": "required", "none": "none"}.get(str(kind))
+    if parsed is None:
+        raise InvalidRequest(
+            "tool_choice: must be {'type': 'auto' | 'any' | 'none'} or "
+            "{'type': 'tool', 'name': ...}",
+            param="tool_choice",
+        )
+    return parsed
 
 
 def _number(body: dict[str, Any], key: str) -> float | None:

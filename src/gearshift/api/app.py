@@ -29,7 +29,6 @@ from gearshift.api.http import (
     StreamResponse,
     json_response,
     read_body,
-    render_openai_error,
     too_large_message,
 )
 from gearshift.api.pipeline import Gateway
@@ -52,6 +51,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "gearshift.api.anthropic",
     "gearshift.api.bedrock",
     "gearshift.analytics.routes",
+    "gearshift.learning.routes",
     "gearshift.api.health",
 )
 
@@ -90,11 +90,11 @@ class GearshiftApp:
         try:
             found = self.routes.match(scope["method"], scope["path"])
         except MethodNotAllowed as exc:
-            await _send(send, render_openai_error(exc), id_header)
+            await _send(send, self.routes.errors_for(scope["path"])(exc, None), id_header)
             return
         if found is None:
-            missing = RouteNotFound(f"no route for {scope['method']} {scope['path']}")
-            await _send(send, render_openai_error(missing), id_header)
+            missing = RouteNotFound(f"no route for {scope['method']} {scope['path'][:200]}")
+            await _send(send, self.routes.errors_for(scope["path"])(missing, None), id_header)
             return
         route, params = found
         self._inflight += 1
@@ -205,8 +205,19 @@ class GearshiftApp:
         """Up and serving. The ledger state is reported, not failed on: while its database is
         unreachable, rows wait in the spool and nothing is lost."""
         writer = self._writer
-        ledger = "ok" if writer is None or writer.healthy else "spooling"
-        return json_response(200, {"status": "ok", "ledger": ledger})
+        if writer is None:
+            return json_response(200, {"status": "ok", "ledger": "ok"})
+        ledger = "ok" if writer.healthy else "spooling"
+        if writer.spool.disk_bytes >= writer.spool_max_bytes:
+            ledger = "full"
+        body = {
+            "status": "ok",
+            "ledger": ledger,
+            "ledger_backlog_rows": writer.pending,
+            "ledger_spool_bytes": writer.spool.disk_bytes,
+            "ledger_refused": writer.stats.refused,
+        }
+        return json_response(200, body)
 
     # ---- lifespan --------------------------------------------------------------------------
 
@@ -241,12 +252,14 @@ class GearshiftApp:
         )
 
     def _watch_sighup(self) -> None:
-        if self.config_path is None:
-            return
         import signal
 
+        def ignored() -> None:
+            log.warning("SIGHUP ignored: started without --config, there is no file to re-read")
+
+        handler = self.reload if self.config_path is not None else ignored
         try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, handler)
         except (ValueError, RuntimeError, NotImplementedError):
             # Not the main thread (an embedded server): reload() is still callable directly.
             log.debug("SIGHUP not watched: not the main thread")
@@ -349,7 +362,15 @@ def open_ledger(settings: Settings) -> LedgerWriter:
     """The ledger store for ``settings.storage`` (migrated) behind its batching writer."""
     from gearshift.ledger import LedgerWriter, open_store
 
-    return LedgerWriter(open_store(settings.storage))
+    cfg = settings.ledger
+    return LedgerWriter(
+        open_store(settings.storage),
+        batch_size=cfg.batch_size,
+        flush_interval_s=cfg.flush_interval_s,
+        queue_max_rows=cfg.queue_max_rows,
+        spool_max_bytes=int(cfg.spool_max_mb * 1024 * 1024),
+        fsync_interval_s=cfg.spool_fsync_interval_s,
+    )
 
 
 def create_app(

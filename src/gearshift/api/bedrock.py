@@ -4,7 +4,9 @@
 Point ``boto3.client("bedrock-runtime", endpoint_url=...)`` at gearshift. ``modelId`` may name a
 router, a configured model, a configured model's upstream id (``anthropic.claude-...``), or an
 ARN (URL-encoded by boto3) whose last path segment is one of those — so a Bedrock prompt-router
-ARN is swapped for a gearshift router by changing the endpoint alone. When a router answered, the
+ARN is swapped for a gearshift router by changing the endpoint alone; the ARN of one of Bedrock's
+default prompt routers (``default-prompt-router/anthropic.claude:1``) names the matching default
+router (``bedrock-anthropic-auto``, see quickstart.py). When a router answered, the
 response carries ``trace.promptRouter.invokedModelId`` (on the stream's metadata event), as
 Bedrock's prompt routers do.
 
@@ -38,6 +40,7 @@ from gearshift.api.http import (
 from gearshift.api.pipeline import Gateway, GatewayStream, Served
 from gearshift.chat import StreamEnd
 from gearshift.errors import GearshiftError
+from gearshift.quickstart import bedrock_default_router
 
 # An ARN arrives URL-decoded in the ASGI path, so its "/" splits the model id into segments;
 # routes for up to three segments cover every Bedrock ARN form (they carry one or two "/").
@@ -98,7 +101,9 @@ class BedrockDialect:
         for name in candidates:
             if name in self._by_upstream_id:
                 return self._by_upstream_id[name]
-        return model_id
+        # Bedrock's own default router of a family (``.../default-prompt-router/meta.llama:1``)
+        # stands for the default router of that family (``bedrock-meta-auto``) when there is one.
+        return bedrock_default_router(model_id, gateway.router_configs) or model_id
 
     async def invoke(self, request: Request) -> Response:
         return await self._invoke.invoke(request, self.resolve(model_id_of(request)))

@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 
-from gearshift.api.anthropic_codec import CLIENT_FAULTS, tool_input
+from gearshift.api.anthropic_codec import CLIENT_FAULTS, dumps_json, tool_input
 from gearshift.api.eventstream import encode_event, encode_exception
+from gearshift.api.fields import check_model_name, short_repr, string_list
 from gearshift.chat import (
     ChatRequest,
     ChatResponse,
@@ -42,6 +43,7 @@ _KNOWN = frozenset(
     {"messages", "system", "inferenceConfig", "toolConfig", "requestMetadata", "modelId"}
 )
 # Blocks gearshift does not model; a Bedrock upstream still gets them through the raw body.
+_SKIPPED_SYSTEM = frozenset({"cachePoint", "guardContent"})
 _SKIPPED_BLOCKS = frozenset(
     {"cachePoint", "reasoningContent", "document", "video", "guardContent", "citationsContent"}
 )
@@ -51,6 +53,7 @@ _SKIPPED_BLOCKS = frozenset(
 
 
 def parse_request(body: Any, model_id: str) -> ChatRequest:
+    check_model_name(model_id, "modelId")
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     raw_messages = body.get("messages")
@@ -59,12 +62,19 @@ def parse_request(body: Any, model_id: str) -> ChatRequest:
     messages = _parse_system(body.get("system"))
     for index, raw in enumerate(raw_messages):
         messages.extend(_parse_message(raw, index))
-    inference = body.get("inferenceConfig") or {}
+    inference = body.get("inferenceConfig")
+    if inference is None:
+        inference = {}
     if not isinstance(inference, dict):
         raise InvalidRequest("inferenceConfig: must be an object")
     tools, choice = _parse_tool_config(body.get("toolConfig"))
     stop = inference.get("stopSequences")
+    stop_list = [] if stop is None else string_list(stop)
+    if stop_list is None:
+        raise InvalidRequest("inferenceConfig.stopSequences: must be a list of strings")
     metadata = body.get("requestMetadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidRequest("requestMetadata: must be a map of strings")
     return ChatRequest(
         model=model_id,
         messages=messages,
@@ -74,10 +84,8 @@ def parse_request(body: Any, model_id: str) -> ChatRequest:
         max_tokens=_positive_int(inference, "maxTokens"),
         temperature=_number(inference, "temperature"),
         top_p=_number(inference, "topP"),
-        stop=[s for s in stop if isinstance(s, str)] if isinstance(stop, list) else [],
-        metadata={str(k): str(v) for k, v in metadata.items()}
-        if isinstance(metadata, dict)
-        else {},
+        stop=stop_list,
+        metadata={str(k): str(v) for k, v in metadata.items()} if metadata else {},
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         raw=body,
     )
@@ -88,8 +96,22 @@ def _parse_system(system: Any) -> list[Message]:
         return []
     if not isinstance(system, list):
         raise InvalidRequest("system: must be a list of content blocks")
-    text = "\n".join(str(b["text"]) for b in system if isinstance(b, dict) and "text" in b)
+    texts: list[str] = []
+    for i, block in enumerate(system):
+        if not isinstance(block, dict):
+            raise InvalidRequest(f"system.{i}: must be a content block object")
+        if "text" in block:
+            texts.append(_text(block["text"], f"system.{i}"))
+        elif not _SKIPPED_SYSTEM.intersection(block):
+            raise InvalidRequest(f"system.{i}: a system block holds text (or a cachePoint)")
+    text = "\n".join(texts)
     return [Message("system", [TextPart(text)])] if text else []
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{where}.text: must be a string")
+    return value
 
 
 def _parse_message(raw: Any, index: int) -> list[Message]:
@@ -98,7 +120,7 @@ def _parse_message(raw: Any, index: int) -> list[Message]:
         raise InvalidRequest(f"{where}: must be an object")
     role = raw.get("role")
     if role not in ("user", "assistant"):
-        raise InvalidRequest(f"{where}.role: must be 'user' or 'assistant', got {role!r}")
+        raise InvalidRequest(f"{where}.role: must be 'user' or 'assistant', got {short_repr(role)}")
     content = raw.get("content")
     if not isinstance(content, list):
         raise InvalidRequest(f"{where}.content: must be a list of content blocks")
@@ -110,41 +132,53 @@ def _parse_message(raw: Any, index: int) -> list[Message]:
         if not isinstance(block, dict) or not block:
             raise InvalidRequest(f"{at}: must be a content block object")
         if "text" in block:
-            parts.append(TextPart(str(block["text"])))
+            parts.append(TextPart(_text(block["text"], at)))
         elif "image" in block:
             parts.append(_parse_image(block["image"], at))
         elif "toolUse" in block:
-            use = block["toolUse"] if isinstance(block["toolUse"], dict) else {}
-            arguments = orjson.dumps(use.get("input") or {}).decode()
-            calls.append(
-                ToolCall(str(use.get("toolUseId", "")), str(use.get("name", "")), arguments)
-            )
+            calls.append(_parse_tool_use(block["toolUse"], f"{at}.toolUse"))
         elif "toolResult" in block:
             results.append(_parse_tool_result(block["toolResult"], at))
         elif not _SKIPPED_BLOCKS.intersection(block):
-            raise InvalidRequest(f"{at}: unsupported content block {next(iter(block))!r}")
+            raise InvalidRequest(f"{at}: unsupported content block {short_repr(next(iter(block)))}")
     if role == "assistant":
         return [Message("assistant", parts, tool_calls=calls)]
     return results + ([Message("user", parts)] if parts or not results else [])
 
 
+def _parse_tool_use(use: Any, where: str) -> ToolCall:
+    if not isinstance(use, dict):
+        raise InvalidRequest(f"{where}: must be an object")
+    call_id, name, arguments = use.get("toolUseId", ""), use.get("name", ""), use.get("input")
+    if not isinstance(call_id, str) or not isinstance(name, str):
+        raise InvalidRequest(f"{where}: toolUseId and name must be strings")
+    return ToolCall(call_id, name, dumps_json(arguments or {}, f"{where}.input"))
+
+
 def _parse_tool_result(result: Any, where: str) -> Message:
     if not isinstance(result, dict):
         raise InvalidRequest(f"{where}.toolResult: must be an object")
+    content = result.get("content")
+    if content is not None and not isinstance(content, list):
+        raise InvalidRequest(f"{where}.toolResult.content: must be a list of content blocks")
     parts: list[ContentPart] = []
-    for inner in result.get("content") or []:
+    for i, inner in enumerate(content or []):
+        at = f"{where}.toolResult.content.{i}"
         if not isinstance(inner, dict):
-            continue
+            raise InvalidRequest(f"{at}: must be a content block object")
         if "text" in inner:
-            parts.append(TextPart(str(inner["text"])))
+            parts.append(TextPart(_text(inner["text"], at)))
         elif "json" in inner:
-            parts.append(TextPart(orjson.dumps(inner["json"]).decode()))
+            parts.append(TextPart(dumps_json(inner["json"], f"{at}.json")))
         elif "image" in inner:
-            parts.append(_parse_image(inner["image"], where))
+            parts.append(_parse_image(inner["image"], at))
+    call_id = result.get("toolUseId", "")
+    if not isinstance(call_id, str):
+        raise InvalidRequest(f"{where}.toolResult.toolUseId: must be a string")
     return Message(
         "tool",
         parts,
-        tool_call_id=str(result.get("toolUseId", "")),
+        tool_call_id=call_id,
         is_error=result.get("status") == "error",
     )
 
@@ -154,11 +188,13 @@ def _parse_image(image: Any, where: str) -> ImagePart:
     if not isinstance(source, dict) or "bytes" not in source:
         raise InvalidRequest(f"{where}.image.source.bytes: required (inline images only)")
     assert isinstance(image, dict)
+    raw, fmt = source["bytes"], image.get("format", "png")
+    if not isinstance(raw, str) or not isinstance(fmt, str):
+        raise InvalidRequest(f"{where}.image: source.bytes and format must be strings")
     try:
-        data = base64.b64decode(str(source["bytes"]), validate=True)
+        data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"{where}.image.source.bytes: not valid base64") from None
-    fmt = str(image.get("format", "png"))
     return ImagePart(media_type=f"image/{fmt}", data=data)
 
 
@@ -167,31 +203,47 @@ def _parse_tool_config(config: Any) -> tuple[list[Tool], Any]:
         return [], None
     if not isinstance(config, dict):
         raise InvalidRequest("toolConfig: must be an object")
+    entries = config.get("tools")
+    if entries is not None and not isinstance(entries, list):
+        raise InvalidRequest("toolConfig.tools: must be a list of tools")
     tools: list[Tool] = []
-    for i, entry in enumerate(config.get("tools") or []):
-        spec = entry.get("toolSpec") if isinstance(entry, dict) else None
+    for i, entry in enumerate(entries or []):
+        if not isinstance(entry, dict):
+            raise InvalidRequest(f"toolConfig.tools.{i}: must be an object")
+        spec = entry.get("toolSpec")
         if spec is None:
             continue  # a cachePoint between tools
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise InvalidRequest(f"toolConfig.tools.{i}.toolSpec.name: required")
-        schema = (spec.get("inputSchema") or {}).get("json")
-        tools.append(
-            Tool(
-                spec["name"],
-                str(spec.get("description") or ""),
-                schema if isinstance(schema, dict) else {"type": "object"},
+        input_schema = spec.get("inputSchema") or {"json": {"type": "object"}}
+        schema = input_schema.get("json") if isinstance(input_schema, dict) else None
+        description = spec.get("description") or ""
+        if not isinstance(schema, dict) or not isinstance(description, str):
+            raise InvalidRequest(
+                f"toolConfig.tools.{i}.toolSpec: inputSchema.json must be an object and "
+                "description a string"
             )
-        )
-    choice = config.get("toolChoice")
-    parsed: Any = None
-    if isinstance(choice, dict):
+        tools.append(Tool(spec["name"], description, schema))
+    return tools, _parse_tool_choice(config.get("toolChoice"))
+
+
+def _parse_tool_choice(choice: Any) -> Any:
+    """Converse's ``toolChoice`` as gearshift's own form (``"auto"``, ``"required"`` or
+    ``{"name": ...}``)."""
+    if choice is None:
+        return None
+    if isinstance(choice, dict) and len(choice) == 1:
         if "any" in choice:
-            parsed = "required"
-        elif "auto" in choice:
-            parsed = "auto"
-        elif isinstance(choice.get("tool"), dict):
-            parsed = {"name": choice["tool"].get("name")}
-    return tools, parsed
+            return "required"
+        if "auto" in choice:
+            return "auto"
+        tool = choice.get("tool")
+        name = tool.get("name") if isinstance(tool, dict) else None
+        if isinstance(name, str) and name:
+            return {"name": name}
+    raise InvalidRequest(
+        "toolConfig.toolChoice: must be one of {'auto': {}}, {'any': {}} or {'tool': {'name': ...}}"
+    )
 
 
 def _positive_int(block: dict[str, Any], key: str) -> int | None:

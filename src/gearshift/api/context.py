@@ -74,6 +74,7 @@ def request_context(
         tolerance=parse_tolerance(request.headers.get(TOLERANCE_HEADER)),
         ts=request.arrived,
         started=request.started,
+        cache_control=(request.headers.get("cache-control") or "").lower(),
     )
 
 
@@ -98,6 +99,8 @@ def served_headers(served: Served, *, with_cost: bool) -> Headers:
             headers.append((b"x-gearshift-prompt-kind", _header_text(decision.kind)))
         if decision.reason:
             headers.append((b"x-gearshift-reason", _header_text(decision.reason)))
+    if served.cache is not None:
+        headers.append((b"x-gearshift-cache", served.cache.encode()))
     if with_cost:
         headers.append((b"x-gearshift-cost-usd", usd(served.cost_usd).encode()))
         headers.append((b"x-gearshift-saved-usd", usd(served.saved_usd).encode()))

@@ -30,6 +30,7 @@ def register(routes: Routes, gateway: Gateway) -> None:
 
     routes.add("GET", "/healthz/live", live)
     routes.add("GET", "/healthz/ready", ready)
+    gateway.metric_sources.append(lambda: deployment_gauges(gateway.snapshot))
 
 
 def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
@@ -74,7 +75,7 @@ def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
     return not problems, body
 
 
-async def deployment_gauges(snap: Snapshot) -> str:
+def deployment_gauges(snap: Snapshot) -> str:
     """Per deployment: up (1) or cooling down / probing (0), in-flight attempts, consecutive
     failures, cooldowns and attempts so far (this process)."""
     lines: list[str] = []

@@ -139,6 +139,7 @@ class Route:
     method: str
     handler: Handler
     errors: ErrorRenderer
+    path: str = ""
     # For templated paths: literal segments, with None where a parameter goes.
     segments: tuple[str | None, ...] = ()
     params: tuple[str, ...] = ()
@@ -166,7 +167,7 @@ class Routes:
         if "{" not in path:
             if (method, path) in self._exact:
                 raise ValueError(f"route {method} {path} is registered twice")
-            self._exact[(method, path)] = Route(method, handler, errors)
+            self._exact[(method, path)] = Route(method, handler, errors, path)
             return
         segments: list[str | None] = []
         params: list[str] = []
@@ -176,7 +177,7 @@ class Routes:
                 params.append(part[1:-1])
             else:
                 segments.append(part)
-        self._templated.append(Route(method, handler, errors, tuple(segments), tuple(params)))
+        self._templated.append(Route(method, handler, errors, path, tuple(segments), tuple(params)))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route for ``method path``, or None. Raises ``MethodNotAllowed`` when only the
@@ -206,6 +207,35 @@ class Routes:
 
     def paths(self) -> list[str]:
         return sorted(self._paths)
+
+    def errors_for(self, path: str) -> ErrorRenderer:
+        """The error renderer for a path no route serves (404, 405): that of the route sharing
+        the most leading segments with it, so ``/model/x`` is refused in Bedrock's shape and
+        ``/v1/messages/x`` in Anthropic's; OpenAI's when nothing is shared."""
+        parts = path.strip("/").split("/")
+        best: ErrorRenderer = render_openai_error
+        best_shared = 0
+        for route in self.table():
+            shared = 0
+            for want, got in zip(_segments(route.path), parts, strict=False):
+                if want is not None and want != got:
+                    break
+                shared += 1
+            if shared > best_shared:
+                best, best_shared = route.errors, shared
+        return best
+
+    def table(self) -> list[Route]:
+        """Every route, exact ones first, in registration order (for tests and tooling)."""
+        return [*self._exact.values(), *self._templated]
+
+
+def _segments(path: str) -> list[str | None]:
+    """A route template's segments, None where a parameter goes."""
+    return [
+        None if part.startswith("{") and part.endswith("}") else part
+        for part in path.strip("/").split("/")
+    ]
 
 
 class MethodNotAllowed(GearshiftError):

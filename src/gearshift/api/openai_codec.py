@@ -11,6 +11,7 @@ import base64
 import time
 from typing import Any
 
+from gearshift.api.fields import check_model_name, optional_flag, short_repr, string_list
 from gearshift.chat import (
     ChatRequest,
     ChatResponse,
@@ -71,35 +72,32 @@ def parse_request(body: Any) -> ChatRequest:
     """Validate an OpenAI Chat Completions body; every problem is a 400 naming the field."""
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
+    model = check_model_name(body.get("model"), "'model'")
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     messages = [_parse_message(m, i) for i, m in enumerate(raw_messages)]
     tools = _parse_tools(body)
-    stop = body.get("stop")
     metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidRequest("'metadata' must be an object of strings", param="metadata")
     user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest("'user' must be a string", param="user")
     return ChatRequest(
         model=model,
         messages=messages,
         dialect="openai",
         tools=tools,
-        tool_choice=body.get("tool_choice", body.get("function_call")),
+        tool_choice=_parse_tool_choice(body),
         max_tokens=_opt_int(body, "max_completion_tokens") or _opt_int(body, "max_tokens"),
         temperature=_opt_float(body, "temperature"),
         top_p=_opt_float(body, "top_p"),
-        stop=[stop] if isinstance(stop, str) else [s for s in stop or [] if isinstance(s, str)],
-        stream=body.get("stream") is True,
-        response_format=body.get("response_format")
-        if isinstance(body.get("response_format"), dict)
-        else None,
-        user=user if isinstance(user, str) else None,
-        metadata={str(k): str(v) for k, v in metadata.items()}
-        if isinstance(metadata, dict)
-        else {},
+        stop=_parse_stop(body.get("stop")),
+        stream=optional_flag(body, "stream", "'stream'"),
+        response_format=_parse_response_format(body.get("response_format")),
+        user=user,
+        metadata={str(k): str(v) for k, v in metadata.items()} if metadata else {},
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         raw=body,
     )
@@ -109,11 +107,12 @@ def _parse_message(raw: Any, index: int) -> Message:
     where = f"messages[{index}]"
     if not isinstance(raw, dict):
         raise InvalidRequest(f"{where} must be an object", param=where)
-    role = _ROLES.get(raw.get("role", ""))
+    given = raw.get("role")
+    role = _ROLES.get(given) if isinstance(given, str) else None
     if role is None:
         raise InvalidRequest(
             f"{where}.role must be one of system, developer, user, assistant, tool; "
-            f"got {raw.get('role')!r}",
+            f"got {short_repr(given)}",
             param=f"{where}.role",
         )
     message = Message(role=role, content=_parse_content(raw.get("content"), where))
@@ -122,7 +121,10 @@ def _parse_message(raw: Any, index: int) -> Message:
     if role == "tool":
         call_id = raw.get("tool_call_id") or raw.get("name")
         message.tool_call_id = call_id if isinstance(call_id, str) else None
-    for call in raw.get("tool_calls") or []:
+    calls = raw.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        raise InvalidRequest(f"{where}.tool_calls must be an array", param=f"{where}.tool_calls")
+    for call in calls or []:
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise InvalidRequest(
@@ -159,12 +161,22 @@ def _parse_content(content: Any, where: str) -> list[ContentPart]:
             raise InvalidRequest(f"{where}.content parts must be objects", param=f"{where}.content")
         kind = part.get("type")
         if kind == "text" or kind == "input_text":
-            parts.append(TextPart(str(part.get("text", ""))))
+            text = part.get("text", "")
+            if not isinstance(text, str):
+                raise InvalidRequest(
+                    f"{where}.content: a text part's 'text' must be a string",
+                    param=f"{where}.content",
+                )
+            parts.append(TextPart(text))
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
-            if isinstance(url, str):
-                parts.append(_image_from_url(url))
+            if not isinstance(url, str):
+                raise InvalidRequest(
+                    f"{where}.content: an image_url part needs image_url.url, a string",
+                    param=f"{where}.content",
+                )
+            parts.append(_image_from_url(url))
         # Audio and file parts reach an OpenAI upstream through the raw body; routing ignores them.
     return parts
 
@@ -182,6 +194,9 @@ def _image_from_url(url: str) -> ImagePart:
 
 def _parse_tools(body: dict[str, Any]) -> list[Tool]:
     tools: list[Tool] = []
+    for key in ("tools", "functions"):
+        if body.get(key) is not None and not isinstance(body[key], list):
+            raise InvalidRequest(f"'{key}' must be an array", param=key)
     for i, spec in enumerate(body.get("tools") or []):
         fn = spec.get("function") if isinstance(spec, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
@@ -200,6 +215,57 @@ def _tool(fn: dict[str, Any]) -> Tool:
         description=str(fn.get("description") or ""),
         parameters=params if isinstance(params, dict) else {"type": "object"},
     )
+
+
+def _parse_tool_choice(body: dict[str, Any]) -> Any:
+    """``tool_choice`` (or the legacy ``function_call``) as gearshift's own form: ``"auto"``,
+    ``"none"``, ``"required"`` or ``{"name": ...}``."""
+    key = "tool_choice" if "tool_choice" in body else "function_call"
+    choice = body.get(key)
+    if choice is None:
+        return None
+    if isinstance(choice, str) and choice in ("auto", "none", "required"):
+        return choice
+    if isinstance(choice, dict):
+        fn = choice.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else choice.get("name")
+        if isinstance(name, str) and name:
+            return {"name": name}
+        if isinstance(choice.get("type"), str):
+            return None  # a newer form (allowed_tools, custom...): an OpenAI upstream gets it raw
+    raise InvalidRequest(
+        f"'{key}' must be 'auto', 'none', 'required' or "
+        '{"type": "function", "function": {"name": ...}}',
+        param=key,
+    )
+
+
+def _parse_stop(stop: Any) -> list[str]:
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        return [stop]
+    listed = string_list(stop)
+    if listed is not None:
+        return listed
+    raise InvalidRequest("'stop' must be a string or an array of strings", param="stop")
+
+
+def _parse_response_format(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    schema = value.get("json_schema") if isinstance(value, dict) else None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("type"), str)
+        or (schema is not None and not isinstance(schema, dict))
+    ):
+        raise InvalidRequest(
+            '\'response_format\' must be an object like {"type": "json_object"} '
+            "(json_schema, when given, an object)",
+            param="response_format",
+        )
+    return value
 
 
 def _opt_int(body: dict[str, Any], key: str) -> int | None:

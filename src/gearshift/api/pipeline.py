@@ -26,12 +26,22 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from gearshift.api.snapshot import Snapshot, build_snapshot, initial_snapshot
-from gearshift.chat import ChatRequest, ChatResponse, Dialect, StreamEnd, StreamEvent, Usage
+from gearshift.chat import (
+    ChatRequest,
+    ChatResponse,
+    Dialect,
+    FinishReason,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 from gearshift.config import ModelConfig, RouterConfig, Settings
 from gearshift.errors import (
     ConfigError,
     GearshiftError,
     InvalidRequest,
+    LedgerFull,
     NotFound,
     UpstreamError,
 )
@@ -43,6 +53,8 @@ from gearshift.routing.decision import Decision, RouterEngine
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from gearshift.cache import CachedAnswer, ResponseCache
 
 log = logging.getLogger("gearshift.gateway")
 
@@ -66,6 +78,24 @@ class Pricer(Protocol):
     def cost(self, model: ModelConfig | str, usage: Usage) -> Any: ...
 
 
+class AnswerObserver(Protocol):
+    """Sees finished answers after the client has them (the learning loop's sampler). ``wants``
+    runs when a stream opens, so only sampled streams collect their text; ``offer`` must return
+    at once (queue the work) and never raise into the request."""
+
+    def wants(self, served: Served) -> bool: ...
+
+    def offer(self, request: ChatRequest, answer: str, served: Served) -> None: ...
+
+
+class Lifecycle(Protocol):
+    """A background component started with the gateway and stopped before it closes."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass(slots=True)
 class RequestContext:
     """What the HTTP edge knows about a request besides its body."""
@@ -77,6 +107,7 @@ class RequestContext:
     tolerance: float | None = None  # x-gearshift-quality-tolerance
     ts: float = field(default_factory=time.time)  # wall clock at arrival
     started: float = field(default_factory=time.perf_counter)  # monotonic at arrival
+    cache_control: str = ""  # the client's Cache-Control header, lower-cased
 
 
 @dataclass(slots=True)
@@ -88,6 +119,7 @@ class Served:
     model: str = ""  # configured name of the model that answered
     upstream_model: str = ""
     config: ModelConfig | None = None  # that model's configuration, as of the request's start
+    cache: str | None = None  # "hit" | "miss" | "bypass" when the router has a cache
 
     @property
     def request_id(self) -> str:
@@ -119,6 +151,9 @@ class _Plan:
     served_by: tuple[DeploymentPool, Deployment] | None = None
     holding: bool = False
     last_error: UpstreamError | None = None  # of the latest failed attempt
+    cache: ResponseCache | None = None
+    cache_key: str | None = None  # store the answer under this key (None: do not)
+    hit: CachedAnswer | None = None
 
 
 class Gateway:
@@ -160,6 +195,11 @@ class Gateway:
     def pricer(self) -> Pricer | None:
         pricer: Pricer | None = self.snapshot.pricer
         return pricer
+        self.caches: dict[str, ResponseCache] = {}
+        self.answer_observer: AnswerObserver | None = None
+        self.components: list[Lifecycle] = []
+        # More Prometheus text for /metrics from components (the learning loop's counters).
+        self.metric_sources: list[Callable[[], str]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -175,6 +215,14 @@ class Gateway:
             # Load keys and seed budget counters now rather than on the first request.
             await start_policy()
         self.snapshot = self._build(self.settings)
+        if any(r.cache is not None for r in self.settings.routers):
+            from gearshift.cache import build_caches
+
+            # Response caches are built once: a reload keeps them (their settings need a
+            # restart).
+            self.caches = build_caches(self.settings)
+        for component in self.components:
+            await component.start()
 
     def _build(self, settings: Settings) -> Snapshot:
         pricer = self._given_pricer
@@ -211,12 +259,19 @@ class Gateway:
         return provider
 
     async def aclose(self) -> None:
+        for component in reversed(self.components):
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("stopping %r failed", component)
         for provider in self._providers.values():
             try:
                 await provider.aclose()
             except Exception:
                 log.exception("closing provider %s failed", provider.kind)
         self._providers.clear()
+        for cache in self.caches.values():
+            await cache.backend.aclose()
         await self.policy.aclose()
 
     def provider_for(self, model: ModelConfig) -> Provider:
@@ -229,6 +284,8 @@ class Gateway:
     ) -> tuple[ChatResponse, Served]:
         plan = await self._plan(request, ctx)
         record = plan.record
+        if plan.hit is not None:
+            return await self._answer_from_cache(plan, plan.hit, ctx)
         async with self._failure_recorded(plan, ctx):
             response, model = await self._call_with_fallbacks(
                 plan, lambda provider, model: provider.complete(request, model)
@@ -237,17 +294,38 @@ class Gateway:
         record.ttfb_ms = elapsed
         self._succeed(plan, model, response.usage, elapsed)
         await self._finish(plan)
-        return response, Served(record, plan.decision, model.name, model.upstream_model, model)
+        served = Served(record, plan.decision, model.name, model.upstream_model, model)
+        if plan.cache is not None:
+            served.cache = "miss" if plan.cache_key is not None else "bypass"
+            await self._store(
+                plan,
+                model,
+                response.text(),
+                response.finish_reason,
+                bool(response.tool_calls),
+                response.usage,
+            )
+        if self.answer_observer is not None:
+            self._offer_answer(request, response.text(), served)
+        return response, served
 
     async def open_stream(self, request: ChatRequest, ctx: RequestContext) -> GatewayStream:
         plan = await self._plan(request, ctx)
         plan.record.stream = True
+        if plan.hit is not None:
+            return self._stream_from_cache(plan, plan.hit, ctx)
         async with self._failure_recorded(plan, ctx):
             events, first, model = await self._open_with_fallbacks(plan, request)
         plan.record.ttfb_ms = _ms_since(ctx.started)
         served = Served(plan.record, plan.decision, model.name, model.upstream_model, model)
+        if plan.cache is not None:
+            served.cache = "miss" if plan.cache_key is not None else "bypass"
         plan.record.served_model = model.name
-        return GatewayStream(self, plan, ctx, served, events, first, model)
+        stream = GatewayStream(self, plan, ctx, served, events, first, model)
+        observer = self.answer_observer
+        if observer is not None and observer.wants(served):
+            stream.collect_for(request)
+        return stream
 
     async def embed(self, body: dict[str, Any], ctx: RequestContext) -> tuple[Any, Served]:
         """Embeddings, passed through to a configured OpenAI-compatible model (routers choose
@@ -316,6 +394,13 @@ class Gateway:
     # ---- planning --------------------------------------------------------------------------
 
     async def _plan(self, request: ChatRequest, ctx: RequestContext) -> _Plan:
+        admit = getattr(self.ledger, "admit", None)
+        if admit is not None and not admit():
+            # No row: the ledger cannot take one (that is the reason); counted by the writer.
+            raise LedgerFull(
+                "the gateway's ledger backlog is full (the database is slower than traffic); "
+                "retry shortly"
+            )
         record = _new_record(request, ctx, stream=request.stream)
         snap = self.snapshot
         router_cfg = snap.router_configs.get(request.model)
@@ -335,6 +420,9 @@ class Gateway:
             self._publish(record)
             raise
         plan = _Plan(record, admission, None, (), None, snap)
+        cache = self.caches.get(request.model) if self.caches else None
+        if cache is not None and await self._look_up(plan, cache, request, ctx):
+            return plan  # answered from the cache: no routing, no upstream call
         try:
             if router_cfg is not None:
                 self._route(plan, request, router_cfg, ctx)
@@ -384,6 +472,77 @@ class Gateway:
             f"model {name!r} is neither a router nor a model configured in this gateway; "
             f"routers: {', '.join(routers) or '(none)'}; models: {', '.join(models) or '(none)'}"
         )
+
+    # ---- response cache (cache/) -----------------------------------------------------------
+
+    async def _look_up(
+        self, plan: _Plan, cache: ResponseCache, request: ChatRequest, ctx: RequestContext
+    ) -> bool:
+        """Find the request's answer; otherwise note where to store it. True on a hit."""
+        plan.cache = cache
+        control = ctx.cache_control
+        key = cache.key(request, plan.record.key_id)
+        if key is None:
+            return False
+        if "no-store" not in control:
+            plan.cache_key = key
+        if "no-cache" in control:
+            return False
+        plan.hit = await cache.get(key)
+        return plan.hit is not None
+
+    def _record_hit(self, plan: _Plan, hit: CachedAnswer, ctx: RequestContext) -> Served:
+        """A hit's ledger row: served by the cache at $0, saving the most capable model's cost."""
+        record = plan.record
+        record.router = plan.cache.router if plan.cache is not None else None
+        record.chosen_model = record.served_model = hit.model
+        record.counterfactual_model = hit.counterfactual_model
+        record.counterfactual_cost_usd = hit.counterfactual_usd
+        record.price_source = "cache"
+        record.status = 200
+        record.outcome = "cache_hit"
+        record.latency_ms = record.ttfb_ms = _ms_since(ctx.started)
+        return Served(record, None, hit.model, hit.upstream_model, cache="hit")
+
+    async def _answer_from_cache(
+        self, plan: _Plan, hit: CachedAnswer, ctx: RequestContext
+    ) -> tuple[ChatResponse, Served]:
+        served = self._record_hit(plan, hit, ctx)
+        await self._finish(plan)
+        return hit.response(f"chatcmpl-{ctx.request_id}"), served
+
+    def _stream_from_cache(
+        self, plan: _Plan, hit: CachedAnswer, ctx: RequestContext
+    ) -> GatewayStream:
+        served = self._record_hit(plan, hit, ctx)
+        events: list[StreamEvent] = [TextDelta(hit.text), StreamEnd(hit.finish_reason, hit.usage)]
+        model = plan.snap.models.get(hit.model) or ModelConfig(name=hit.model)
+        return GatewayStream(self, plan, ctx, served, _replay(events[1:]), events[0], model)
+
+    async def _store(
+        self,
+        plan: _Plan,
+        model: ModelConfig,
+        text: str,
+        finish_reason: FinishReason,
+        tool_calls: bool,
+        usage: Usage,
+    ) -> None:
+        from gearshift.cache import CachedAnswer, storable
+
+        if plan.cache is None or plan.cache_key is None or not storable(finish_reason, tool_calls):
+            return
+        record = plan.record
+        answer = CachedAnswer(
+            model.name,
+            model.upstream_model,
+            text,
+            finish_reason,
+            usage,
+            record.counterfactual_model,
+            record.counterfactual_cost_usd,
+        )
+        await plan.cache.put(plan.cache_key, answer)
 
     # ---- calling upstream ------------------------------------------------------------------
 
@@ -500,6 +659,16 @@ class Gateway:
             log.exception("policy settle failed for request %s", plan.record.id)
         self._publish(plan.record)
 
+    def _offer_answer(self, request: ChatRequest, answer: str, served: Served) -> None:
+        observer = self.answer_observer
+        if observer is None:
+            return
+        try:
+            observer.offer(request, answer, served)
+        except Exception:
+            # Learning must never fail or change a client's answer.
+            log.exception("answer observer failed for request %s", served.request_id)
+
     def _publish(self, record: LedgerRecord) -> None:
         if self.ledger is not None:
             self.ledger.submit(record)
@@ -532,6 +701,17 @@ class GatewayStream:
         self._pending: StreamEvent | None = first
         self._model = model
         self._done = False
+        self._request: ChatRequest | None = None  # set when the answer observer wants the text
+        # The streamed text is kept for the answer observer and for a cache miss to store; a
+        # streamed tool call makes the answer unstorable.
+        self._collect = plan.cache_key is not None
+        self._texts: list[str] = []
+        self._tool_calls = False
+
+    def collect_for(self, request: ChatRequest) -> None:
+        """Keep the streamed text, to offer it to the gateway's answer observer at the end."""
+        self._request = request
+        self._collect = True
 
     def __aiter__(self) -> GatewayStream:
         return self
@@ -563,8 +743,28 @@ class GatewayStream:
         if isinstance(event, StreamEnd):
             self._done = True
             g = self.gateway
+            if self._plan.hit is not None:  # replayed from the cache: recorded as a hit
+                await g._finish(self._plan)
+                return event
             g._succeed(self._plan, self._model, event.usage, _ms_since(self._ctx.started))
             await g._finish(self._plan)
+            if self._collect:
+                text = "".join(self._texts)
+                if self._request is not None:
+                    g._offer_answer(self._request, text, self.served)
+                await g._store(
+                    self._plan,
+                    self._model,
+                    text,
+                    event.finish_reason,
+                    self._tool_calls,
+                    event.usage,
+                )
+        elif self._collect:
+            if isinstance(event, TextDelta):
+                self._texts.append(event.text)
+            else:
+                self._tool_calls = True
         return event
 
     async def _end_failed(self, exc: UpstreamError) -> None:
@@ -669,6 +869,11 @@ def _exhausted(plan: _Plan, last: UpstreamError | None) -> GearshiftError:
         last.message = f"every candidate model failed (tried {tried}); last error: {last.message}"
         last.args = (last.message,)
     return last
+
+
+async def _replay(events: list[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    for event in events:
+        yield event
 
 
 async def _close_quietly(events: AsyncIterator[StreamEvent]) -> None:

@@ -35,6 +35,8 @@ class AuditOptions:
     batch_size: int = 4096
     progress: bool = False
     workers: int = 0  # predictor processes; 0 = one per CPU core, 1 = in this process
+    verify: int = 0  # replay and judge this many moved prompts (needs config)
+    judge: str | None = None  # the judge for verify (default: the router's learning.judge)
 
 
 def _entries(sources: list[str], stats: ReadStats) -> Iterator[LogEntry]:
@@ -115,7 +117,20 @@ def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, 
         auditor.close()
         if progress:
             progress[0]()
-    return build_report(auditor, stats, sources)
+    report = build_report(auditor, stats, sources)
+    if options.verify and options.config:
+        from gearshift.audit.verify import verify
+
+        report["verification"] = verify(
+            _entries(sources, ReadStats()),
+            candidates.settings,
+            candidates.router,
+            options.verify,
+            judge=options.judge,
+            default_model=options.model,
+            moved_pct=report.get("moved_pct"),
+        )
+    return report
 
 
 def _default_workers(sources: list[str]) -> int:

@@ -79,6 +79,12 @@ def render_text(report: dict[str, Any], out: IO[str], *, width: int | None = Non
     q = report["quality"]
     if q["retained_pct"] is not None:
         summary.add_row("predicted quality retained", f"{q['retained_pct']:.1f}%")
+    verified = report.get("verification")
+    if verified and verified.get("measured_retained_pct") is not None:
+        summary.add_row(
+            f"measured quality retained ({verified['graded']} judged, ${verified['cost_usd']:.4f})",
+            f"{verified['measured_retained_pct']:.1f}%",
+        )
     summary.add_row("requests moved to another model", f"{report['moved_pct']:.1f}%")
     p(summary)
     p()

@@ -41,6 +41,18 @@ def _parser() -> argparse.ArgumentParser:
         help="processes predicting in parallel (default: one per CPU core for logs over 32 MB, "
         "else 1: no extra process)",
     )
+    p.add_argument(
+        "--verify",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replay N moved prompts on the logged and the routed model and have a judge grade "
+        "both: measured quality retained beside the predicted one (calls real models; needs "
+        "--config; the worst-case cost is printed first)",
+    )
+    p.add_argument(
+        "--judge", help="judge model for --verify (default: the router's learning.judge)"
+    )
     p.add_argument("--batch-size", type=int, default=4096, help=argparse.SUPPRESS)
     return p
 
@@ -65,6 +77,10 @@ def run(argv: Sequence[str]) -> int:
         raise InvalidRequest(f"--tolerance must be between 0 and 1, got {args.tolerance}")
     if args.format == "html" and not args.out:
         raise InvalidRequest("--format html writes a file: give it with --out report.html")
+    if args.verify and not args.config:
+        raise InvalidRequest("--verify calls real models: give their configuration with --config")
+    if args.verify < 0:
+        raise InvalidRequest("--verify takes a number of prompts (0 or more)")
     if args.router and not args.config:
         raise InvalidRequest("--router names a router in --config FILE; give --config too")
 
@@ -78,6 +94,8 @@ def run(argv: Sequence[str]) -> int:
         batch_size=max(args.batch_size, 1),
         workers=max(args.workers, 0),
         progress=args.progress or sys.stderr.isatty(),
+        verify=args.verify,
+        judge=args.judge,
     )
     tolerances = _tolerances(args.tolerances)
     if tolerances is not None:

@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Sequence[str]) -> int:
+    if any(a == "--candidate" or a.startswith("--candidate=") for a in argv):
+        from gearshift.cli import learn_eval
+
+        return learn_eval.run(argv)
     args = _parser().parse_args(list(argv))
     from gearshift.errors import InvalidRequest
     from gearshift.routing.evaluate import (

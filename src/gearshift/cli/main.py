@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 # command -> (module under gearshift.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init", "write an annotated gearshift.yaml for the providers in the environment"),
     "serve": ("serve", "run the gateway (OpenAI, Anthropic and Bedrock dialects)"),
     "route": ("route", "explain the routing decision for one prompt"),
     "score": ("score", "write predicted difficulty and per-model quality for a JSONL file"),
@@ -19,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "what routing would have saved on an existing prompt log"),
     "report": ("report", "spend, savings and routing mix from the ledger"),
     "keys": ("keys", "create, list, revoke and rotate virtual keys"),
+    "promote": ("promote", "make every gateway serve a candidate router, or roll back"),
+    "learn": ("learn", "one turn of the learning loop: train, evaluate, maybe promote"),
     "reload": ("reload", "make a running gateway re-read its configuration (as SIGHUP does)"),
 }
 

@@ -91,7 +91,11 @@ def run(argv: Sequence[str]) -> int:
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        from gearshift.analytics.feedback import feedback_summary
+
+        feedback = feedback_summary(db, since, until)
     report = queries.build_report(cells, args.by, settings, filters)
+    report["feedback"] = feedback
     if args.format == "json":
         sys.stdout.write(render.to_json(report) + "\n")
     elif args.format == "csv":

@@ -73,7 +73,7 @@ def render(decision: object) -> str:
     d = decision
     lines = [
         f"router      {d.router}",
-        f"prompt      kind {d.kind}, difficulty {d.difficulty:.2f} "
+        f"prompt      kind {d.kind} ({d.kind_confidence:.2f}), difficulty {d.difficulty:.2f} "
         "(probability a strong model is needed)",
         f"rule        {d.reason}",
         "",

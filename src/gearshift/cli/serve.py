@@ -1,4 +1,7 @@
-"""``gearshift serve --config FILE [--host 127.0.0.1] [--port 8080] [--workers N]``.
+"""``gearshift serve [--config FILE] [--host 127.0.0.1] [--port 8080] [--workers N]``.
+
+Without ``--config`` it serves default routers for the providers whose credentials are in the
+environment (``gearshift.quickstart``), with a SQLite ledger in the working directory.
 
 Runs the gateway under uvicorn (uvloop + httptools). Configuration problems, a missing upstream
 API key among them, stop it before it binds a port, with a message naming what to fix. SIGTERM
@@ -11,10 +14,16 @@ signal to every worker.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import logging
 import os
-from collections.abc import Sequence
-from typing import Any
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gearshift.config import Settings
 
 CONFIG_ENV = "GEARSHIFT_CONFIG"
 
@@ -24,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gearshift serve",
         description="Run the gateway: OpenAI, Anthropic and Bedrock APIs with per-prompt routing.",
     )
-    parser.add_argument("--config", required=True, help="YAML configuration file")
+    parser.add_argument(
+        "--config",
+        help="YAML configuration file (default: routers for the providers found in the "
+        "environment, e.g. openai-auto when OPENAI_API_KEY is set)",
+    )
     parser.add_argument(
         "--host", default=None, help="address to bind (default: server.host, 127.0.0.1)"
     )
@@ -48,7 +61,13 @@ def run(argv: Sequence[str]) -> int:
     from gearshift.api.pipeline import Gateway
     from gearshift.config import load_settings
 
-    settings = load_settings(args.config)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.config is not None:
+        settings = load_settings(args.config)
+    else:
+        settings = _settings_from_environment()
     # Fail here, before binding, with the model and variable named (lifespan would say it too,
     # but buried in a server log).
     Gateway(settings).check_environment()
@@ -60,9 +79,6 @@ def run(argv: Sequence[str]) -> int:
         from gearshift.errors import ConfigError
 
         raise ConfigError("--workers must be at least 1")
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     import uvicorn
 
     options: dict[str, Any] = {
@@ -76,33 +92,47 @@ def run(argv: Sequence[str]) -> int:
         "timeout_graceful_shutdown": server.shutdown_grace_s,
         "server_header": False,
     }
-    config_path = os.path.abspath(args.config)
-    from gearshift.api.live_config import runtime_path
+    # Without a file (settings from the environment) there is nothing to re-read: no reload.
+    config_path = os.path.abspath(args.config) if args.config is not None else None
+    pid_file = None
+    if config_path is not None:
+        from gearshift.api.live_config import runtime_path
 
-    pid_file = runtime_path(config_path, ".pid")
-    pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        pid_file = runtime_path(config_path, ".pid")
+        pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
     try:
         if workers == 1:
             from gearshift.api.app import create_app
 
             uvicorn.run(create_app(settings, config_path=config_path), **options)
             return 0
-        # Several processes: each builds its own app from the same file (uvicorn needs a
-        # factory); our supervisor turns SIGHUP into a validated reload of every worker.
-        os.environ[CONFIG_ENV] = config_path
-        _run_workers(config_path, workers, options)
+        # Several processes: each builds its own app from the same file, or the same
+        # environment (uvicorn needs a factory); our supervisor turns SIGHUP into a validated
+        # reload of every worker.
+        if config_path is None:
+            os.environ.pop(CONFIG_ENV, None)
+        else:
+            os.environ[CONFIG_ENV] = config_path
+        with shared_metrics_dir():
+            _run_workers(config_path, workers, options)
         return 0
     finally:
-        pid_file.unlink(missing_ok=True)
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
 
 
-def _run_workers(config_path: str, workers: int, options: dict[str, Any]) -> None:
+def _run_workers(config_path: str | None, workers: int, options: dict[str, Any]) -> None:
     """``uvicorn.run(..., workers=N)``, with a supervisor that reloads instead of restarting."""
     import uvicorn
     from uvicorn.supervisors.multiprocess import Multiprocess
 
     class ReloadingSupervisor(Multiprocess):
         def handle_hup(self) -> None:
+            if config_path is None:
+                logging.getLogger("gearshift.reload").warning(
+                    "SIGHUP ignored: started without --config, there is no file to re-read"
+                )
+                return
             forward_reload(config_path, [p.pid for p in self.processes if p.pid is not None])
 
     config = uvicorn.Config(
@@ -136,10 +166,50 @@ def forward_reload(config_path: str, worker_pids: list[int]) -> None:
     write_verdict(runtime_path(config_path, ".reload.json"), verdict)
 
 
+def _settings_from_environment() -> Settings:
+    from gearshift.quickstart import default_settings, startup_lines
+
+    settings, found = default_settings()
+    log = logging.getLogger("gearshift.serve")
+    for line in startup_lines(settings, found):
+        log.info("%s", line)
+    if os.path.exists("gearshift.yaml"):
+        log.info("./gearshift.yaml exists but is not read: pass --config gearshift.yaml to use it")
+    return settings
+
+
+@contextlib.contextmanager
+def shared_metrics_dir() -> Iterator[str]:
+    """Where the workers' metric files go (analytics/metrics_shared.py): the operator's
+    ``PROMETHEUS_MULTIPROC_DIR``, emptied of a previous run's files as prometheus_client asks,
+    or a private temporary folder removed afterwards. Set before the workers start, so each
+    inherits it."""
+    from gearshift.analytics.metrics_shared import MULTIPROC_ENV
+
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for stale in glob.glob(os.path.join(given, "*.db")):
+            os.remove(stale)
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="gearshift-metrics-") as folder:
+        os.environ[MULTIPROC_ENV] = folder
+        try:
+            yield folder
+        finally:
+            del os.environ[MULTIPROC_ENV]
+
+
 def app_from_env() -> Any:
-    """The app for one worker process, from the file named in ``GEARSHIFT_CONFIG``."""
+    """The app for one worker process, from the file named in ``GEARSHIFT_CONFIG`` (or, without
+    one, from the providers in the environment)."""
     from gearshift.api.app import create_app
     from gearshift.config import load_settings
 
-    path = os.environ[CONFIG_ENV]
+    path = os.environ.get(CONFIG_ENV)
+    if path is None:
+        from gearshift.quickstart import default_settings
+
+        return create_app(default_settings()[0])
     return create_app(load_settings(path), config_path=path)

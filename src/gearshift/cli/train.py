@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Sequence[str]) -> int:
+    if "--from-ledger" in argv:
+        from gearshift.cli import learn_train
+
+        return learn_train.run(argv)
     args = _parser().parse_args(list(argv))
     from gearshift.errors import InvalidRequest
     from gearshift.routing.formats import read_labelled

@@ -195,8 +195,42 @@ CREATE TABLE IF NOT EXISTS analytics_rollup_state (
 """,
 )
 
-M006_REQUEST_DEPLOYMENT = Migration(
-    name="m006_request_deployment",
+M006_LEARNING = Migration(
+    name="m006_learning",
+    # The learning loop (gearshift.learning): judged traffic samples in the labelled format of
+    # DESIGN.md (prompts only for sampled requests of routers with learning on; deleted after the
+    # router's retention_days), and every router promotion / rollback with its evaluation.
+    sqlite="""
+CREATE TABLE IF NOT EXISTS labels (
+    id TEXT PRIMARY KEY, ts REAL NOT NULL, router TEXT, kind TEXT,
+    messages TEXT NOT NULL, scores TEXT NOT NULL, costs TEXT NOT NULL DEFAULT '{}',
+    source TEXT NOT NULL, judge TEXT,
+    judge_cost_usd REAL NOT NULL DEFAULT 0, reference_cost_usd REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS labels_router_ts ON labels (router, ts);
+CREATE TABLE IF NOT EXISTS router_promotions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, router TEXT NOT NULL, ts REAL NOT NULL,
+    action TEXT NOT NULL, candidate TEXT, evaluation TEXT NOT NULL DEFAULT '{}', note TEXT
+);
+""",
+    postgres="""
+CREATE TABLE IF NOT EXISTS labels (
+    id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, router TEXT, kind TEXT,
+    messages TEXT NOT NULL, scores TEXT NOT NULL, costs TEXT NOT NULL DEFAULT '{}',
+    source TEXT NOT NULL, judge TEXT,
+    judge_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+    reference_cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS labels_router_ts ON labels (router, ts);
+CREATE TABLE IF NOT EXISTS router_promotions (
+    id BIGSERIAL PRIMARY KEY, router TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+    action TEXT NOT NULL, candidate TEXT, evaluation TEXT NOT NULL DEFAULT '{}', note TEXT
+);
+""",
+)
+
+M007_REQUEST_DEPLOYMENT = Migration(
+    name="m007_request_deployment",
     # Which deployment of the served model answered (models may list several ``deployments``;
     # "default" for a model that lists none). NULL on rows written before this step.
     sql="ALTER TABLE requests ADD COLUMN deployment TEXT;",
@@ -209,5 +243,6 @@ MIGRATIONS: list[Migration] = [
     M003_FEEDBACK,
     M004_KEYS,
     M005_ANALYTICS_ROLLUP,
-    M006_REQUEST_DEPLOYMENT,
+    M006_LEARNING,
+    M007_REQUEST_DEPLOYMENT,
 ]

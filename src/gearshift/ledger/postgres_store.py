@@ -56,6 +56,8 @@ STAGING_SQL = (
 )
 COPY_REQUESTS_SQL = f"COPY ledger_incoming ({', '.join(COLUMNS)}) FROM STDIN"
 COPY_TAGS_SQL = "COPY ledger_incoming_tags (request_id, key, value, ts) FROM STDIN"
+COPY_DIRECT_REQUESTS_SQL = f"COPY requests ({', '.join(COLUMNS)}) FROM STDIN"
+COPY_DIRECT_TAGS_SQL = "COPY request_tags (request_id, key, value, ts) FROM STDIN"
 MERGE_REQUESTS_SQL = (
     f"INSERT INTO requests ({', '.join(COLUMNS)}) "
     f"SELECT {', '.join(COLUMNS)} FROM ledger_incoming ON CONFLICT (id) DO NOTHING"
@@ -117,6 +119,8 @@ class PostgresStore(LedgerStore):
         rows = [record_to_row(r, money_as_text=False) for r in records]
         tags = [(r.id, k, str(v), r.ts) for r in records for k, v in r.tags.items()]
         with self._write_lock:
+            if self._closed:  # not bad data: the rows stay in the spool for the next start
+                raise LedgerUnavailable(f"PostgreSQL ledger {self.url} is closed")
             conn = self._writer_conn()
             try:
                 if self._staged is not conn:  # temp tables live as long as their connection
@@ -124,11 +128,29 @@ class PostgresStore(LedgerStore):
                         conn.execute(statement)  # autocommit: they outlive any rollback
                     self._staged = conn
                 with conn.transaction(), conn.cursor() as cur:
-                    added = self._copy_in(cur, rows, tags)
+                    try:
+                        with conn.transaction():  # a savepoint: a conflict undoes only this
+                            added = self._copy_direct(cur, rows, tags)
+                    except self._psycopg.errors.UniqueViolation:
+                        # A replayed or retried row: merge idempotently through staging.
+                        added = self._copy_in(cur, rows, tags)
             except (self._psycopg.OperationalError, self._psycopg.InterfaceError) as exc:
                 self._drop(conn)
                 raise LedgerUnavailable(f"PostgreSQL ledger {self.url}: {exc}") from exc
         return max(added, 0)
+
+    @staticmethod
+    def _copy_direct(cur: Any, rows: list[tuple[Any, ...]], tags: list[tuple[Any, ...]]) -> int:
+        """COPY straight into the tables: the common case (fresh ids), about twice as fast as
+        the staging merge, which a duplicate id falls back to."""
+        with cur.copy(COPY_DIRECT_REQUESTS_SQL) as copy:
+            for row in rows:
+                copy.write_row(row)
+        if tags:
+            with cur.copy(COPY_DIRECT_TAGS_SQL) as copy:
+                for tag in tags:
+                    copy.write_row(tag)
+        return len(rows)
 
     @staticmethod
     def _copy_in(cur: Any, rows: list[tuple[Any, ...]], tags: list[tuple[Any, ...]]) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-Outcome = Literal["ok", "error", "client_disconnect", "rejected"]
+Outcome = Literal["ok", "error", "client_disconnect", "rejected", "cache_hit"]
 
 
 @dataclass(slots=True)

@@ -1,22 +1,38 @@
-"""Append-only JSONL spool: where ledger rows wait while the database is unreachable.
+"""The ledger's write-ahead spool: every row is on disk before its response is sent.
 
-One JSON record per line. Appends and replays take an exclusive ``flock`` on the file, so several
-gateway processes sharing a ledger (and so a spool) never interleave or replay each other's rows
-twice. Replay inserts with the store's idempotent insert, then truncates: a crash halfway through
-replays the same rows again next time, and ``ON CONFLICT DO NOTHING`` makes that harmless. A line
-that cannot be parsed (say, a torn last line after a power cut) is moved to ``<spool>.rejected``
-with a log line, never silently dropped.
+``Spool.journal(record)`` copies the record's JSON line into this process's *active segment*, a
+file mapped into memory (``MAP_SHARED``): the bytes are in the OS page cache when it returns, and
+the page cache survives a ``kill -9`` of the gateway (a power cut is covered by an ``msync`` every
+``fsync_interval_s``). A copy into a mapping is a ``memcpy``, not a system call: it costs the
+request path about a microsecond and, unlike ``write()``, never hands the GIL to the writer
+thread in the middle of a request. A segment is created at ``SEGMENT_BYTES`` (sparse; only pages
+written take space), and a new one is started when it fills.
+The database writer rotates the active segment (``seal``) and deletes a sealed segment once every
+row in it is committed, so in steady state the spool holds about one flush interval of rows.
+
+Segments live in ``<spool>.d/``, named ``<owner>-<seq>.jsonl``; the owning process holds an
+exclusive ``flock`` on each while it may still write or drain it. A segment nobody holds (its
+process was killed) is an *orphan*: ``recover`` replays it with the store's idempotent insert
+(``ON CONFLICT (id) DO NOTHING``, so rows already committed are skipped) and deletes it. Several
+gateway processes may share one spool directory: each only ever touches its own segments and
+orphans it managed to lock. A line that cannot be parsed (a torn last line after a power cut) is
+moved to ``<spool>.rejected`` with a log line, never silently dropped; the unwritten (zero) tail
+of a segment whose process died is skipped. The single-file spool of earlier versions
+(``<spool>`` itself) is replayed the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import itertools
 import logging
+import mmap
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import orjson
 
@@ -25,86 +41,314 @@ from gearshift.ledger.record import LedgerRecord
 
 log = logging.getLogger("gearshift.ledger")
 
+Insert = Callable[[list[LedgerRecord]], int]
+
+SEGMENT_BYTES = 8 * 1024 * 1024  # ~10,000 rows; the writer seals far sooner while it keeps up
+
+
+@dataclass(slots=True)
+class Segment:
+    """One spool file of this process. ``spill_from`` is the byte offset from which its rows
+    are on disk only (the in-memory queue was full); ``None`` while every row is also queued."""
+
+    path: Path
+    fd: int
+    map: mmap.mmap
+    size: int = 0
+    rows: int = 0
+    spill_from: int | None = None
+    spill_rows: int = 0
+
 
 class Spool:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, *, fsync_interval_s: float = 1.0) -> None:
+        self.path = path  # the single-file spool of earlier versions, replayed if present
         self.rejected_path = path.with_name(path.name + ".rejected")
+        self.directory = path.with_name(path.name.removesuffix(".jsonl") + ".d")
+        self.fsync_interval_s = fsync_interval_s
+        self._owner = f"{os.getpid()}x{os.urandom(3).hex()}"
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self._active: Segment | None = None
+        self._spare: Segment | None = None  # made ready by the writer thread, off the request path
+        self.on_roll: Callable[[Segment], None] | None = None  # a full segment was sealed
+        self._unconfirmed_rows = 0  # rows in our segments not yet deleted (committed)
+        self.disk_bytes = 0  # bytes in this process's live segments plus orphans found
+        self.spilled = 0  # rows written to disk only, because the memory queue was full
 
-    @contextmanager
-    def _locked(self) -> Iterator[BinaryIO]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield handle
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    # ---- request path (the event loop) ----------------------------------------------------
 
-    def append(self, records: Sequence[LedgerRecord]) -> None:
-        if not records:
-            return
-        data = b"".join(record_to_json_line(r) for r in records)
-        with self._locked() as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    def journal(self, record: LedgerRecord, *, spill: bool) -> bool:
+        """Append one record to the active segment; with ``spill`` (the queue is full) it lives
+        on disk only until the writer reads it back. Returns True when the caller must also
+        queue it in memory (the segment is not spilling)."""
+        line = record_to_json_line(record)
+        size = len(line)
+        with self._lock:
+            segment = self._active
+            if segment is None or segment.size + size > len(segment.map):
+                segment = self._roll(segment, size)
+            end = segment.size + size
+            segment.map[segment.size : end] = line
+            if spill and segment.spill_from is None:
+                segment.spill_from = segment.size
+            segment.size = end
+            segment.rows += 1
+            self._unconfirmed_rows += 1
+            self.disk_bytes += size
+            if segment.spill_from is None:
+                return True
+            segment.spill_rows += 1
+            self.spilled += 1
+            return False
+
+    # ---- the writer thread ----------------------------------------------------------------
+
+    def seal(self, then: Callable[[Segment], None]) -> Segment | None:
+        """Rotate: the active segment (if it holds rows) stops taking appends; ``then`` runs
+        under the append lock, so the caller can queue a marker behind its last queued row."""
+        self.prepare()
+        with self._lock:
+            old = self._active
+            if old is None or old.rows == 0:
+                return None
+            self._active, self._spare = self._spare, None
+            then(old)
+        return old
+
+    def prepare(self) -> None:
+        """Have the next segment ready, so the request path never creates one in a hurry."""
+        if self._spare is None:
+            self._spare = self._new_segment(SEGMENT_BYTES)
+
+    def drain_spilled(self, segment: Segment, insert: Insert, batch_size: int) -> int:
+        """Insert the rows of a sealed segment that were never queued in memory; returns how
+        many. Whatever ``insert`` raises propagates with the segment intact."""
+        if segment.spill_from is None:
+            return 0
+        records = self._read(segment.fd, segment.path, segment.spill_from, segment.size)
+        for start in range(0, len(records), batch_size):
+            insert(records[start : start + batch_size])
+        return len(records)
+
+    def delete(self, segment: Segment) -> None:
+        """Every row of a sealed segment is committed: remove it (then release its lock)."""
+        with contextlib.suppress(FileNotFoundError):
+            segment.path.unlink()
+        segment.map.close()
+        os.close(segment.fd)
+        with self._lock:
+            self.disk_bytes -= segment.size
+            self._unconfirmed_rows -= segment.rows
+
+    def fsync(self) -> None:
+        segment = self._active
+        if segment is not None and segment.rows:
+            with contextlib.suppress(OSError, ValueError):  # ValueError: sealed meanwhile
+                segment.map.flush()
+
+    def close(self) -> None:
+        """Stop appending: an empty active segment is removed, one with rows stays for the next
+        process to replay (its lock goes with the file descriptor)."""
+        with self._lock:
+            segment, self._active = self._active, None
+            spare, self._spare = self._spare, None
+        for unused in (spare, segment):
+            if unused is not None and unused.rows == 0:
+                self._discard(unused)
+        if segment is not None and segment.rows:
+            self.close_sealed(segment)
+
+    def close_sealed(self, segment: Segment) -> None:
+        """Leave a segment on disk for the next start (the database is still down): synced,
+        and cut to the bytes written."""
+        with contextlib.suppress(OSError):
+            segment.map.flush()
+        segment.map.close()
+        with contextlib.suppress(OSError):
+            os.ftruncate(segment.fd, segment.size)
+            os.fsync(segment.fd)
+        os.close(segment.fd)
+
+    # ---- recovery -------------------------------------------------------------------------
+
+    def orphans(self) -> list[Path]:
+        """Segments of processes that are gone, plus the old single-file spool, oldest first."""
+        found = [self.path] if self.pending_legacy() else []
+        with contextlib.suppress(FileNotFoundError):
+            found += sorted(self.directory.glob("*.jsonl"), key=_mtime)
+        return found
+
+    def recover(self, insert: Insert, *, batch_size: int = 500) -> int:
+        """Replay and delete every orphan this process can lock; returns rows replayed.
+        Whatever ``insert`` raises (the database is down again) propagates; the orphan stays."""
+        replayed = 0
+        for path in self.orphans():
+            with self._claimed(path) as fd:
+                if fd is None:
+                    continue  # a live process owns it (or another one is replaying it)
+                records = self._read(fd, path, 0, None)
+                for start in range(0, len(records), batch_size):
+                    insert(records[start : start + batch_size])
+                size = os.fstat(fd).st_size
+                if path == self.path:
+                    os.ftruncate(fd, 0)  # the legacy spool stays, empty, like before
+                else:
+                    path.unlink()
+                replayed += len(records)
+                with self._lock:
+                    self.disk_bytes = max(0, self.disk_bytes - size)
+        return replayed
+
+    # ---- inspection and the legacy single-file API ----------------------------------------
 
     def pending(self) -> bool:
+        """True while any row on disk may not be in the database yet."""
+        if self.pending_legacy() or self._unconfirmed_rows > 0:
+            return True
+        mine = f"{self._owner}-"
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.directory.glob("*.jsonl"):
+                if not path.name.startswith(mine) and _has_rows(path):
+                    return True
+        return False
+
+    def pending_legacy(self) -> bool:
         try:
             return self.path.stat().st_size > 0
         except FileNotFoundError:
             return False
 
     def count(self) -> int:
-        if not self.pending():
-            return 0
-        with open(self.path, "rb") as handle:
-            return sum(1 for line in handle if line.strip())
+        """Rows on disk (in every segment and the legacy file) not yet confirmed written."""
+        total = 0
+        files = [self.path]
+        if self.directory.exists():
+            files += self.directory.glob("*.jsonl")
+        for file in files:
+            with contextlib.suppress(FileNotFoundError), open(file, "rb") as handle:
+                total += sum(1 for line in handle if line.strip(b"\0 \r\n"))
+        return total
 
-    def replay(self, insert: Callable[[list[LedgerRecord]], int], *, batch_size: int = 500) -> int:
-        """Insert every spooled record, then empty the spool; returns how many were replayed.
+    def append(self, records: Sequence[LedgerRecord]) -> None:
+        """Write records to a segment of their own, synced, for the next start to replay (a
+        late submission after close() whose database write failed)."""
+        if not records:
+            return
+        data = b"".join(record_to_json_line(r) for r in records)
+        segment = self._new_segment(len(data))
+        segment.map[: len(data)] = data
+        segment.size = len(data)
+        self.close_sealed(segment)
 
-        Whatever ``insert`` raises (the database is down again) propagates with the spool intact.
-        """
-        with self._locked() as handle:
-            handle.seek(0)
-            lines = handle.read().splitlines()
-            records: list[LedgerRecord] = []
-            rejected: list[bytes] = []
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(record_from_json(orjson.loads(line)))
-                except (orjson.JSONDecodeError, TypeError, ValueError, ArithmeticError) as exc:
-                    log.error("ledger spool %s line %d is unreadable (%s)", self.path, number, exc)
-                    rejected.append(line)
-            for start in range(0, len(records), batch_size):
-                insert(records[start : start + batch_size])
-            if rejected:
-                with open(self.rejected_path, "ab") as out:
-                    out.write(b"\n".join(rejected) + b"\n")
-                log.error(
-                    "ledger spool: %d unreadable line(s) kept in %s",
-                    len(rejected),
-                    self.rejected_path,
-                )
-            handle.seek(0)
-            handle.truncate()
-            handle.flush()
-            os.fsync(handle.fileno())
-        return len(records)
+    def replay(self, insert: Insert, *, batch_size: int = 500) -> int:
+        """Replay every orphan segment (and the legacy file); kept for callers of old."""
+        return self.recover(insert, batch_size=batch_size)
 
     def reject(self, records: Sequence[LedgerRecord], reason: str) -> None:
         """Keep records the database refused as data (not as an outage) for a person to inspect."""
-        self.rejected_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.rejected_path, "ab") as out:
-            out.write(b"".join(record_to_json_line(r) for r in records))
+        self._keep_aside([record_to_json_line(r) for r in records])
         log.error(
             "ledger: %d record(s) refused by the database (%s); kept in %s",
             len(records),
             reason,
             self.rejected_path,
         )
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _roll(self, full: Segment | None, need: int) -> Segment:
+        """Start a new active segment (under the append lock): the first one, or because
+        ``full`` has no room for ``need`` more bytes; ``full`` is handed to ``on_roll``."""
+        spare, self._spare = self._spare, None
+        if spare is None or need > len(spare.map):
+            if spare is not None:
+                self._discard(spare)
+            spare = self._new_segment(max(SEGMENT_BYTES, need))
+        self._active = spare
+        if full is not None:
+            if self.on_roll is None:
+                raise RuntimeError("a full spool segment and no writer to seal it")
+            self.on_roll(full)
+        return spare
+
+    def _new_segment(self, capacity: int) -> Segment:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{self._owner}-{next(self._seq):08d}.jsonl"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # ours alone: no recovery may take it while we live
+        os.ftruncate(fd, capacity)  # sparse: only the pages written take space
+        return Segment(path, fd, mmap.mmap(fd, capacity))
+
+    @staticmethod
+    def _discard(segment: Segment) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            segment.path.unlink()
+        segment.map.close()
+        os.close(segment.fd)
+
+    @contextlib.contextmanager
+    def _claimed(self, path: Path) -> Iterator[int | None]:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None
+                return
+            if os.fstat(fd).st_nlink == 0:  # replayed and deleted while we waited
+                yield None
+                return
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _read(self, fd: int, path: Path, offset: int, end: int | None) -> list[LedgerRecord]:
+        """Records in bytes ``offset..end`` (to the end of the file when None: an orphan,
+        whose zero tail, never written, is skipped)."""
+        if end is None:
+            end = os.fstat(fd).st_size
+        data = os.pread(fd, max(0, end - offset), offset) if end > offset else b""
+        records: list[LedgerRecord] = []
+        rejected: list[bytes] = []
+        for number, raw in enumerate(data.splitlines(), 1):
+            line = raw.strip(b"\0 \r")  # NULs: pages never written (a crash, a power cut)
+            if not line:
+                continue
+            try:
+                records.append(record_from_json(orjson.loads(line)))
+            except (orjson.JSONDecodeError, TypeError, ValueError, ArithmeticError) as exc:
+                log.error("ledger spool %s line %d is unreadable (%s)", path, number, exc)
+                rejected.append(line + b"\n")
+        if rejected:
+            self._keep_aside(rejected)
+            log.error(
+                "ledger spool: %d unreadable line(s) kept in %s", len(rejected), self.rejected_path
+            )
+        return records
+
+    def _keep_aside(self, lines: list[bytes]) -> None:
+        self.rejected_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.rejected_path, "ab") as out:
+            out.write(b"".join(lines))
+
+
+def _has_rows(path: Path) -> bool:
+    """A segment's first byte: ``{`` once a row is in it; NUL (or nothing) while it is a
+    process's empty, pre-sized next segment."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(1) not in (b"", b"\0")
+    except FileNotFoundError:
+        return False
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

@@ -158,6 +158,8 @@ class SQLiteStore(LedgerStore):
         rows = [record_to_row(r, money_as_text=True) for r in records]
         tags = [(r.id, k, str(v), r.ts) for r in records for k, v in r.tags.items()]
         with self._write_lock:
+            if self._closed:  # not bad data: the rows stay in the spool for the next start
+                raise LedgerUnavailable(f"SQLite ledger {self._path} is closed")
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")

@@ -1,11 +1,19 @@
-"""``LedgerWriter``: ledger writes off the request path, batched, idempotent, never lost.
+"""``LedgerWriter``: ledger writes off the request path, durable before the response, bounded.
 
-``submit(record)`` appends to a deque (well under a microsecond, no lock, no I/O). A background
-thread drains it every ``flush_interval_s`` or as soon as ``batch_size`` rows wait, and inserts
-each batch in one transaction (``INSERT ... ON CONFLICT (id) DO NOTHING``, so a retried or
-replayed row never duplicates). When the database is down, batches go to the JSONL spool and
-the thread retries every ``retry_interval_s``; when the database answers again, the spool is
-replayed first. ``close()`` writes (or spools) everything submitted before it returns.
+``submit(record)`` copies the record's JSON line into the memory-mapped write-ahead spool (so
+the row survives a ``kill -9`` from that moment: see ``spool.py``) and, while the in-memory
+queue holds fewer than ``queue_max_rows``, queues the record itself too. A background thread
+drains the queue every ``flush_interval_s`` or as soon as ``batch_size`` rows wait, inserting each
+batch in one transaction (``INSERT ... ON CONFLICT (id) DO NOTHING``: a retried or replayed row
+never duplicates), then deletes the spool segments whose rows are all committed.
+
+When the queue is full (the database is slower than traffic, or down), rows stay on disk only and
+the thread reads them back once it has caught up, so memory stays bounded whatever the backlog;
+the disk backlog is bounded by ``spool_max_bytes``, past which ``admit()`` is False and the
+gateway refuses new requests with a 503 (counted in ``stats.refused``). When the database is down
+the thread retries every ``retry_interval_s``; at start it replays segments a crashed process left.
+``close()`` writes everything submitted before it returns, or leaves it in the spool for the next
+start when the database is still down.
 """
 
 from __future__ import annotations
@@ -15,25 +23,34 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gearshift.ledger.record import LedgerRecord
-from gearshift.ledger.spool import Spool
+from gearshift.ledger.spool import Segment, Spool
 from gearshift.ledger.store import LedgerStore, LedgerUnavailable
 
 log = logging.getLogger("gearshift.ledger")
+
+ORPHAN_SCAN_INTERVAL_S = 60.0  # how often to look for segments a crashed sibling process left
 
 
 @dataclass(slots=True)
 class WriterStats:
     written: int = 0  # rows inserted (duplicates of existing ids not counted)
     duplicates: int = 0  # rows skipped because their id was already in the ledger
-    spooled: int = 0  # rows sent to the spool during outages
-    replayed: int = 0  # rows replayed from the spool
+    replayed: int = 0  # rows inserted from disk: spilled rows and segments of a crashed process
     rejected: int = 0  # rows the database refused as data (kept in <spool>.rejected)
+    refused: int = 0  # requests refused (503) because the spool reached spool_max_bytes
     batches: int = 0
     outages: int = 0
+
+
+@dataclass(slots=True)
+class _Sealed:
+    """Queue marker: every row queued before it belongs to ``segment``, which can be deleted
+    once they (and its spilled rows) are committed."""
+
+    segment: Segment
 
 
 class LedgerWriter:
@@ -41,31 +58,43 @@ class LedgerWriter:
         self,
         store: LedgerStore,
         *,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval_s: float = 0.05,
         retry_interval_s: float = 1.0,
         spool: Spool | None = None,
+        queue_max_rows: int = 20_000,
+        spool_max_bytes: int = 1024 * 1024 * 1024,
+        fsync_interval_s: float = 1.0,
     ) -> None:
         self.store = store
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.retry_interval_s = retry_interval_s
+        self.queue_max_rows = queue_max_rows
+        self.spool_max_bytes = spool_max_bytes
         if spool is None:
             if store.spool_path is None:
                 raise ValueError(
                     "LedgerWriter needs a spool: pass spool= or open the store with spool_dir="
                 )
-            spool = Spool(store.spool_path)
+            spool = Spool(store.spool_path, fsync_interval_s=fsync_interval_s)
         self.spool = spool
         self.stats = WriterStats()
-        # Records, and flush markers (Events) that the thread sets once everything queued
-        # before them is written or spooled.
-        self._queue: deque[LedgerRecord | threading.Event] = deque()
+        # Records, seal markers and flush markers (Events the thread sets once everything
+        # queued before them is written, or safely on disk while the database is down).
+        self._queue: deque[LedgerRecord | _Sealed | threading.Event] = deque()
         self._wake = threading.Event()
         self._closing = False
         self._last_chance = False
         self._healthy = True
+        self._full_logged = False
         self._next_retry = 0.0
+        self._next_fsync = time.monotonic() + spool.fsync_interval_s
+        self._spilled_drained = 0
+        self._next_orphan_scan = 0.0  # at once: replay what a crashed process left
+        # A segment that fills up between two ticks is sealed by the request path, in order.
+        spool.on_roll = lambda segment: self._queue.append(_Sealed(segment))
+        spool.prepare()
         self._thread = threading.Thread(target=self._run, name="gearshift-ledger", daemon=True)
         self._thread.start()
         # A safety net for a process that exits without calling close(): flush at interpreter exit.
@@ -74,31 +103,66 @@ class LedgerWriter:
     # ---- request path ---------------------------------------------------------------------
 
     def submit(self, record: LedgerRecord) -> None:
-        """Queue one record; returns at once. Never raises for a dead database."""
+        """Spool one record (into the page cache) and queue it; never raises for a dead
+        database."""
         if self._closing and not self._thread.is_alive():
             # Late arrival after close(): write it synchronously rather than drop it.
-            self._write([record])
+            self._write_now([record])
             return
-        self._queue.append(record)
-        if len(self._queue) >= self.batch_size:
-            self._wake.set()
+        queue = self._queue
+        if self.spool.journal(record, spill=len(queue) >= self.queue_max_rows):
+            queue.append(record)
+            if len(queue) >= self.batch_size:
+                self._wake.set()
         if self._closing and not self._thread.is_alive():
             self._write_queued()  # close() finished between our check and the append
+
+    def admit(self) -> bool:
+        """False (and counted) while the spool is at ``spool_max_bytes``: the gateway refuses
+        new requests rather than serve ones it could not record."""
+        if self.spool.disk_bytes < self.spool_max_bytes:
+            if self._full_logged:
+                self._full_logged = False
+                log.warning("ledger spool below its limit again; accepting requests")
+            return True
+        self.stats.refused += 1
+        if not self._full_logged:
+            self._full_logged = True
+            log.error(
+                "ledger spool %s holds %d MB (ledger.spool_max_mb): refusing new requests "
+                "with 503 until the database catches up",
+                self.spool.directory,
+                self.spool.disk_bytes // (1024 * 1024),
+            )
+        return False
 
     # ---- control --------------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
-        return sum(1 for item in list(self._queue) if not isinstance(item, threading.Event))
+        """Rows submitted but not yet known to be in the database (in memory or spilled)."""
+        queued = sum(1 for item in list(self._queue) if isinstance(item, LedgerRecord))
+        return queued + self.backlog_on_disk
+
+    @property
+    def backlog_on_disk(self) -> int:
+        """Rows held on disk only (spilled while the queue was full), not yet read back."""
+        return self.spool.spilled - self._spilled_drained
 
     @property
     def healthy(self) -> bool:
         return self._healthy
 
+    @property
+    def spilled(self) -> int:
+        return self.spool.spilled
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Block until everything submitted so far is written or spooled; False on timeout."""
+        """Block until everything submitted so far is written (or, while the database is down,
+        safely in the spool); False on timeout."""
         if not self._thread.is_alive():
-            return not self._queue
+            return not any(isinstance(i, LedgerRecord) for i in list(self._queue))
+        self._seal()
         marker = threading.Event()
         self._queue.append(marker)
         self._wake.set()
@@ -109,14 +173,14 @@ class LedgerWriter:
         if not self._thread.is_alive():
             return
         atexit.unregister(self.close)
-        self._last_chance = True  # during an outage, still try the database once before spooling
+        self._last_chance = True  # during an outage, still try the database once
         self._closing = True
         self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("ledger writer still busy after %ss; %d rows queued", timeout, self.pending)
             return
-        # Anything that raced past the thread's last drain.
+        # Anything that raced past the thread's last drain (it is in the spool as well).
         self._write_queued()
 
     # ---- background thread ----------------------------------------------------------------
@@ -127,54 +191,75 @@ class LedgerWriter:
             self._wake.clear()
             closing = self._closing
             try:
-                # Closing: try the database once more even mid-outage, so a spool is not left
-                # behind when the database came back after the last retry.
-                self._maybe_replay(force=closing)
-                self._write_queued()
-            except Exception:  # the thread must outlive any bug; rows stay queued
+                self._tick(closing)
+            except Exception:  # the thread must outlive any bug; rows stay queued and spooled
                 log.exception("ledger writer: unexpected error; retrying")
                 time.sleep(min(self.retry_interval_s, 1.0))
                 continue
-            if closing and not self._queue:
+            if closing and (not self._queue or not self._healthy):
+                self._leave_for_next_start()
                 return
+
+    def _tick(self, closing: bool) -> None:
+        now = time.monotonic()
+        if now >= self._next_fsync:
+            self._next_fsync = now + self.spool.fsync_interval_s
+            self.spool.fsync()
+        waiting = not self._healthy and now < self._next_retry
+        if waiting and not (closing and self._last_chance):
+            self._release_flush_markers()  # their rows are on disk; nothing more to do now
+            return
+        if closing:
+            self._last_chance = False
+        try:
+            if closing or now >= self._next_orphan_scan:
+                self._next_orphan_scan = now + ORPHAN_SCAN_INTERVAL_S
+                self._recover_orphans()
+            if self._healthy or closing:
+                self._seal()
+            self._write_queued()
+        except LedgerUnavailable as exc:
+            self._outage(exc)
+            self._release_flush_markers()
+            return
+        self._recovered()
+
+    def _seal(self) -> None:
+        self.spool.seal(lambda segment: self._queue.append(_Sealed(segment)))
 
     def _write_queued(self) -> None:
         queue = self._queue
         while queue:
             batch: list[LedgerRecord] = []
-            markers: list[threading.Event] = []
-            while queue and len(batch) < self.batch_size:
-                item = queue.popleft()
-                if isinstance(item, threading.Event):
-                    markers.append(item)
-                    break  # everything before the marker must be written before it is set
-                batch.append(item)
-            try:
-                self._write(batch)
-            except BaseException:
-                # Not even the spool took them (disk full?): keep them queued, in order.
-                queue.extendleft(reversed([*batch, *markers]))
-                raise
-            for marker in markers:
-                marker.set()
+            while queue and len(batch) < self.batch_size and isinstance(queue[0], LedgerRecord):
+                batch.append(queue.popleft())  # type: ignore[arg-type]
+            if batch:
+                try:
+                    self._insert_isolating(batch)
+                except BaseException:
+                    queue.extendleft(reversed(batch))  # keep them, in order, for the retry
+                    raise
+                continue
+            item = queue[0]
+            if isinstance(item, _Sealed):
+                # Its queued rows are committed; its spilled rows are read back from disk.
+                drained = self.spool.drain_spilled(
+                    item.segment, self._insert_isolating, self.batch_size
+                )
+                self.stats.replayed += drained
+                self._spilled_drained += item.segment.spill_rows
+                queue.popleft()
+                self.spool.delete(item.segment)
+            else:
+                queue.popleft()
+                item.set()  # type: ignore[union-attr]
 
-    def _write(self, batch: list[LedgerRecord]) -> None:
-        if not batch:
-            return
-        if not self._healthy and time.monotonic() < self._next_retry:
-            if not self._last_chance:
-                self._to_spool(batch)
-                return
-            self._last_chance = False
+    def _write_now(self, batch: list[LedgerRecord]) -> None:
         try:
-            if self.spool.pending():
-                self._replay()
             self._insert_isolating(batch)
         except LedgerUnavailable as exc:
             self._outage(exc)
-            self._to_spool(batch)
-            return
-        self._recovered()
+            self.spool.append(batch)
 
     def _insert_isolating(self, batch: list[LedgerRecord]) -> int:
         """Insert a batch; if the database refuses it *as data*, insert row by row and keep the
@@ -194,9 +279,33 @@ class LedgerWriter:
         self.stats.batches += 1
         return added
 
-    def _to_spool(self, batch: Sequence[LedgerRecord]) -> None:
-        self.spool.append(batch)
-        self.stats.spooled += len(batch)
+    def _recover_orphans(self) -> None:
+        replayed = self.spool.recover(self._insert_isolating, batch_size=self.batch_size)
+        if replayed:
+            self.stats.replayed += replayed
+            log.warning(
+                "ledger: replayed %d spooled row(s) left in %s", replayed, self.spool.directory
+            )
+
+    def _release_flush_markers(self) -> None:
+        for item in list(self._queue):
+            if isinstance(item, threading.Event):
+                item.set()
+
+    def _leave_for_next_start(self) -> None:
+        """Closing with the database still down: every queued row is in a spool segment; close
+        the segments (releasing their locks) so the next process replays them."""
+        for item in list(self._queue):
+            if isinstance(item, _Sealed):
+                self.spool.close_sealed(item.segment)
+        self._queue.clear()
+        self.spool.close()
+        if self.spool.pending():
+            log.error(
+                "ledger database unavailable at shutdown: %d row(s) left in %s for the next start",
+                self.spool.count(),
+                self.spool.directory,
+            )
 
     def _outage(self, exc: LedgerUnavailable) -> None:
         if self._healthy:
@@ -204,7 +313,7 @@ class LedgerWriter:
             log.error(
                 "ledger database unavailable (%s): spooling rows to %s, retrying every %ss",
                 exc,
-                self.spool.path,
+                self.spool.directory,
                 self.retry_interval_s,
             )
         self._healthy = False
@@ -214,22 +323,3 @@ class LedgerWriter:
         if not self._healthy:
             self._healthy = True
             log.warning("ledger database reachable again; rows go straight to it")
-
-    def _replay(self) -> None:
-        replayed = self.spool.replay(self._insert_isolating, batch_size=self.batch_size)
-        self.stats.replayed += replayed
-        if replayed:
-            log.warning("ledger: replayed %d spooled row(s) from %s", replayed, self.spool.path)
-
-    def _maybe_replay(self, *, force: bool = False) -> None:
-        """Replay the spool when the database may be back (at start, and after each retry wait)."""
-        if not force and not self._healthy and time.monotonic() < self._next_retry:
-            return
-        if not self.spool.pending():
-            return
-        try:
-            self._replay()
-        except LedgerUnavailable as exc:
-            self._outage(exc)
-            return
-        self._recovered()

@@ -48,8 +48,11 @@ if TYPE_CHECKING:  # pydantic settings are not needed to import the router (impo
 DEMO_MODELS = ("gpt-4o-mini", "gpt-4o")
 
 
-def build_router(settings: Settings, router: RouterConfig) -> Router:
-    """Build the engine for one configured router (resolves abilities and prices once)."""
+def build_router(
+    settings: Settings, router: RouterConfig, *, predictor: Predictor | None = None
+) -> Router:
+    """Build the engine for one configured router (resolves abilities and prices once);
+    ``predictor`` replaces the configured one (a promoted candidate router)."""
     models: list[ModelConfig] = []
     for name in router.models:
         model = settings.model(name)
@@ -69,7 +72,8 @@ def build_router(settings: Settings, router: RouterConfig) -> Router:
             next((p for p in profiles if p.name == fb_model.name), None)
             or build_profiles([fb_model])[0]
         )
-    predictor = load_predictor(router.predictor)
+    if predictor is None:
+        predictor = load_predictor(router.predictor)
     predictor.check_models(router.models)
     return Router(
         router.name,

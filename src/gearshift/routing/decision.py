@@ -24,7 +24,8 @@ class Decision:
     tolerance: float  # the effective quality tolerance applied
     est_cost_usd: dict[str, float] = field(default_factory=dict)  # model -> expected cost
     most_capable: str = ""  # the counterfactual model for savings
-    kind: str = ""  # prompt kind (code, math, chat, extraction, ...)
+    kind: str = ""  # task kind, one of routing.kinds.KINDS (code, math, chat, extraction, ...)
+    kind_confidence: float = 0.0  # the kind detector's probability for ``kind``
     reason: str = ""  # one-line explanation of the rule applied
     excluded: dict[str, str] = field(default_factory=dict)  # model -> why it was not eligible
 

@@ -143,6 +143,7 @@ class Router:
             est_cost_usd=costs,
             most_capable=self.most_capable,
             kind=features.kind,
+            kind_confidence=round(float(features.kind_probs.max()), 3),
             reason=reason,
             excluded=excluded,
         )

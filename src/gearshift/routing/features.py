@@ -12,8 +12,10 @@ Two views of a request:
   exam structure (answer options, wording flags, the stem's length and numbers; see
   ``exam_features.py``). Most are ``str.count`` calls, which run in C over the whole text.
 
-``kind`` is a coarse label (code, math, reasoning, extraction, writing, roleplay, chat, exam) for
-explanations and reports.
+``kind`` is the task kind (code, math, reasoning, extraction, summarisation, writing, roleplay,
+chat, translation, classification, knowledge) scored from these same tokens and numbers by the
+model in ``kinds.py``; ``kind_probs`` holds every kind's probability, for routers that use them as
+features.
 """
 
 from __future__ import annotations
@@ -24,11 +26,17 @@ from dataclasses import dataclass
 from itertools import pairwise, repeat
 from operator import add
 
+import numpy as np
+import numpy.typing as npt
+
 from gearshift.chat import ChatRequest, ImagePart
 from gearshift.routing.exam_features import EXAM_NAMES, exam_dense
+from gearshift.routing.kinds import KINDS, kind_model
 
 __all__ = ["DENSE_NAMES", "Features", "extract", "extract_text", "focus_window"]
 
+FloatArray = npt.NDArray[np.float64]
+_NO_PROBS: FloatArray = np.zeros(0)
 HEAD_CHARS = 300
 TAIL_CHARS = 1000
 SYSTEM_CHARS = 300
@@ -206,30 +214,6 @@ _CUES: dict[str, tuple[str, ...]] = {
         "integer",
     ),
 }
-# Words that make a request a coding task (for ``kind`` only; not a model feature).
-_CODE_WORDS = frozenset(
-    (
-        "python",
-        "javascript",
-        "typescript",
-        "java",
-        "rust",
-        "golang",
-        "sql",
-        "function",
-        "code",
-        "regex",
-        "compile",
-        "bug",
-        "debug",
-        "api",
-        "script",
-        "class",
-        "algorithm",
-        "c++",
-        "bash",
-    )
-)
 _CUE_INDEX: dict[str, tuple[int, ...]] = {}
 for _i, _words in enumerate(_CUES.values()):
     for _w in _words:
@@ -278,7 +262,8 @@ DENSE_NAMES: tuple[str, ...] = (
 class Features:
     dense: list[float]
     tokens: set[str]  # distinct n-grams of the focus text (and system-prompt unigrams)
-    kind: str
+    kind: str  # the most likely of kinds.KINDS ("" when extracted with kinds=False)
+    kind_probs: FloatArray  # probability of each of kinds.KINDS (empty with kinds=False)
 
 
 def focus_window(text: str) -> str:
@@ -356,6 +341,11 @@ def _spaced(text: str) -> str:
     return folded.decode("ascii")
 
 
+def spaced_words(text: str) -> list[str]:
+    """The words of ``text`` as the token model sees them (lower-cased ASCII runs)."""
+    return _spaced(text).split()
+
+
 def _ends(spaced: str) -> list[str]:
     """The words of ``spaced``, only the first ``HEAD_TOKENS`` and last ``TAIL_TOKENS`` if longer.
 
@@ -368,34 +358,6 @@ def _ends(spaced: str) -> list[str]:
     return head + rest.rsplit(maxsplit=TAIL_TOKENS)[-TAIL_TOKENS:]
 
 
-def _kind(
-    code: int,
-    latex: int,
-    math_words: int,
-    numbers: int,
-    reasoning: int,
-    extraction: int,
-    writing: int,
-    roleplay: int,
-    choices: int,
-) -> str:
-    if code >= 2:
-        return "code"
-    if choices >= 3:
-        return "exam"
-    if latex >= 2 or math_words >= 2 or (math_words and numbers >= 3):
-        return "math"
-    if extraction:
-        return "extraction"
-    if roleplay:
-        return "roleplay"
-    if writing:
-        return "writing"
-    if reasoning:
-        return "reasoning"
-    return "chat"
-
-
 def extract_text(
     last_user: str,
     *,
@@ -406,8 +368,12 @@ def extract_text(
     tools: int = 0,
     images: int = 0,
     json_mode: bool = False,
+    kinds: bool = True,
 ) -> Features:
-    """Features of a prompt given as text plus a few facts about its conversation."""
+    """Features of a prompt given as text plus a few facts about its conversation.
+
+    ``kinds=False`` skips the kind model: ``build_kinds`` trains that model from these features.
+    """
     question = _final_question(last_user)
     fewshot = _fewshot_marks(last_user, max(0, len(last_user) - FEWSHOT_CHARS))
     # A few-shot prompt (worked examples, then the real question): every feature reads the final
@@ -478,19 +444,10 @@ def extract_text(
         # the final turn's last 1,300 characters (see exam_features.py).
         *exam_dense(last_user),
     ]
-    code_words = len(_CODE_WORDS & distinct)
-    kind = _kind(
-        code + 2 * (code_words >= 2),
-        latex,
-        math_words,
-        numbers,
-        reasoning,
-        extraction,
-        writing,
-        roleplay,
-        choices,
-    )
-    return Features(dense=dense, tokens=distinct, kind=kind)
+    if not kinds:
+        return Features(dense=dense, tokens=distinct, kind="", kind_probs=_NO_PROBS)
+    probs = kind_model().probabilities(distinct, dense, DENSE_NAMES)
+    return Features(dense=dense, tokens=distinct, kind=KINDS[int(probs.argmax())], kind_probs=probs)
 
 
 def extract(request: ChatRequest) -> Features:

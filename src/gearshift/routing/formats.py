@@ -1,7 +1,9 @@
 """Read and write the routing data formats of DESIGN.md (labelled JSONL in, predictions JSONL out).
 
 Every malformed line is a clear error naming the file and line number; nothing is skipped
-silently. A row may give ``messages`` (OpenAI-style: ``content`` a string or a list of
+silently. ``null`` in ``scores`` or ``costs`` means "not recorded" for that model (many public
+sets leave costs null, and not every model answered every prompt); ``"category": null`` is none.
+A row may give ``messages`` (OpenAI-style: ``content`` a string or a list of
 ``text``/``image_url`` parts) or, as a convenience for ``score``, a bare ``prompt`` string.
 """
 
@@ -91,12 +93,15 @@ def row_to_request(obj: dict[str, Any]) -> ChatRequest:
 
 
 def _numbers(obj: Any, name: str, *, unit: bool) -> dict[str, float]:
+    """model -> number; a ``null`` value means "not recorded" (the model is left out)."""
     if obj is None:
         return {}
     if not isinstance(obj, dict):
         raise ValueError(f"'{name}' must be an object of model -> number")
     out: dict[str, float] = {}
     for model, value in obj.items():
+        if value is None:
+            continue
         if isinstance(value, bool):
             value = float(value)
         if not isinstance(value, int | float) or value != value:
@@ -134,7 +139,7 @@ def iter_rows(
                 raise _fail(source, lineno, str(exc)) from None
             if need_scores and not scores:
                 raise _fail(source, lineno, "row has no 'scores' (model -> quality in [0, 1])")
-            category = obj.get("category", "")
+            category = obj.get("category") or ""
             if not isinstance(category, str):
                 raise _fail(source, lineno, "'category' must be a string")
             seen += 1
