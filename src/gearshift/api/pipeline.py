@@ -174,6 +174,11 @@ class Gateway:
         # Swapped whole by ``reload``; each request reads it once (see api/snapshot.py).
         self.snapshot: Snapshot = initial_snapshot(settings, routers)
         self._providers: dict[tuple[str, str | None], Provider] = {}
+        self.caches: dict[str, ResponseCache] = {}
+        self.answer_observer: AnswerObserver | None = None
+        self.components: list[Lifecycle] = []
+        # More Prometheus text for /metrics from components (the learning loop's counters).
+        self.metric_sources: list[Callable[[], str]] = []
 
     @property
     def settings(self) -> Settings:
@@ -195,11 +200,6 @@ class Gateway:
     def pricer(self) -> Pricer | None:
         pricer: Pricer | None = self.snapshot.pricer
         return pricer
-        self.caches: dict[str, ResponseCache] = {}
-        self.answer_observer: AnswerObserver | None = None
-        self.components: list[Lifecycle] = []
-        # More Prometheus text for /metrics from components (the learning loop's counters).
-        self.metric_sources: list[Callable[[], str]] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
 
