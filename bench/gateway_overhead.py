@@ -10,7 +10,10 @@ fake. Load comes from ``wrk`` (same tool, same body, for every target). Prints o
 - ``throughput``: requests/s at ``--connections`` connections for each target;
 - ``stream_ttfb``: time to the first content event of a streamed answer, direct vs gearshift;
 - ``rss_mb``: gearshift's resident memory after ``--total`` requests (and LiteLLM's, idle and
-  after its load).
+  after its load);
+- ``otlp`` (with ``--otlp``): a second gearshift with OpenTelemetry on, exporting to an OTLP/HTTP
+  sink on loopback; p50 at one connection and CPU per request, tracing off vs on, alternating
+  rounds (``--otlp-only`` stops after it).
 
     .venv/bin/python bench/gateway_overhead.py --litellm /tmp/litellm-venv/bin/litellm
 """
@@ -134,6 +137,70 @@ def _has_content(data: bytes) -> bool:
     return b'"delta":{"content":"' in compact
 
 
+def measure_otlp(
+    procs: Procs,
+    config: dict[str, Any],
+    tmp: Path,
+    gw_off: subprocess.Popen[bytes],
+    off_url: str,
+    script: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The same gateway with OpenTelemetry exporting to a loopback OTLP/HTTP sink, against the
+    one with tracing off: one connection, alternating rounds, p50 and CPU per request."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = {"exports": 0, "bytes": 0}
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received["bytes"] += len(self.rfile.read(int(self.headers["Content-Length"])))
+            received["exports"] += 1
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    traced = {**config, "telemetry": {"otlp_endpoint": f"http://127.0.0.1:{sink.server_port}"}}
+    traced["storage"] = f"sqlite:///{tmp}/gearshift-otlp.db"
+    (tmp / "gearshift-otlp.yaml").write_text(yaml.safe_dump(traced))
+    port = free_port()
+    gw_on = procs.start(
+        serve_command(tmp / "gearshift-otlp.yaml", port),
+        env={**os.environ, "LARGE_API_KEY": "sk-bench-large"},
+    )
+    wait_http(f"http://127.0.0.1:{port}/healthz", gw_on)
+    on_url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    wrk(on_url, script, connections=4, threads=1, seconds=2)
+    rounds = []
+    for _ in range(args.rounds):
+        row: dict[str, Any] = {}
+        for name, url, proc in (("off", off_url, gw_off), ("on", on_url, gw_on)):
+            before = cpu_s(proc.pid)
+            run = wrk(url, script, connections=1, threads=1, seconds=args.seconds)
+            row[f"{name}_p50_ms"] = run["p50_ms"]
+            row[f"{name}_cpu_ms_per_request"] = round(
+                (cpu_s(proc.pid) - before) * 1000 / max(run["requests"], 1), 3
+            )
+        row["overhead_p50_ms"] = round(row["on_p50_ms"] - row["off_p50_ms"], 3)
+        row["overhead_cpu_ms"] = round(
+            row["on_cpu_ms_per_request"] - row["off_cpu_ms_per_request"], 3
+        )
+        rounds.append(row)
+    sink.shutdown()
+    return {
+        "rounds": rounds,
+        "overhead_p50_ms": statistics.median(r["overhead_p50_ms"] for r in rounds),
+        "overhead_cpu_ms_per_request": statistics.median(r["overhead_cpu_ms"] for r in rounds),
+        "sink": received,
+    }
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))], 3)
@@ -211,6 +278,8 @@ def main() -> None:
     parser.add_argument("--stream-requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3, help="alternating direct/gateway rounds")
     parser.add_argument("--litellm", default=None, help="path to LiteLLM's `litellm` binary")
+    parser.add_argument("--otlp", action="store_true", help="also measure tracing on vs off")
+    parser.add_argument("--otlp-only", action="store_true", help="only the tracing comparison")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench needs wrk (apt-get install wrk)")
@@ -266,6 +335,11 @@ def main() -> None:
             r["overhead_p50_ms"] for r in c1["rounds"]
         )
         result["latency_c1"] = c1
+        if args.otlp or args.otlp_only:
+            result["otlp"] = measure_otlp(procs, config, tmp, gw, gw_url, router_script, args)
+            if args.otlp_only:
+                print(json.dumps(result, indent=2))
+                return
 
         stream_ttfb_ms(gw_port, "/v1/chat/completions", "auto", 100)  # warm the stream path
         ttfb: dict[str, Any] = {"rounds": []}

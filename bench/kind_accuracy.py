@@ -8,7 +8,11 @@ Prints one JSON object with two measurements:
   folds): each fold is scored by a model trained on the other folds plus every data-source row
   (``--data``; those are always in training, never scored);
 * ``heldout`` — the bundled model (``src/gearshift/routing/data/kinds.npz``, what ships) on the
-  ``heldout`` rows, which no build trains on; also for the unambiguous held-out rows only.
+  ``heldout`` rows, which no build trains on; also for the unambiguous held-out rows only;
+* ``arena_bench`` — the bundled model on real chat-user prompts it never saw: 108 rows of
+  ``multimodel/arena_bench_v1.jsonl`` (from ``--data``) whose kind we labelled by hand
+  (``bench/data/arena_bench_kinds.json``; ids and kinds only, rows on a boundary skipped). Mostly
+  code and maths, so it checks those kinds out of our own writing style, not the balance.
 
 "Macro accuracy" is the mean of the per-kind recalls (balanced accuracy), so a kind with few rows
 counts as much as one with many.
@@ -21,6 +25,7 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gearshift.routing import build_kinds
@@ -81,6 +86,24 @@ def cross_validate(
     return per_kind([r.kind for r in hand], predicted)
 
 
+ARENA_LABELS = Path(__file__).parent / "data" / "arena_bench_kinds.json"
+
+
+def arena_bench(data: str) -> dict[str, Any] | None:
+    """The bundled model on the hand-labelled arena-bench rows, where the data is present."""
+    path = Path(data) / "multimodel" / "arena_bench_v1.jsonl"
+    if not path.is_file():
+        return None
+    labels = json.loads(ARENA_LABELS.read_text(encoding="utf-8"))["labels"]
+    truth, predicted = [], []
+    with open(path, encoding="utf-8") as fh:
+        for row in map(json.loads, fh):
+            if row["id"] in labels:
+                truth.append(labels[row["id"]])
+                predicted.append(detect_kind(row["messages"][-1]["content"]))
+    return per_kind(truth, predicted)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="../shared/data", help="data-source folder ('' = none)")
@@ -105,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if r.kind != p
         ),
     }
+    if args.data and (arena := arena_bench(args.data)) is not None:
+        report["arena_bench"] = arena
     if not args.skip_cv:
         sources = build_kinds.source_rows(args.data) if args.data else []
         report["source_rows"] = len(sources)

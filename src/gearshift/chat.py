@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
-Dialect = Literal["openai", "anthropic", "bedrock"]
+Dialect = Literal["openai", "anthropic", "bedrock", "responses"]
 
 
 @dataclass(slots=True)

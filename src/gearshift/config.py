@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gearshift.errors import ConfigError
 
@@ -75,9 +82,42 @@ class ModelConfig(_Strict):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/timeouts per model.")
+    proxy: str | None = Field(
+        default=None,
+        description="Outbound proxy, http://[user:pass@]host:port (CONNECT tunnel); 'direct' "
+        "ignores HTTPS_PROXY/HTTP_PROXY; unset: those variables and NO_PROXY decide.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra upstream request headers (e.g. Azure's api-key); values may hold "
+        "${ENV_VAR} references.",
+    )
+    query: dict[str, str] = Field(
+        default_factory=dict,
+        description="Query parameters added to every upstream request (e.g. api-version), after "
+        "any in base_url; values may hold ${ENV_VAR} references.",
+    )
+    max_connections: int = Field(
+        default=100,
+        ge=1,
+        description="Open connections to this model's upstream origin at most; requests "
+        "beyond it wait for a free one.",
+    )
     deployments: list[DeploymentConfig] = Field(
         default_factory=list, description="Several upstreams sharing this model's load."
     )
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        if value is None or value == "direct":
+            return value
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError("proxy must be 'direct' or an http:// URL, e.g. http://proxy:3128")
+        return value
 
     @property
     def upstream_model(self) -> str:
@@ -299,6 +339,16 @@ class CooldownConfig(_Strict):
     )
 
 
+class TelemetryConfig(_Strict):
+    """OpenTelemetry traces (docs/observability.md); off unless an endpoint is set here or in
+    OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT."""
+
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector base URL, e.g. http://otel:4318."
+    )
+    service_name: str = Field(default="gearshift", description="service.name of the spans.")
+
+
 class Settings(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     routers: list[RouterConfig] = Field(default_factory=list)
@@ -307,6 +357,7 @@ class Settings(_Strict):
     server: ServerConfig = ServerConfig()
     policy: PolicyConfig = PolicyConfig()
     cooldown: CooldownConfig = CooldownConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @model_validator(mode="after")
     def _check_references(self) -> Settings:

@@ -53,8 +53,12 @@ def test_bad_bodies_are_invalid_request_errors(gearshift: Gearshift) -> None:
         assert error["type"] == "error"
         assert error["error"]["type"] == "invalid_request_error"
         assert mentions in error["error"]["message"]
+    # Each body that parses is one row, refused as invalid; the one that is not JSON is none.
+    records = gearshift.wait_records(3)
     time.sleep(0.2)
-    assert gearshift.records == []
+    assert [(r.outcome, r.status, r.dialect) for r in records] == [
+        ("invalid", 400, "anthropic")
+    ] * 3
 
 
 def test_oversize_body_is_413_request_too_large(gearshift: Gearshift) -> None:

@@ -77,8 +77,11 @@ def test_bad_bodies_are_validation_exceptions(gearshift: Gearshift) -> None:
         assert response.status_code == 400, body
         assert response.headers["x-amzn-errortype"] == "ValidationException"
         assert set(response.json()) == {"message"} and response.json()["message"]
+    # Refused before anything was routed: one row each for the bodies that parse (invalid).
+    records = gearshift.wait_records(3)
     time.sleep(0.2)
-    assert gearshift.records == []  # refused before anything was routed or recorded
+    assert [(r.outcome, r.status, r.dialect) for r in records] == [("invalid", 400, "bedrock")] * 3
+    assert all(r.served_model is None and r.requested_model == "auto" for r in records)
 
 
 def test_all_upstreams_failing_is_service_unavailable(

@@ -63,5 +63,8 @@ def test_client_leaving_cancels_the_upstream_stream(
     assert upstream.stream_outcomes == ["disconnected"]
     (record,) = gearshift.wait_records(1)
     assert record.outcome == "client_disconnect" and record.served_model == kind
+    # Priced from an estimate of what the upstream read and streamed, not recorded as $0.
+    assert record.prompt_tokens > 0 and 0 < record.completion_tokens < 100
+    assert record.cost_usd > 0 and record.counterfactual_cost_usd >= record.cost_usd
     time.sleep(0.2)
     assert len(gearshift.records) == 1  # exactly one row

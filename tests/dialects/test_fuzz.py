@@ -7,7 +7,9 @@ mutations, raw bytes, or nothing, with random gearshift headers. The properties:
 
 - no response has status 500 (an internal error is a bug of ours, whatever the input);
 - no request hangs (each must be answered within ``CASE_TIMEOUT_S``);
-- every 4xx/5xx body is in the route's own dialect shape (OpenAI, Anthropic or Bedrock).
+- every 4xx/5xx body is in the route's own dialect shape (OpenAI, Anthropic or Bedrock);
+- every request to a chat route whose body parses as JSON is exactly one ledger row (served,
+  refused as invalid, by policy, or failed), under the id the response's ``x-request-id`` gives.
 
 ``GEARSHIFT_FUZZ_CASES`` sets the number of cases (5,000 by default, as in CI; ``make fuzz`` runs
 more); the seed is fixed, so a run is reproducible. Failures are collected rather than shrunk, so
@@ -25,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 import orjson
@@ -37,7 +39,7 @@ from tests.dialects import fuzz_bodies as bodies
 from tests.dialects.conftest import mixed_config
 
 from gearshift.api.app import GearshiftApp, create_app
-from gearshift.api.http import Route
+from gearshift.api.http import MethodNotAllowed, Route
 from gearshift.api.pipeline import Gateway
 from gearshift.config import parse_settings
 from gearshift.errors import InvalidRequest
@@ -127,6 +129,7 @@ class FuzzRun:
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     failures: dict[str, str] = field(default_factory=dict)  # kind -> one example
     crashes: list[str] = field(default_factory=list)  # where logged exceptions were raised
+    owed_rows: list[str] = field(default_factory=list)  # request ids owed a ledger row
     cases: int = 0
 
     def fail(self, kind: str, example: str) -> None:
@@ -262,7 +265,6 @@ def check(run: FuzzRun, client: httpx.Client, case: tuple[Any, ...]) -> None:
     method, path, body, headers, dialect = case
     run.cases += 1
     example = f"{method} {path} {headers} body={body[:300] if body else body!r}"
-    started = time.monotonic()
     try:
         response = client.request(method, path, content=body, headers=headers)
     except httpx.TimeoutException:
@@ -271,14 +273,13 @@ def check(run: FuzzRun, client: httpx.Client, case: tuple[Any, ...]) -> None:
     except httpx.HTTPError as exc:
         run.fail(f"transport: {exc.__class__.__name__}", f"{example}: {exc}")
         return
-    elapsed = time.monotonic() - started
     run.statuses[(method + " " + path.split("?")[0][:60], response.status_code)] += 1
     status = response.status_code
     if status == 500:
         where = run.crashes.pop() if run.crashes else f"{method} {path.split('?')[0][:40]}"
         run.fail(f"500: {where}", f"{example} -> {response.text[:300]}")
-    if elapsed > CASE_TIMEOUT_S / 2:
-        run.fail(f"slow: {method} {path[:40]}", f"{example} took {elapsed:.1f}s")
+    if _owes_row(run, method, path, body):
+        run.owed_rows.append(response.headers.get("x-request-id", "?"))
     if status >= 400 and dialect_of_error(response) != dialect:
         got = dialect_of_error(response)
         run.fail(
@@ -306,9 +307,44 @@ def test_fuzz_every_route(fuzz_gateway: FuzzRun) -> None:
             check(run, client, data.draw(fuzz_case(run)))
 
         fuzz()
+    check_rows(run)
     print(f"\nfuzz: {run.cases} cases; statuses: {_summary(run.statuses)}")
     assert run.cases >= CASES
     assert not run.failures, "\n".join(f"{k}\n    {v}" for k, v in sorted(run.failures.items()))
+
+
+def check_rows(run: FuzzRun) -> None:
+    """Each request owed a row has exactly one, and no row belongs to a request not owed one."""
+    owed = set(run.owed_rows)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not owed <= {r.id for r in run.records}:
+        time.sleep(0.05)  # a stream's row is published just after its last byte
+    counts = Counter(r.id for r in run.records)
+    missing = sorted(owed - set(counts))
+    doubled = sorted(i for i, n in counts.items() if n > 1)
+    unowed = sorted(set(counts) - owed)
+    if missing:
+        run.fail("no ledger row", f"{len(missing)} requests, e.g. {missing[:5]}")
+    if doubled:
+        run.fail("two ledger rows", f"{len(doubled)} requests, e.g. {doubled[:5]}")
+    if unowed:
+        run.fail("a row for a request owed none", f"{len(unowed)}, e.g. {unowed[:5]}")
+
+
+def _owes_row(run: FuzzRun, method: str, path: str, body: bytes | None) -> bool:
+    """A request to a chat route (one whose route declares its ledger rows) with a body the
+    gateway parses as JSON."""
+    try:
+        found = run.app.routes.match(method, unquote(path.split("?")[0]))
+    except MethodNotAllowed:
+        return False
+    if found is None or found[0].ledger is None or not body:
+        return False
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _summary(statuses: Counter[tuple[str, int]]) -> dict[int, int]:

@@ -93,6 +93,17 @@ class FakeAnthropic(ThreadedServer):
             return error_response(failure, f"scripted failure {failure}")
         if failure == "timeout":
             await asyncio.sleep(self.knobs.hang_s)
+        if failure == "malformed":
+            if not body.get("stream"):
+                return web.json_response(
+                    {"id": "msg_empty", "type": "message", "role": "assistant"}
+                )
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(b"event: message_start\ndata: {not json\n\n")
+            await response.write(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
+            await response.write_eof()
+            return response
         if body.get("stream"):
             return await self._stream(request, body, failure)
         if failure == "break":

@@ -145,6 +145,17 @@ class FakeBedrock(ThreadedServer):
             return error_response(failure, f"scripted failure {failure}")
         if failure == "timeout":
             await asyncio.sleep(self.knobs.hang_s)
+        if failure == "malformed":
+            if path["op"] == "converse":
+                return web.json_response({"stopReason": "end_turn", "usage": self.usage()})
+            response = web.StreamResponse(
+                headers={"content-type": "application/vnd.amazon.eventstream"}
+            )
+            await response.prepare(request)
+            await response.write(encode_event("messageStart", b"{not json"))
+            await response.write(encode_event("messageStop", b'{"stopReason": "end_turn"}'))
+            await response.write_eof()
+            return response
         if path["op"] == "converse-stream":
             return await self._stream(request, body, model_id, failure)
         if failure == "break":

@@ -54,12 +54,15 @@ class FakeOpenAIServer(ThreadedServer):
         self.okn = OpenAIKnobs()
         self.record = record  # benchmarks switch recording off to keep memory flat
         self.count = 0
+        self.in_flight = 0  # chat requests being answered now, and the most at once
+        self.max_in_flight = 0
         self.streams_abandoned = 0  # streams whose caller closed the connection mid-way
 
     def reset(self) -> None:
         super().reset()
         self.okn = OpenAIKnobs()
         self.count = 0
+        self.max_in_flight = 0
         self.streams_abandoned = 0
 
     @property
@@ -103,6 +106,14 @@ class FakeOpenAIServer(ThreadedServer):
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer_chat(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer_chat(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         self.count += 1
         try:
@@ -128,6 +139,14 @@ class FakeOpenAIServer(ThreadedServer):
         if failure == "timeout":
             await asyncio.sleep(knobs.hang_s)
             return _error(504, "too late")
+        if failure == "malformed":
+            if not body.get("stream"):
+                return web.json_response({"id": "chatcmpl-empty", "object": "chat.completion"})
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(b'data: {"id": "chatcmpl-x", "choi\n\ndata: [DONE]\n\n')
+            await response.write_eof()
+            return response
         if knobs.latency_s:
             await asyncio.sleep(knobs.latency_s)
         call = _tool_call(body, knobs)

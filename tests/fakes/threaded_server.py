@@ -19,6 +19,8 @@ from aiohttp import web
 #   "timeout"      hold the request without answering for ``hang_s`` seconds
 #   "break"        start answering, then drop the connection mid-body
 #   "stream_error" (streams) send some content, then an in-band error/exception event
+#   "malformed"    answer 200 with a body of the wrong shape (OpenAI: no choices; Anthropic: no
+#                  content; Bedrock: no output), or, on a stream, a first frame that does not parse
 Failure = int | str
 
 

@@ -1,6 +1,6 @@
 """The gateway's hot path imports no heavy library: building and starting the app for the issue's
-configuration leaves boto3, psycopg, redis, sklearn, matplotlib, playwright and aiohttp unloaded
-(each is imported only by the feature that needs it)."""
+configuration leaves boto3, psycopg, redis, sklearn, matplotlib, playwright, aiohttp, opentelemetry
+and prometheus_client unloaded (each is imported only by the feature that needs it)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,18 @@ from pathlib import Path
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.gateway.conftest import issue_config
 
-HEAVY = ["boto3", "botocore", "psycopg", "redis", "sklearn", "matplotlib", "playwright", "aiohttp"]
+HEAVY = [
+    "boto3",
+    "botocore",
+    "psycopg",
+    "redis",
+    "sklearn",
+    "matplotlib",
+    "playwright",
+    "aiohttp",
+    "opentelemetry",
+    "prometheus_client",
+]
 
 SCRIPT = """
 import asyncio, json, sys

@@ -107,13 +107,14 @@ def test_rows_and_costs_exact(recorded: Running, upstream: FakeOpenAIServer) -> 
     assert second.cost_usd == second.counterfactual_cost_usd == Decimal("0.00135")
 
     third = rows[ids[2]]
-    assert (third.requested_model, third.outcome, third.status) == ("nope", "error", 404)
+    assert (third.requested_model, third.outcome, third.status) == ("nope", "invalid", 404)
 
     fourth = rows[ids[3]]
     # "small" failed three attempts in a row above, so it is cooling down: not called again, 503.
     assert (fourth.outcome, fourth.status, fourth.cost_usd) == ("error", 503, Decimal(0))
     assert fourth.error is not None and "cooling down" in fourth.error
-    assert fourth.fallbacks == ["small"] and fourth.deployment is None  # nothing was tried
+    assert fourth.fallbacks == []  # a request for one model has no fallback chain
+    assert fourth.deployment is None  # nothing was tried
 
     fifth = rows[ids[4]]
     assert fifth.stream and fifth.outcome == "ok"

@@ -83,6 +83,20 @@ async def test_hard_limit_refuses_naming_budget_and_reset(tmp_path: Path, clock:
         await policy.aclose()
 
 
+async def test_a_small_limit_is_not_rounded_to_cents(tmp_path: Path, clock: FakeClock) -> None:
+    settings = make_settings(
+        tmp_path, budgets=[team_budget(limit_usd=0.004, scope={})], reserve_usd=0.003
+    )
+    policy = GearshiftPolicy(settings, clock=clock, seed_from_ledger=False)
+    try:
+        await serve(policy, "0.003")
+        with pytest.raises(BudgetExceeded) as exc:
+            await serve(policy, "0.003")
+        assert "$0.0030 of $0.004 spent this month" in exc.value.message  # was "of $0.00"
+    finally:
+        await policy.aclose()
+
+
 async def test_soft_limit_routes_to_lighter_models(tmp_path: Path, clock: FakeClock) -> None:
     settings = make_settings(tmp_path, budgets=[team_budget(soft_limit_usd=0.5)], reserve_usd=0.1)
     policy = GearshiftPolicy(settings, clock=clock, seed_from_ledger=False)

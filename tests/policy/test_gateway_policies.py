@@ -13,6 +13,7 @@ from typing import Any
 
 import anthropic
 import boto3
+import httpx
 import openai
 import pytest
 from botocore.config import Config
@@ -23,6 +24,7 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from gearshift.api.app import GearshiftApp, create_app
 from gearshift.config import parse_settings
 from gearshift.ledger.record import LedgerRecord
+from gearshift.policy import keycache
 from gearshift.policy.keys import KeyStore
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -341,3 +343,121 @@ def test_metrics_carry_controller_and_budget_gauges(start: Callable[..., Running
     assert 'gearshift_budget_limit_usd{budget="all-traffic"} 0.004' in text
     spent = [line for line in text.splitlines() if line.startswith("gearshift_budget_spent_usd")]
     assert spent and float(spent[0].split()[-1]) > 0
+
+
+# ---- keys mean what they say ---------------------------------------------------------------
+# A presented gearshift key that is unknown or revoked is refused (401; Bedrock 403) under
+# ``auth: optional`` too, never served as anonymous; a new key works the moment it is created
+# (looked up on a cache miss, misses cached briefly); under ``auth: required`` the model list and
+# token counts need a key as well.
+
+UNKNOWN = "gs-0123456789abcdefghijklmnopqrstuv"
+
+
+def test_unknown_and_revoked_keys_are_refused_under_optional_auth(
+    start: Callable[..., Running],
+) -> None:
+    gs = start({"auth": "optional"})
+    # No key, or a placeholder that is not a gearshift key: anonymous.
+    assert gs.openai("sk-anything").chat.completions.create(model="small", messages=HI).choices
+    assert httpx.post(
+        f"{gs.url}/v1/chat/completions", json={"model": "small", "messages": HI}
+    ).is_success
+
+    with pytest.raises(openai.AuthenticationError):
+        gs.openai(UNKNOWN).chat.completions.create(model="small", messages=HI)
+    with pytest.raises(anthropic.AuthenticationError):
+        gs.anthropic(UNKNOWN).messages.create(model="small", max_tokens=5, messages=HI)  # type: ignore[arg-type]
+    converse = httpx.post(
+        f"{gs.url}/model/small/converse",
+        json={"messages": [{"role": "user", "content": [{"text": "Hi"}]}]},
+        headers={"x-api-key": UNKNOWN},
+    )
+    assert converse.status_code == 403
+    assert converse.headers["x-amzn-errortype"] == "AccessDeniedException"
+
+    secret, key_id = new_key(gs.storage, name="soon-revoked")
+    served = gs.openai(secret).chat.completions.with_raw_response.create(model="small", messages=HI)
+    assert served.http_response.status_code == 200
+    store = KeyStore.open(gs.storage)
+    try:
+        store.revoke(key_id)
+    finally:
+        store.close()
+    time.sleep(1.5)  # the gateway re-reads the keys table every policy.key_refresh_s (1 s)
+    with pytest.raises(openai.AuthenticationError):
+        gs.openai(secret).chat.completions.create(model="small", messages=HI)
+
+    rows = {r.id: r for r in gs.records}
+    refused = [r for r in rows.values() if r.outcome == "rejected"]
+    assert len(refused) == 4 and all(r.status == 401 and r.key_id is None for r in refused)
+    assert [r.key_id for r in rows.values() if r.outcome == "ok"] == [None, None, key_id]
+
+
+def test_a_new_key_works_at_once(start: Callable[..., Running]) -> None:
+    # A poll far slower than the test: only the lookup on a cache miss can let the key in.
+    gs = start({"auth": "required", "key_refresh_s": 60})
+    with pytest.raises(openai.AuthenticationError):
+        gs.openai(UNKNOWN).chat.completions.create(model="small", messages=HI)
+    secret, key_id = new_key(gs.storage, team="support")
+    completion = gs.openai(secret).chat.completions.create(model="small", messages=HI)
+    assert completion.choices[0].message.content
+    assert gs.records[-1].key_id == key_id and gs.records[-1].tags["team"] == "support"
+
+
+def test_a_missing_key_is_cached_briefly(
+    start: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gs = start({"auth": "required", "key_refresh_s": 60})
+    lookups: list[str] = []
+    original = KeyStore.find_active
+
+    def counting(self: KeyStore, key_hash: str) -> object:
+        lookups.append(key_hash)
+        return original(self, key_hash)
+
+    monkeypatch.setattr(KeyStore, "find_active", counting)
+    for _ in range(5):
+        with pytest.raises(openai.AuthenticationError):
+            gs.openai(UNKNOWN).chat.completions.create(model="small", messages=HI)
+    assert len(lookups) == 1  # one query, then the negative cache answers
+    # A key created after the refusal works once the miss has expired (at most NEGATIVE_TTL_S).
+    secret, _ = new_key(gs.storage)
+    deadline = time.monotonic() + keycache.NEGATIVE_TTL_S + 2
+    while True:
+        try:
+            gs.openai(secret).chat.completions.create(model="small", messages=HI)
+            break
+        except openai.AuthenticationError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+def test_every_api_route_needs_a_key_under_required_auth(start: Callable[..., Running]) -> None:
+    gs = start({"auth": "required"})
+    secret, _ = new_key(gs.storage)
+    count_body = {"model": "small", "messages": HI}
+    for method, path, body in (
+        ("GET", "/v1/models", None),
+        ("GET", "/v1/models/small", None),
+        ("POST", "/v1/messages/count_tokens", count_body),
+    ):
+        bare = httpx.request(method, gs.url + path, json=body)
+        assert bare.status_code == 401, path
+        keyed = httpx.request(
+            method, gs.url + path, json=body, headers={"authorization": f"Bearer {secret}"}
+        )
+        assert keyed.status_code == 200, (path, keyed.text)
+    assert httpx.get(gs.url + "/healthz").status_code == 200  # load balancers need no key
+
+
+def test_bedrock_refuses_an_unknown_key_with_403(start: Callable[..., Running]) -> None:
+    gs = start({"auth": "optional"})
+    client = gs.bedrock()
+    client.meta.events.register(
+        "before-send.bedrock-runtime.*",
+        lambda request, **_: request.headers.__setitem__("x-api-key", UNKNOWN),
+    )
+    with pytest.raises(ClientError) as refused:
+        client.converse(modelId="small", messages=[{"role": "user", "content": [{"text": "Hi"}]}])
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

@@ -204,3 +204,29 @@ def test_key_store_on_postgresql() -> None:
         assert info.id not in {k.id for k in store.active_by_hash().values()}
     finally:
         store.close()
+
+
+def test_sqlite_url_options_do_not_split_the_keys_from_the_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``?busy_timeout_ms=`` is an option of the URL, not part of the file name: the keys table
+    lands in the ledger's own file, and the option is applied."""
+    from gearshift.ledger import open_store
+    from gearshift.policy.db import open_database
+
+    url = f"sqlite:///{tmp_path}/gearshift.db?busy_timeout_ms=1000"
+    code, out, _ = cli(
+        capsys, "create", "--name", "t", "--config", str(write_config(tmp_path, url))
+    )
+    assert code == 0 and out.startswith("gs-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gearshift.db", "gearshift.yaml"]
+    with sqlite3.connect(tmp_path / "gearshift.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM keys").fetchone() == (1,)
+    with open_store(url):  # the ledger opens the same file, migrations and keys together
+        pass
+    assert not any("?" in p.name for p in tmp_path.iterdir())
+    db = open_database(url)
+    try:
+        assert db.fetchone("PRAGMA busy_timeout") == (1000,)
+    finally:
+        db.close()

@@ -17,7 +17,7 @@ from gearshift.routing.features import extract_text
 from gearshift.routing.kinds import KINDS, KindModel, detect_kind, kind_probabilities
 
 # Mean per-kind recall of the bundled model on the held-out rows, which no build trains on.
-# Measured 0.82 (bench/kind_accuracy.py, docs/benchmarks.md); the floor leaves room for a
+# Measured 0.85 (bench/kind_accuracy.py, docs/benchmarks.md); the floor leaves room for a
 # retrain on more data to move a few borderline rows, not for a broken detector (a detector that
 # always answers the most common kind scores 1/11 = 0.09).
 HELDOUT_MACRO_FLOOR = 0.75
@@ -62,7 +62,7 @@ def test_heldout_macro_accuracy_floor() -> None:
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        # from the issue (some are also training rows)
+        # from the issue (the first three are also training rows)
         (
             "Write a lock-free multi-producer multi-consumer queue in C++ with correct memory "
             "ordering and explain the ABA problem.",

@@ -2,9 +2,11 @@
 
 ``register(routes, gateway)`` (called by ``create_app``) also adds the metrics observer to the
 gateway's pipeline. Ledger queries are blocking SQL, so they run in a worker thread, one at a time
-on one connection opened on first use. When ``server.admin_key_env`` is configured, every route
-here needs that key (``Authorization: Bearer``, ``x-api-key`` or, for a browser opening the page,
-``?admin_key=``); a configured variable that is unset locks the routes rather than opening them.
+on one connection opened on first use. When ``server.admin_key_env`` is configured, ``/metrics``
+and the ``/api/...`` data need that key in a header (``Authorization: Bearer`` or ``x-api-key``),
+never in the URL, where access logs and browser history would keep it; the ``/dashboard`` page
+itself holds no data and asks the browser for the key. A configured variable that is unset locks
+the routes rather than opening them.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from urllib.parse import parse_qsl
 
 from gearshift.analytics.metrics import Metrics
 from gearshift.analytics.metrics_shared import metrics_for
-from gearshift.api.http import Request, Response, Routes
+from gearshift.api.http import Request, Response, RouteNotFound, Routes
 from gearshift.config import Settings
-from gearshift.errors import AuthenticationError, InvalidRequest, NotFound
+from gearshift.errors import AuthenticationError, InvalidRequest
 
 if TYPE_CHECKING:
     from gearshift.analytics.db import LedgerDB
@@ -34,7 +36,7 @@ STATIC_FILES = {
     "dashboard.js": b"text/javascript; charset=utf-8",
     "dashboard.css": b"text/css; charset=utf-8",
 }
-RESERVED_PARAMS = frozenset({"since", "until", "by", "admin_key", "format"})
+RESERVED_PARAMS = frozenset({"since", "until", "by", "format"})
 
 
 def register(routes: Routes, gateway: Gateway) -> None:
@@ -61,6 +63,11 @@ class Analytics:
     # ---- access ----------------------------------------------------------------------------
 
     def _check_admin(self, request: Request, query: dict[str, str]) -> None:
+        if "admin_key" in query:
+            raise AuthenticationError(
+                "the admin key goes in a header ('Authorization: Bearer <key>' or 'x-api-key'), "
+                "never in the URL, where access logs and browser history keep it"
+            )
         env = self.settings.server.admin_key_env
         if not env:
             return
@@ -69,11 +76,10 @@ class Analytics:
             raise AuthenticationError(
                 f"the dashboard is locked: server.admin_key_env names {env}, which is not set"
             )
-        given = request.bearer_token() or query.get("admin_key") or ""
+        given = request.bearer_token() or ""
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise AuthenticationError(
-                "this page needs the admin key: send 'Authorization: Bearer <key>' "
-                "or open /dashboard?admin_key=<key>"
+                "this needs the admin key: send 'Authorization: Bearer <key>' or 'x-api-key'"
             )
 
     # ---- handlers --------------------------------------------------------------------------
@@ -89,14 +95,14 @@ class Analytics:
         return Response(200, body, [(b"content-type", b"text/plain; version=0.0.4")])
 
     async def dashboard_page(self, request: Request) -> Response:
-        self._check_admin(request, _query(request))
+        # The page is a shell without data: it asks for the admin key and sends it in a header.
         return Response(200, _asset("dashboard.html"), _page_headers(b"text/html; charset=utf-8"))
 
     async def static_file(self, request: Request) -> Response:
         name = request.path_params.get("name", "")
         content_type = STATIC_FILES.get(name)
         if content_type is None:
-            raise NotFound(f"no dashboard asset named {name!r}")
+            raise RouteNotFound(f"no dashboard asset named {name[:100]!r}")
         return Response(200, _asset(name), _page_headers(content_type))
 
     async def dashboard_api(self, request: Request) -> Response:
@@ -196,7 +202,12 @@ def _page_headers(content_type: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("gearshift.analytics").joinpath("static", name).read_bytes()
+    try:
+        return resources.files("gearshift.analytics").joinpath("static", name).read_bytes()
+    except FileNotFoundError:
+        raise RouteNotFound(
+            f"the dashboard file {name} is missing from this installation of gearshift"
+        ) from None
 
 
 __all__ = ["Analytics", "register"]

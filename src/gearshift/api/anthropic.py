@@ -19,7 +19,15 @@ from gearshift.api.anthropic_codec import (
     render_response,
 )
 from gearshift.api.context import request_context, served_headers, usd
-from gearshift.api.http import Headers, Request, Response, Routes, StreamResponse, json_response
+from gearshift.api.http import (
+    Headers,
+    LedgerSpec,
+    Request,
+    Response,
+    Routes,
+    StreamResponse,
+    json_response,
+)
 from gearshift.api.pipeline import Gateway, GatewayStream
 from gearshift.chat import ChatRequest, StreamEnd
 from gearshift.errors import GearshiftError, NotFound
@@ -30,7 +38,13 @@ COUNT_HEADER = b"x-gearshift-token-count"  # "upstream" (exact) or "estimate"
 
 def register(routes: Routes, gateway: Gateway) -> None:
     dialect = AnthropicDialect(gateway)
-    routes.add("POST", "/v1/messages", dialect.messages, errors=render_anthropic_error)
+    routes.add(
+        "POST",
+        "/v1/messages",
+        dialect.messages,
+        errors=render_anthropic_error,
+        ledger=LedgerSpec("anthropic"),
+    )
     routes.add(
         "POST", "/v1/messages/count_tokens", dialect.count_tokens, errors=render_anthropic_error
     )
@@ -72,6 +86,7 @@ class AnthropicDialect:
     async def count_tokens(self, request: Request) -> Response:
         """Exact from the upstream when ``model`` is an Anthropic model; otherwise (a router,
         or another provider kind) gearshift's own estimate, marked as such in a header."""
+        await self.gateway.check_key(request.bearer_token())
         body = request.json()
         if isinstance(body, dict):
             body = {**body, "max_tokens": 1}  # not part of this API; parse_request wants it

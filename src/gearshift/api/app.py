@@ -18,12 +18,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from gearshift.api.context import edge_context
 from gearshift.api.http import (
     JSON_CONTENT,
     ClientGone,
     MethodNotAllowed,
     Request,
     Response,
+    Route,
     RouteNotFound,
     Routes,
     StreamResponse,
@@ -50,6 +52,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "gearshift.api.openai",
     "gearshift.api.anthropic",
     "gearshift.api.bedrock",
+    "gearshift.api.responses",
     "gearshift.analytics.routes",
     "gearshift.learning.routes",
     "gearshift.api.health",
@@ -112,7 +115,7 @@ class GearshiftApp:
             request = Request(
                 scope, body, params, request_id=request_id, arrived=time.time(), started=started
             )
-            await self._handle(route.handler, route.errors, request, receive, send, id_header)
+            await self._handle(route, request, receive, send, id_header)
         finally:
             self._inflight -= 1
             if self._inflight == 0:
@@ -134,8 +137,7 @@ class GearshiftApp:
 
     async def _handle(
         self,
-        handler: Callable[[Request], Awaitable[Response | StreamResponse]],
-        render_error: Callable[[GearshiftError, Request | None], Response],
+        route: Route,
         request: Request,
         receive: Receive,
         send: Send,
@@ -144,10 +146,11 @@ class GearshiftApp:
         watcher = _DisconnectWatcher(receive)
         try:
             try:
-                result = await handler(request)
+                result = await route.handler(request)
             except GearshiftError as exc:
                 watcher.stop()
-                await _send(send, render_error(exc, request), id_header)
+                self._record_unserved(route, request, exc)
+                await _send(send, route.errors(exc, request), id_header)
                 return
             except asyncio.CancelledError:
                 if watcher.client_gone:
@@ -160,7 +163,8 @@ class GearshiftApp:
                 internal = GearshiftError(
                     f"internal error in the gateway; see its log for request {request.request_id}"
                 )
-                await _send(send, render_error(internal, request), id_header)
+                self._record_unserved(route, request, internal)
+                await _send(send, route.errors(internal, request), id_header)
                 return
             if isinstance(result, Response):
                 watcher.stop()
@@ -169,6 +173,19 @@ class GearshiftApp:
             await self._stream(result, send, id_header, watcher)
         finally:
             watcher.stop()
+
+    def _record_unserved(self, route: Route, request: Request, exc: GearshiftError) -> None:
+        """Every request to a chat route whose body parses is one ledger row: when it failed
+        before the pipeline made that row (validation, a bad header, a bug of ours), make it
+        here."""
+        spec = route.ledger
+        if spec is None or request.json_or_none() is None:
+            return
+        ctx = edge_context(request, spec.dialect)
+        try:
+            self.gateway.record_unserved(ctx, spec.model_of(request), exc)
+        except Exception:
+            log.exception("recording refused request %s failed", request.request_id)
 
     async def _stream(
         self,

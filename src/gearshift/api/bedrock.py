@@ -31,6 +31,7 @@ from gearshift.api.bedrock_invoke import InvokeDialect, eventstream_response
 from gearshift.api.context import request_context, served_headers
 from gearshift.api.http import (
     Handler,
+    LedgerSpec,
     Request,
     Response,
     Routes,
@@ -59,7 +60,11 @@ def register(routes: Routes, gateway: Gateway) -> None:
         template = "/".join(f"{{modelId{i}}}" for i in range(segments))
         for operation, handler in operations.items():
             routes.add(
-                "POST", f"/model/{template}/{operation}", handler, errors=render_bedrock_error
+                "POST",
+                f"/model/{template}/{operation}",
+                handler,
+                errors=render_bedrock_error,
+                ledger=LedgerSpec("bedrock", model_of=dialect.requested_model),
             )
 
 
@@ -104,6 +109,9 @@ class BedrockDialect:
         # Bedrock's own default router of a family (``.../default-prompt-router/meta.llama:1``)
         # stands for the default router of that family (``bedrock-meta-auto``) when there is one.
         return bedrock_default_router(model_id, gateway.router_configs) or model_id
+
+    def requested_model(self, request: Request) -> str:
+        return self.resolve(model_id_of(request))
 
     async def invoke(self, request: Request) -> Response:
         return await self._invoke.invoke(request, self.resolve(model_id_of(request)))

@@ -66,7 +66,7 @@ def request_context(
     header = request.headers.get(TAGS_HEADER)
     if header:
         tags.update(parse_tags(header))
-    return RequestContext(
+    ctx = RequestContext(
         request_id=request.request_id,
         dialect=dialect,
         api_key=request.bearer_token(),
@@ -75,6 +75,27 @@ def request_context(
         ts=request.arrived,
         started=request.started,
         cache_control=(request.headers.get("cache-control") or "").lower(),
+        traceparent=request.headers.get("traceparent"),
+    )
+    request.context = ctx
+    return ctx
+
+
+def edge_context(request: Request, dialect: Dialect) -> RequestContext:
+    """A context for a request that failed before its dialect built one (a bad body or header):
+    the headers' tags when they parse, no key (a refused request's key is never recorded)."""
+    if request.context is not None:
+        return request.context
+    try:
+        tags = parse_tags(request.headers.get(TAGS_HEADER) or "")
+    except InvalidRequest:
+        tags = {}
+    return RequestContext(
+        request_id=request.request_id,
+        dialect=dialect,
+        tags=tags,
+        ts=request.arrived,
+        started=request.started,
     )
 
 

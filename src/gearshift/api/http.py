@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gearshift.chat import Dialect
 from gearshift.errors import GearshiftError, InvalidRequest, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from gearshift.api.pipeline import RequestContext
 
 Headers = list[tuple[bytes, bytes]]
 JSON_CONTENT = (b"content-type", b"application/json")
@@ -26,6 +30,7 @@ class Request:
     __slots__ = (
         "arrived",
         "body",
+        "context",
         "headers",
         "method",
         "path",
@@ -55,6 +60,8 @@ class Request:
         self.query: bytes = scope.get("query_string", b"")
         self.body = body
         self.path_params = path_params or {}
+        # The pipeline's RequestContext, once a dialect has built it (see api/context.py).
+        self.context: RequestContext | None = None
         # Header names are lower-case in ASGI; repeated headers keep the last value.
         self.headers: dict[str, str] = {
             k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())
@@ -62,6 +69,13 @@ class Request:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
+
+    def json_or_none(self) -> Any:
+        """The body parsed as JSON, or None when it is empty or not JSON."""
+        try:
+            return orjson.loads(self.body) if self.body else None
+        except orjson.JSONDecodeError:
+            return None
 
     def json(self) -> Any:
         """The body parsed as JSON; malformed or empty bodies are a 400, not a crash."""
@@ -134,12 +148,28 @@ def render_openai_error(exc: GearshiftError, request: Request | None = None) -> 
     return json_response(exc.status, openai_error_body(exc), headers)
 
 
+def body_model(request: Request) -> str:
+    """The ``model`` a JSON body names ('' when none)."""
+    body = request.json_or_none()
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else ""
+
+
+@dataclass(slots=True, frozen=True)
+class LedgerSpec:
+    dialect: Dialect
+    model_of: Callable[[Request], str] = body_model
+
+
 @dataclass(slots=True)
 class Route:
     method: str
     handler: Handler
     errors: ErrorRenderer
     path: str = ""
+    # Chat routes: the dialect their ledger rows carry and where the requested model is read, so
+    # a request refused before the pipeline made its row still gets one.
+    ledger: LedgerSpec | None = None
     # For templated paths: literal segments, with None where a parameter goes.
     segments: tuple[str | None, ...] = ()
     params: tuple[str, ...] = ()
@@ -161,13 +191,14 @@ class Routes:
         handler: Handler,
         *,
         errors: ErrorRenderer = render_openai_error,
+        ledger: LedgerSpec | None = None,
     ) -> None:
         method = method.upper()
         self._paths.add(path)
         if "{" not in path:
             if (method, path) in self._exact:
                 raise ValueError(f"route {method} {path} is registered twice")
-            self._exact[(method, path)] = Route(method, handler, errors, path)
+            self._exact[(method, path)] = Route(method, handler, errors, path, ledger)
             return
         segments: list[str | None] = []
         params: list[str] = []
@@ -177,7 +208,9 @@ class Routes:
                 params.append(part[1:-1])
             else:
                 segments.append(part)
-        self._templated.append(Route(method, handler, errors, path, tuple(segments), tuple(params)))
+        self._templated.append(
+            Route(method, handler, errors, path, ledger, tuple(segments), tuple(params))
+        )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route for ``method path``, or None. Raises ``MethodNotAllowed`` when only the

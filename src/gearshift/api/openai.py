@@ -18,6 +18,7 @@ import orjson
 from gearshift.api import sse
 from gearshift.api.context import request_context, served_headers, usd
 from gearshift.api.http import (
+    LedgerSpec,
     Request,
     Response,
     Routes,
@@ -36,8 +37,17 @@ log = logging.getLogger("gearshift.api.openai")
 
 def register(routes: Routes, gateway: Gateway) -> None:
     dialect = OpenAIDialect(gateway)
-    routes.add("POST", "/v1/chat/completions", dialect.chat_completions, errors=render_openai_error)
-    routes.add("POST", "/v1/embeddings", dialect.embeddings, errors=render_openai_error)
+    rows = LedgerSpec("openai")
+    routes.add(
+        "POST",
+        "/v1/chat/completions",
+        dialect.chat_completions,
+        errors=render_openai_error,
+        ledger=rows,
+    )
+    routes.add(
+        "POST", "/v1/embeddings", dialect.embeddings, errors=render_openai_error, ledger=rows
+    )
     routes.add("GET", "/v1/models", dialect.list_models, errors=render_openai_error)
     routes.add("GET", "/v1/models/{model}", dialect.get_model, errors=render_openai_error)
 
@@ -49,7 +59,7 @@ class OpenAIDialect:
 
     async def chat_completions(self, request: Request) -> Response | StreamResponse:
         chat = parse_request(request.json())
-        ctx = request_context(request, "openai", _body_tags(chat))
+        ctx = request_context(request, "openai", body_tags(chat))
         if chat.stream:
             stream = await self.gateway.open_stream(chat, ctx)
             include_usage = _wants_usage(chat)
@@ -80,11 +90,13 @@ class OpenAIDialect:
         return json_response(200, data, served_headers(served, with_cost=True))
 
     async def list_models(self, request: Request) -> Response:
+        await self.gateway.check_key(request.bearer_token())
         routers, models = self.gateway.known_names()
         data = [self._model_entry(name) for name in (*routers, *models)]
         return json_response(200, {"object": "list", "data": data})
 
     async def get_model(self, request: Request) -> Response:
+        await self.gateway.check_key(request.bearer_token())
         name = unquote(request.path_params["model"])
         if name not in self.gateway.router_configs and name not in self.gateway.models:
             raise NotFound(f"no router or model named {name!r} in this gateway", param="model")
@@ -96,7 +108,8 @@ class OpenAIDialect:
         return {"id": name, "object": "model", "created": self._created, "owned_by": owner}
 
 
-def _body_tags(chat: ChatRequest) -> dict[str, str]:
+def body_tags(chat: ChatRequest) -> dict[str, str]:
+    """Attribution tags from the body: every ``metadata`` entry, and ``user`` as tag ``user``."""
     tags = dict(chat.metadata)
     if chat.user:
         tags.setdefault("user", chat.user)

@@ -78,29 +78,36 @@ def parse_request(body: Any) -> ChatRequest:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     messages = [_parse_message(m, i) for i, m in enumerate(raw_messages)]
     tools = _parse_tools(body)
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidRequest("'metadata' must be an object of strings", param="metadata")
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise InvalidRequest("'user' must be a string", param="user")
+    metadata, user = metadata_and_user(body)
     return ChatRequest(
         model=model,
         messages=messages,
         dialect="openai",
         tools=tools,
         tool_choice=_parse_tool_choice(body),
-        max_tokens=_opt_int(body, "max_completion_tokens") or _opt_int(body, "max_tokens"),
-        temperature=_opt_float(body, "temperature"),
-        top_p=_opt_float(body, "top_p"),
+        max_tokens=opt_int(body, "max_completion_tokens") or opt_int(body, "max_tokens"),
+        temperature=opt_float(body, "temperature"),
+        top_p=opt_float(body, "top_p"),
         stop=_parse_stop(body.get("stop")),
         stream=optional_flag(body, "stream", "'stream'"),
         response_format=_parse_response_format(body.get("response_format")),
         user=user,
-        metadata={str(k): str(v) for k, v in metadata.items()} if metadata else {},
+        metadata=metadata,
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         raw=body,
     )
+
+
+def metadata_and_user(body: dict[str, Any]) -> tuple[dict[str, str], str | None]:
+    """OpenAI's ``metadata`` (an object of strings) and ``user`` (a string), checked: both
+    become attribution tags."""
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidRequest("'metadata' must be an object of strings", param="metadata")
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest("'user' must be a string", param="user")
+    return ({str(k): str(v) for k, v in metadata.items()} if metadata else {}), user
 
 
 def _parse_message(raw: Any, index: int) -> Message:
@@ -176,12 +183,12 @@ def _parse_content(content: Any, where: str) -> list[ContentPart]:
                     f"{where}.content: an image_url part needs image_url.url, a string",
                     param=f"{where}.content",
                 )
-            parts.append(_image_from_url(url))
+            parts.append(image_from_url(url))
         # Audio and file parts reach an OpenAI upstream through the raw body; routing ignores them.
     return parts
 
 
-def _image_from_url(url: str) -> ImagePart:
+def image_from_url(url: str) -> ImagePart:
     if url.startswith("data:"):
         header, _, data = url.partition(",")
         media_type = header[5:].split(";", 1)[0] or "image/png"
@@ -268,7 +275,7 @@ def _parse_response_format(value: Any) -> dict[str, Any] | None:
     return value
 
 
-def _opt_int(body: dict[str, Any], key: str) -> int | None:
+def opt_int(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None:
         return None
@@ -277,7 +284,7 @@ def _opt_int(body: dict[str, Any], key: str) -> int | None:
     return value
 
 
-def _opt_float(body: dict[str, Any], key: str) -> float | None:
+def opt_float(body: dict[str, Any], key: str) -> float | None:
     value = body.get(key)
     if value is None:
         return None

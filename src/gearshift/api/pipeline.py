@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
+from gearshift.api.fields import MAX_MODEL_CHARS
 from gearshift.api.snapshot import Snapshot, build_snapshot, initial_snapshot
 from gearshift.chat import (
     ChatRequest,
@@ -50,11 +51,13 @@ from gearshift.policy.contract import Admission, OpenPolicy, PolicyEngine
 from gearshift.providers.base import Provider, provider_class
 from gearshift.providers.deployments import Deployment, DeploymentPool
 from gearshift.routing.decision import Decision, RouterEngine
+from gearshift.telemetry import TRACEPARENT
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from gearshift.cache import CachedAnswer, ResponseCache
+    from gearshift.telemetry.tracing import Tracing
 
 log = logging.getLogger("gearshift.gateway")
 
@@ -108,6 +111,10 @@ class RequestContext:
     ts: float = field(default_factory=time.time)  # wall clock at arrival
     started: float = field(default_factory=time.perf_counter)  # monotonic at arrival
     cache_control: str = ""  # the client's Cache-Control header, lower-cased
+    traceparent: str | None = None  # the client's W3C trace context
+    # The request's ledger row once the pipeline has made it (it then publishes it, whatever
+    # happens); None while the HTTP edge still owes the request its row.
+    record: LedgerRecord | None = None
 
 
 @dataclass(slots=True)
@@ -175,6 +182,7 @@ class Gateway:
         self.snapshot: Snapshot = initial_snapshot(settings, routers)
         self._providers: dict[tuple[str, str | None], Provider] = {}
         self.caches: dict[str, ResponseCache] = {}
+        self.tracer: Tracing | None = None  # OpenTelemetry, when configured (telemetry/)
         self.answer_observer: AnswerObserver | None = None
         self.components: list[Lifecycle] = []
         # More Prometheus text for /metrics from components (the learning loop's counters).
@@ -214,6 +222,10 @@ class Gateway:
         if start_policy is not None:
             # Load keys and seed budget counters now rather than on the first request.
             await start_policy()
+        if self.tracer is None:
+            from gearshift.telemetry import build_tracing
+
+            self.tracer = build_tracing(self.settings)
         self.snapshot = self._build(self.settings)
         if any(r.cache is not None for r in self.settings.routers):
             from gearshift.cache import build_caches
@@ -272,6 +284,8 @@ class Gateway:
         self._providers.clear()
         for cache in self.caches.values():
             await cache.backend.aclose()
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)  # exports what is still queued
         await self.policy.aclose()
 
     def provider_for(self, model: ModelConfig) -> Provider:
@@ -322,6 +336,7 @@ class Gateway:
             served.cache = "miss" if plan.cache_key is not None else "bypass"
         plan.record.served_model = model.name
         stream = GatewayStream(self, plan, ctx, served, events, first, model)
+        stream.prompt = request
         observer = self.answer_observer
         if observer is not None and observer.wants(served):
             stream.collect_for(request)
@@ -381,11 +396,28 @@ class Gateway:
             raise
 
     def _refuse(self, request: ChatRequest, ctx: RequestContext, exc: GearshiftError) -> NoReturn:
-        """Record a request refused before planning, then raise its error."""
-        record = _new_record(request, ctx)
-        self._fail(record, ctx, exc.status, "error", exc.message)
+        """Record a request refused as malformed before planning, then raise its error."""
+        record = ctx.record or _new_record(request, ctx)
+        self._fail(record, ctx, exc.status, "invalid", exc.message)
         self._publish(record)
         raise exc
+
+    def record_unserved(
+        self, ctx: RequestContext, requested_model: str, exc: GearshiftError
+    ) -> None:
+        """The row of a request that failed at the HTTP edge before the pipeline made one: a body
+        that parses but fails validation (``invalid``), or a bug of ours (``error``, 500)."""
+        if ctx.record is not None or isinstance(exc, LedgerFull):
+            return  # the pipeline owns this row; a full ledger cannot take one (counted there)
+        record = _new_record(ChatRequest(model=requested_model[:MAX_MODEL_CHARS], messages=[]), ctx)
+        outcome: Outcome = "invalid" if 400 <= exc.status < 500 else "error"
+        self._fail(record, ctx, exc.status, outcome, exc.message)
+        self._publish(record)
+
+    async def check_key(self, api_key: str | None) -> None:
+        """For routes that serve no model (model lists, token counts): the same key rules as a
+        chat request (a key under ``auth: required``; a presented gearshift key must be valid)."""
+        await self.policy.authenticate(api_key)
 
     def known_names(self) -> tuple[list[str], list[str]]:
         """(router names, model names) as configured, for /v1/models and error messages."""
@@ -402,6 +434,10 @@ class Gateway:
                 "retry shortly"
             )
         record = _new_record(request, ctx, stream=request.stream)
+        if self.tracer is not None:
+            self.tracer.start_request(record.id, request.model, ctx.traceparent, ctx.ts)
+        elif ctx.traceparent is not None:
+            TRACEPARENT.set(ctx.traceparent)  # untraced: the client's trace still spans upstream
         snap = self.snapshot
         router_cfg = snap.router_configs.get(request.model)
         model_cfg = snap.models.get(request.model)
@@ -549,12 +585,15 @@ class Gateway:
     async def _call_with_fallbacks(
         self, plan: _Plan, call: Callable[[Provider, ModelConfig], Awaitable[T]]
     ) -> tuple[T, ModelConfig]:
-        for pool, dep, delay in _attempts(plan):
+        for pool, dep, attempt, delay in _attempts(plan):
             if delay:
                 await asyncio.sleep(delay)
             pool.begin(dep)
             try:
-                result = await call(dep.provider, dep.model)
+                pending = call(dep.provider, dep.model)
+                if self.tracer is not None:
+                    pending = self.tracer.attempt(plan.record.id, dep.model, attempt, pending)
+                result = await pending
             except UpstreamError as exc:
                 plan.last_error = exc
                 _judge(pool, dep, exc)
@@ -574,13 +613,16 @@ class Gateway:
     async def _open_with_fallbacks(
         self, plan: _Plan, request: ChatRequest
     ) -> tuple[AsyncIterator[StreamEvent], StreamEvent, ModelConfig]:
-        for pool, dep, delay in _attempts(plan):
+        for pool, dep, attempt, delay in _attempts(plan):
             if delay:
                 await asyncio.sleep(delay)
             pool.begin(dep)
             events = dep.provider.stream(request, dep.model)
             try:
-                first = await anext(events)
+                opening = anext(events)
+                if self.tracer is not None:
+                    opening = self.tracer.attempt(plan.record.id, dep.model, attempt, opening)
+                first = await opening
             except StopAsyncIteration:
                 last = UpstreamError(
                     f"{dep.model.name}: the upstream stream ended before sending anything",
@@ -672,6 +714,11 @@ class Gateway:
     def _publish(self, record: LedgerRecord) -> None:
         if self.ledger is not None:
             self.ledger.submit(record)
+        if self.tracer is not None:
+            try:
+                self.tracer.finish(record)
+            except Exception:
+                log.exception("ending the trace span of request %s failed", record.id)
         for observe in self.observers:
             try:
                 observe(record)
@@ -707,6 +754,9 @@ class GatewayStream:
         self._collect = plan.cache_key is not None
         self._texts: list[str] = []
         self._tool_calls = False
+        # For pricing a stream cut short: the prompt, and the characters handed on so far.
+        self.prompt: ChatRequest | None = None
+        self._streamed_chars = 0
 
     def collect_for(self, request: ChatRequest) -> None:
         """Keep the streamed text, to offer it to the gateway's answer observer at the end."""
@@ -760,17 +810,40 @@ class GatewayStream:
                     self._tool_calls,
                     event.usage,
                 )
-        elif self._collect:
+        else:
             if isinstance(event, TextDelta):
-                self._texts.append(event.text)
+                self._streamed_chars += len(event.text)
             else:
-                self._tool_calls = True
+                self._streamed_chars += len(event.arguments) + len(event.name or "")
+            if self._collect:
+                if isinstance(event, TextDelta):
+                    self._texts.append(event.text)
+                else:
+                    self._tool_calls = True
         return event
+
+    def _charge_partial(self) -> None:
+        """A stream cut short (the client left, the upstream broke) still used the upstream:
+        its prompt was read and part of an answer generated. Estimate those tokens from the
+        prompt and from what was streamed, and price them, rather than record $0."""
+        if self._plan.hit is not None or self.prompt is None:
+            return
+        from gearshift.routing.tokens import estimate_request_tokens
+
+        usage = Usage(
+            input_tokens=estimate_request_tokens(self.prompt),
+            output_tokens=(self._streamed_chars + 3) // 4,
+        )
+        record = self._plan.record
+        record.prompt_tokens = usage.input_tokens
+        record.completion_tokens = usage.output_tokens
+        self.gateway._price(self._plan, self._model, usage)
 
     async def _end_failed(self, exc: UpstreamError) -> None:
         self._done = True
         await _close_quietly(self._events)
         self.gateway._fail(self._plan.record, self._ctx, exc.status, "error", exc.message)
+        self._charge_partial()
         await self.gateway._finish(self._plan)
 
     async def aclose(self, error: GearshiftError | None = None) -> None:
@@ -785,6 +858,7 @@ class GatewayStream:
             self.gateway._fail(record, self._ctx, CLIENT_CLOSED, "client_disconnect", "client left")
         else:
             self.gateway._fail(record, self._ctx, error.status, "error", error.message)
+        self._charge_partial()
         await self.gateway._finish(self._plan)
 
 
@@ -804,6 +878,11 @@ def check_environment(settings: Settings) -> None:
                     f"model {m.name!r} needs its API key in environment variable {env}, "
                     "which is not set"
                 )
+    from gearshift.providers.shaping import missing_variables
+
+    for model in settings.models:
+        if model.headers or model.query:
+            missing += missing_variables(model)
     if missing:
         raise ConfigError("; ".join(missing))
 
@@ -815,9 +894,10 @@ def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
     return engine
 
 
-def _attempts(plan: _Plan) -> Iterator[tuple[DeploymentPool, Deployment, float]]:
-    """(pool, deployment, seconds to wait first) for each attempt of a request: each model in
-    rank order; within a model its deployments (providers/deployments.py), the next one at once
+def _attempts(plan: _Plan) -> Iterator[tuple[DeploymentPool, Deployment, int, float]]:
+    """(pool, deployment, attempt number within the model, seconds to wait first) for each
+    attempt of a request: each model in rank order; within a model its deployments
+    (providers/deployments.py), the next one at once
     after a failure, the same one again only for a retryable failure that did not ask us to wait
     longer than a fallback would take, after a backoff. Raises the request's error when every
     attempt has failed (the caller records each failure in ``plan.last_error``)."""
@@ -834,10 +914,10 @@ def _attempts(plan: _Plan) -> Iterator[tuple[DeploymentPool, Deployment, float]]
                 delay = _backoff(attempt - 1, last)
             previous = dep
             plan.record.deployment = dep.label
-            yield pool, dep, delay
+            yield pool, dep, attempt, delay
         if previous is None:
             plan.last_error = pool.unavailable()  # every deployment cooling down or at its limit
-        plan.record.fallbacks.append(model.name)
+        _note_failed(plan, model)
     raise _exhausted(plan, plan.last_error)
 
 
@@ -848,6 +928,13 @@ def _judge(pool: DeploymentPool, dep: Deployment, exc: UpstreamError) -> None:
         pool.abandoned(dep)
     else:
         pool.failed(dep, exc)
+
+
+def _note_failed(plan: _Plan, model: ModelConfig) -> None:
+    """Name a failed model in the row's ``fallbacks`` (the models tried that failed, in order),
+    when there was a chain to fall along: a request for one model names none."""
+    if len(plan.ranked) > 1:
+        plan.record.fallbacks.append(model.name)
 
 
 def _is_client_fault(exc: UpstreamError) -> bool:
@@ -896,8 +983,9 @@ def _ms_since(started: float) -> float:
 
 
 def _new_record(request: ChatRequest, ctx: RequestContext, *, stream: bool = False) -> LedgerRecord:
-    """A request's ledger row as first known: who asked for what, before any routing."""
-    return LedgerRecord(
+    """A request's ledger row as first known: who asked for what, before any routing. From now
+    on ``ctx.record`` says the request has its row."""
+    record = LedgerRecord(
         id=ctx.request_id,
         ts=ctx.ts,
         dialect=ctx.dialect,
@@ -905,3 +993,5 @@ def _new_record(request: ChatRequest, ctx: RequestContext, *, stream: bool = Fal
         tags=ctx.tags,
         stream=stream,
     )
+    ctx.record = record
+    return record

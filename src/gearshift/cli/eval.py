@@ -1,12 +1,14 @@
 """``gearshift eval --data labelled.jsonl``: measure a router.
 
 Prints APGR, CPT(50%) and CPT(80%) for a weak/strong pair (default: the lowest and highest
-scoring models in the data), and, when every row has ``costs``, the N-model cost-quality curve
-with the cost at which the router reaches 95% of the best single model's quality. ``--plot``
-writes a PNG with the random and oracle curves. ``--router`` scores with an existing router
-(the default one, or a DIR from ``gearshift train``); ``--train-share 0.3`` instead trains a
-fresh router on that share of the data and evaluates on the rest, so no prompt is scored by a
-router trained on it.
+scoring models in the data), and the N-model cost-quality curve with the cost, as a share of the
+best single model's, at which the router reaches 95% and 100% of that model's quality. Costs a
+row does not record (``null``) are estimated from list prices (``gearshift.routing.row_costs``);
+rows that do not score every evaluated model are left out (``--models`` picks fewer models).
+``--plot`` writes a PNG with the random and oracle curves. ``--router`` scores with an existing
+router (the default one, or a DIR from ``gearshift train``); ``--train-share 0.3`` instead
+trains a fresh router on that share of the data and evaluates on the rest, so no prompt is
+scored by a router trained on it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def run(argv: Sequence[str]) -> int:
         truth_matrices,
     )
     from gearshift.routing.formats import read_labelled
+    from gearshift.routing.row_costs import fill_missing_costs
 
     rows = read_labelled(args.data)
     if args.models:
@@ -53,6 +56,7 @@ def run(argv: Sequence[str]) -> int:
     else:
         models = list(dict.fromkeys(m for r in rows for m in r.scores))
     rows = [r for r in rows if all(m in r.scores for m in models)]
+    price_sources = fill_missing_costs(rows, models) if rows else {}
     if len(models) < 2:
         raise InvalidRequest("evaluation needs scores for at least two models")
     if len(rows) < 10:
@@ -78,6 +82,7 @@ def run(argv: Sequence[str]) -> int:
         raise InvalidRequest("the weak and strong models must differ (give --weak and --strong)")
     report = evaluate(preds, scores, costs, weak=weak, strong=strong)
     report["source"] = source
+    report["price_sources"] = price_sources
     if args.plot:
         plot(report, args.plot, title=f"{args.data}: {source}")
         report["plot"] = args.plot
@@ -99,15 +104,17 @@ def _text(report: dict[str, Any]) -> str:
     ]
     n = report.get("n_models")
     if n:
-        share = n["cost_share_at_target"]
-        reach = "never" if share is None else f"{share:.1%} of its cost"
-        lines += [
+        lines.append(
             f"cost-quality ({len(report['models'])} models): best single model "
-            f"{n['best_single_model']} quality {n['best_single_quality']:.3f}",
-            f"  router reaches 95% of it ({n['target_quality']:.3f}) at {reach}",
-        ]
-    else:
-        lines.append("cost-quality curve: skipped (not every row has 'costs')")
+            f"{n['best_single_model']} quality {n['best_single_quality']:.3f}"
+        )
+        for target in (95, 100):
+            share = n[f"cost_share_at_{target}"]
+            reach = "never" if share is None else f"{share:.1%} of its cost"
+            lines.append(f"  router reaches {target}% of its quality at {reach}")
+        estimated = sorted(m for m, src in report["price_sources"].items() if src != "recorded")
+        if estimated:
+            lines.append(f"  (costs estimated from list prices for {len(estimated)} models)")
     if "plot" in report:
         lines.append(f"plot written to {report['plot']}")
     return "\n".join(lines)

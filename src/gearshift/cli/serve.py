@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import glob
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -91,6 +93,7 @@ def run(argv: Sequence[str]) -> int:
         "log_level": args.log_level,
         "timeout_graceful_shutdown": server.shutdown_grace_s,
         "server_header": False,
+        "log_config": log_config(),
     }
     # Without a file (settings from the environment) there is nothing to re-read: no reload.
     config_path = os.path.abspath(args.config) if args.config is not None else None
@@ -164,6 +167,36 @@ def forward_reload(config_path: str, worker_pids: list[int]) -> None:
         verdict.update(ok=True, workers=worker_pids)
         log.info("reload: configuration valid, passed to %d workers", len(worker_pids))
     write_verdict(runtime_path(config_path, ".reload.json"), verdict)
+
+
+# A secret someone put in a URL anyway (gearshift reads keys from headers only).
+_SECRET_PARAM = re.compile(r"((?:admin_key|api_key|key)=)[^&\s]*", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Access-log filter: masks ``admin_key=`` (and ``api_key=``, ``key=``) values in logged
+    paths, so a key sent in a URL by mistake does not land in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and "key=" in a.lower() for a in record.args
+        ):
+            record.args = tuple(
+                _SECRET_PARAM.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration plus ``RedactSecrets`` on the access log (given by
+    import path, so every worker process builds its own)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_secrets"] = {"()": f"{__name__}.RedactSecrets"}
+    config["handlers"]["access"].setdefault("filters", []).append("redact_secrets")
+    return config
 
 
 def _settings_from_environment() -> Settings:

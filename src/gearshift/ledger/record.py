@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-Outcome = Literal["ok", "error", "client_disconnect", "rejected", "cache_hit"]
+# ok: answered; cache_hit: answered from the response cache; error: failed upstream or inside
+# the gateway; client_disconnect: the client left; rejected: refused by a key or policy
+# (401/403/429); invalid: refused as malformed (400, unknown model 404) before anything was routed.
+Outcome = Literal["ok", "error", "client_disconnect", "rejected", "invalid", "cache_hit"]
 
 
 @dataclass(slots=True)

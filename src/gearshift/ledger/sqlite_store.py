@@ -69,6 +69,14 @@ class _DecimalSum:
         return format(self.total, "f")
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already: on a full disk (SQLITE_FULL)
+    it rolls back by itself, and a second ROLLBACK would replace "database or disk is full" by
+    "cannot rollback - no transaction is active" in the error the operator sees."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 def parse_sqlite_url(url: str) -> tuple[str, float]:
     """(path, busy timeout in seconds) of ``sqlite:///path[?busy_timeout_ms=N]``."""
     prefix = "sqlite:///"
@@ -170,7 +178,7 @@ class SQLiteStore(LedgerStore):
                         conn.executemany(INSERT_TAG_SQL, tags)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise
             except _DATA_ERRORS:
                 raise  # a bad record, not a dead database: the writer isolates it
@@ -245,7 +253,7 @@ class SQLiteStore(LedgerStore):
                     applied.append(step.name)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         return applied
 

@@ -1,6 +1,7 @@
 """Budget alerts: one log line, and a JSON POST to the configured webhook, off the request path.
 
 ``send`` only schedules the POST; failures are logged, never raised, and never slow a request.
+The POST honours ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` as upstream calls do.
 aiohttp is imported on the first POST, so a gateway with no webhook never loads it for alerts.
 """
 
@@ -36,7 +37,8 @@ class AlertSender:
         try:
             if self._session is None:
                 timeout = aiohttp.ClientTimeout(total=self._timeout_s)
-                self._session = aiohttp.ClientSession(timeout=timeout)
+                # trust_env: the same proxy variables as the upstream calls (providers/proxy.py)
+                self._session = aiohttp.ClientSession(timeout=timeout, trust_env=True)
             async with self._session.post(self.webhook_url, json=payload) as resp:
                 if resp.status >= 300:
                     self.failed += 1

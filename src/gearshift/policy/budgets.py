@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from gearshift.config import BudgetConfig
 from gearshift.policy.counters import Limit, from_nano, to_nano
@@ -17,6 +18,15 @@ from gearshift.policy.periods import Period, format_reset, period_end, period_id
 
 _PERIOD_SECONDS = {"day": 86_400, "week": 7 * 86_400, "month": 31 * 86_400}
 THIS_PERIOD = {"day": "today", "week": "this week", "month": "this month"}
+
+
+def limit_text(usd: float) -> str:
+    """A configured limit as written: cents at least, every digit it has beyond (a $0.004 limit
+    must not read "$0.00")."""
+    exact = Decimal(str(usd)).normalize()
+    if exact == exact.quantize(Decimal("0.01")):
+        return f"${usd:,.2f}"
+    return f"${exact:,f}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +91,13 @@ class BudgetRule:
     def hard_message(self, used_nano: int, now: float) -> str:
         return (
             f"{self.describe()} is exhausted: ${from_nano(used_nano):,.4f} of "
-            f"${self.limit_usd:,.2f} spent {THIS_PERIOD[self.period]}; it resets at "
+            f"{limit_text(self.limit_usd)} spent {THIS_PERIOD[self.period]}; it resets at "
             f"{self.resets_at(now)}"
         )
 
     def rate_message(self, in_hour_nano: int, retry_after_s: float) -> str:
         return (
             f"{self.describe()} spend-rate limit reached: ${from_nano(in_hour_nano):,.4f} in the "
-            f"last hour against ${self.max_usd_per_hour:,.2f}/hour; retry in "
+            f"last hour against {limit_text(self.max_usd_per_hour or 0.0)}/hour; retry in "
             f"{int(retry_after_s)} s"
         )

@@ -25,25 +25,15 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
-def sqlite_path(url: str) -> str:
-    """``sqlite:///./x.db`` -> ``./x.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``."""
-    rest = url.split(":", 1)[1]
-    if rest.startswith("///"):
-        return rest[3:]
-    if rest.startswith("//"):
-        return rest[2:]
-    return rest
-
-
 class SQLiteDatabase:
     dialect = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_timeout_s: float = 5.0) -> None:
         try:
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open SQLite database {path}: {exc}") from None
-        self._conn.execute("PRAGMA busy_timeout = 5000")
+        self._conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
         self._lock = threading.Lock()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -100,7 +90,11 @@ class PostgresDatabase:
 
 def open_database(url: str) -> Database:
     if url.startswith("sqlite:"):
-        return SQLiteDatabase(sqlite_path(url))
+        # The ledger's own parser: the same file and options (?busy_timeout_ms=) as the ledger.
+        from gearshift.ledger.sqlite_store import parse_sqlite_url
+
+        path, busy_timeout_s = parse_sqlite_url(url)
+        return SQLiteDatabase(path, busy_timeout_s)
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         return PostgresDatabase(url.replace("postgresql+psycopg://", "postgresql://"))
     raise ConfigError(f"storage URL {url!r} is neither sqlite:///PATH nor postgresql://...")

@@ -21,12 +21,12 @@ from gearshift.config import RouterConfig, Settings
 from gearshift.errors import AuthenticationError, BudgetExceeded, ConfigError, RateLimited
 from gearshift.ledger.record import LedgerRecord
 from gearshift.policy.alerts import AlertSender
-from gearshift.policy.budgets import THIS_PERIOD, BudgetRule
+from gearshift.policy.budgets import THIS_PERIOD, BudgetRule, limit_text
 from gearshift.policy.contract import Admission, Caller
 from gearshift.policy.controller import Outcome, TargetsController
 from gearshift.policy.counters import Limit, MemoryCounters, SpendCounters, from_nano, to_nano
 from gearshift.policy.keycache import KeyCache
-from gearshift.policy.keys import KeyInfo, KeyStore
+from gearshift.policy.keys import KEY_PREFIX, KeyInfo, KeyStore
 from gearshift.policy.periods import Clock, period_start
 from gearshift.policy.ratelimit import MemoryMinuteCounters, RateLimiter, RateTicket
 from gearshift.policy.tiers import light_models, lighter_models, model_ranks, prior_costs
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gearshift.policy")
 
 _ESTIMATE_WINDOW = 200
+# Never echo the presented key: it may be a provider key sent by mistake.
+_NOT_A_KEY = "the API key is not a valid gearshift virtual key (unknown or revoked)"
 _CONTENTION_WAIT_S = 5.0
 
 
@@ -204,20 +206,23 @@ class GearshiftPolicy:
     # ---- the PolicyEngine protocol -----------------------------------------------------------
 
     async def authenticate(self, api_key: str | None) -> Caller:
+        """A presented gearshift key (``gs-...``) must be valid whatever ``policy.auth`` says: an
+        unknown or revoked one is refused, never served as anonymous (it would escape its
+        budget). Under ``auth: optional`` a request with no key, or with some other string (the
+        SDKs insist on an API key, so clients send placeholders), is anonymous."""
         if not self._started:
             await self.start()
-        info = self._keys.lookup(api_key) if api_key and self._keys is not None else None
-        if info is not None:
-            return Caller(info.id, info.default_tags())
+        if api_key and api_key.startswith(KEY_PREFIX):
+            info = await self._keys.find(api_key) if self._keys is not None else None
+            if info is not None:
+                return Caller(info.id, info.default_tags())
+            raise AuthenticationError(_NOT_A_KEY)
+        if api_key and self._policy.auth == "required":
+            raise AuthenticationError(_NOT_A_KEY)
         if self._policy.auth == "required":
-            if not api_key:
-                raise AuthenticationError(
-                    "this gateway requires a gearshift virtual key (policy.auth: required); "
-                    "send it as the API key ('gearshift keys create' issues one)"
-                )
-            # Never echo the presented key: it may be a provider key sent by mistake.
             raise AuthenticationError(
-                "the API key is not a valid gearshift virtual key (unknown or revoked)"
+                "this gateway requires a gearshift virtual key (policy.auth: required); "
+                "send it as the API key ('gearshift keys create' issues one)"
             )
         return Caller()
 
@@ -363,7 +368,7 @@ class GearshiftPolicy:
                 continue
             note = (
                 f"soft limit of {rule.describe()} reached (${from_nano(used - estimate):,.4f} "
-                f"of ${soft:,.2f}): lighter models only"
+                f"of {limit_text(soft)}): lighter models only"
             )
             admission.notes.append(note)
             if info is not None:
@@ -406,7 +411,7 @@ class GearshiftPolicy:
                 "limit_usd": rule.limit_usd,
                 "resets_at": rule.resets_at(now),
                 "message": (
-                    f"{rule.describe()}: {label} — ${spent:,.4f} of ${rule.limit_usd:,.2f} "
+                    f"{rule.describe()}: {label} — ${spent:,.4f} of {limit_text(rule.limit_usd)} "
                     f"{THIS_PERIOD[rule.period]}; resets at {rule.resets_at(now)}"
                 ),
             }

@@ -226,6 +226,13 @@ class KeyStore:
             return (0, 0.0)
         return int(row[0]), float(row[1] or 0.0)
 
+    def find_active(self, key_hash: str) -> KeyInfo | None:
+        """The active key with this hash, straight from the table (one indexed row)."""
+        row = self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,)
+        )
+        return _row_to_info(row)[1] if row is not None else None
+
     def active_by_hash(self) -> dict[str, KeyInfo]:
         rows = self._db.fetchall(f"SELECT {_COLUMNS} FROM keys WHERE revoked_at IS NULL")
         return dict(_row_to_info(r) for r in rows)

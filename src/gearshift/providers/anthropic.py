@@ -33,16 +33,21 @@ from gearshift.chat import (
 )
 from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError
+from gearshift.providers.http1 import Http1Pool
+from gearshift.providers.shaping import ShapingCache
 from gearshift.providers.upstream_http import (
+    SHAPE_ERRORS,
     UpstreamPools,
     drain_for_reuse,
     is_retryable_status,
     iter_chunks,
     json_instruction,
     json_or_none,
+    malformed,
     post,
     priced_stream,
     read_all,
+    shape_checked,
     tool_input,
 )
 
@@ -72,7 +77,7 @@ RETRYABLE_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_
 
 def messages_endpoint(base_url: str | None) -> tuple[str, str]:
     """(origin and prefix, path) of the Messages endpoint for a configured base URL."""
-    base = (base_url or DEFAULT_BASE_URL).rstrip("/")
+    base = (base_url or DEFAULT_BASE_URL).split("?", 1)[0].rstrip("/")  # query: shaping.py
     # Accept both the SDK's base (".../") and an OpenAI-style base (".../v1").
     return (base, "/messages") if base.endswith("/v1") else (base, "/v1/messages")
 
@@ -268,6 +273,12 @@ class AnthropicProvider:
         # Accepts and ignores construction arguments (the pipeline passes base_url; each model
         # carries its own).
         self._pools = UpstreamPools()
+        self._shaping = ShapingCache()
+
+    def _endpoint(self, model: ModelConfig, operation: str = "") -> tuple[Http1Pool, str]:
+        """The pool and the Messages path (with the model's query string) for a model."""
+        base, path = messages_endpoint(model.base_url)
+        return self._pools.get(base, model), path + operation + self._shaping.get(model).query
 
     def _headers(self, model: ModelConfig, request: ChatRequest | None = None) -> dict[str, str]:
         headers = {
@@ -282,13 +293,16 @@ class AnthropicProvider:
             key = os.environ.get(model.api_key_env)
             if key:
                 headers["x-api-key"] = key
+        extra = self._shaping.get(model).headers
+        if extra:
+            headers.update(extra)
         return headers
 
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
         body = orjson.dumps(to_anthropic_body(request, model, stream=False))
-        base, path = messages_endpoint(model.base_url)
+        pool, path = self._endpoint(model)
         headers = self._headers(model, request)
-        response = await post(self._pools.get(base), path, body, headers, model)
+        response = await post(pool, path, body, headers, model)
         raw = await read_all(response, model)
         if response.status != 200:
             raise upstream_error(response.status, raw, model)
@@ -297,18 +311,23 @@ class AnthropicProvider:
             raise UpstreamError(
                 f"{model.name}: Anthropic API returned a body that is not JSON", model=model.name
             )
-        return from_anthropic_response(data, model)
+        if not isinstance(data.get("content"), list):
+            raise malformed(model, "has no content list (HTTP 200)")
+        try:
+            return from_anthropic_response(data, model)
+        except SHAPE_ERRORS as exc:
+            raise malformed(model, f"does not decode: {exc}") from None
 
     async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
         body = orjson.dumps(to_anthropic_body(request, model, stream=True))
         headers = self._headers(model, request)
         headers["accept"] = "text/event-stream"
-        base, path = messages_endpoint(model.base_url)
-        response = await post(self._pools.get(base), path, body, headers, model)
+        pool, path = self._endpoint(model)
+        response = await post(pool, path, body, headers, model)
         try:
             if response.status != 200:
                 raise upstream_error(response.status, await read_all(response, model), model)
-            events = _translate_stream(iter_chunks(response, model), model)
+            events = shape_checked(_translate_stream(iter_chunks(response, model), model), model)
             async for event in priced_stream(events, request, model):
                 if isinstance(event, StreamEnd):
                     await drain_for_reuse(response)
@@ -320,10 +339,10 @@ class AnthropicProvider:
         """Exact prompt tokens from the upstream's ``/v1/messages/count_tokens``."""
         full = to_anthropic_body(request, model, stream=False)
         body = {k: v for k, v in full.items() if k in COUNT_TOKENS_FIELDS}
-        base, path = messages_endpoint(model.base_url)
+        pool, path = self._endpoint(model, "/count_tokens")
         response = await post(
-            self._pools.get(base),
-            f"{path}/count_tokens",
+            pool,
+            path,
             orjson.dumps(body),
             self._headers(model, request),
             model,
@@ -351,7 +370,7 @@ async def _translate_stream(
     async for name, data in sse_events(chunks):
         payload = json_or_none(data)
         if not isinstance(payload, dict):
-            continue
+            raise malformed(model, f"has a stream event that is not JSON: {data[:80]!r}")
         kind = payload.get("type") or name
         if kind == "content_block_delta":
             delta = payload.get("delta") or {}

@@ -40,17 +40,21 @@ from gearshift.chat import (
 from gearshift.config import ModelConfig
 from gearshift.errors import InvalidRequest, UpstreamError
 from gearshift.providers.http1 import Http1Response
+from gearshift.providers.shaping import ShapingCache
 from gearshift.providers.sigv4 import AwsSigner
 from gearshift.providers.upstream_http import (
+    SHAPE_ERRORS,
     UpstreamPools,
     drain_for_reuse,
     is_retryable_status,
     iter_chunks,
     json_instruction,
     json_or_none,
+    malformed,
     post,
     priced_stream,
     read_all,
+    shape_checked,
     tool_input,
 )
 
@@ -248,6 +252,7 @@ class BedrockProvider:
 
     def __init__(self, *_: Any, **__: Any) -> None:
         self._pools = UpstreamPools()
+        self._shaping = ShapingCache()
         self._signer = AwsSigner()
         # Built at gateway startup inside the server's loop: resolve the credential chain now,
         # in the background, so the first request does not pay for it.
@@ -261,10 +266,11 @@ class BedrockProvider:
     ) -> Http1Response:
         region = await self._signer.region_for(model.region)
         base = endpoint(model.base_url, region)
-        pool = self._pools.get(base)
-        path = operation_path(model.upstream_model, operation)
+        pool = self._pools.get(base, model)
+        shaping = self._shaping.get(model)
+        path = operation_path(model.upstream_model, operation) + shaping.query
         body = orjson.dumps(to_converse_body(request))
-        headers = {"Content-Type": "application/json", "Accept": accept}
+        headers = {"Content-Type": "application/json", "Accept": accept, **shaping.headers}
         api_key = os.environ.get(model.api_key_env) if model.api_key_env else None
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -285,14 +291,21 @@ class BedrockProvider:
             raise UpstreamError(
                 f"{model.name}: Bedrock returned a body that is not JSON", model=model.name
             )
-        return from_converse_response(data, model)
+        output = data.get("output")
+        message = output.get("message") if isinstance(output, dict) else None
+        if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            raise malformed(model, "has no output.message.content (HTTP 200)")
+        try:
+            return from_converse_response(data, model)
+        except SHAPE_ERRORS as exc:
+            raise malformed(model, f"does not decode: {exc}") from None
 
     async def stream(self, request: ChatRequest, model: ModelConfig) -> AsyncIterator[StreamEvent]:
         response = await self._send(
             request, model, "converse-stream", "application/vnd.amazon.eventstream"
         )
         try:
-            events = _translate_stream(iter_chunks(response, model), model)
+            events = shape_checked(_translate_stream(iter_chunks(response, model), model), model)
             async for event in priced_stream(events, request, model):
                 if isinstance(event, StreamEnd):
                     await drain_for_reuse(response)
@@ -322,7 +335,9 @@ async def _translate_stream(
                 raise _stream_exception(message.headers, message.payload, model)
             payload = json_or_none(message.payload)
             if not isinstance(payload, dict):
-                continue
+                raise malformed(
+                    model, f"has a stream event that is not JSON: {message.payload[:80]!r}"
+                )
             kind = message.event_type
             if kind == "contentBlockDelta":
                 delta = payload.get("delta") or {}

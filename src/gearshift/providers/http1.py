@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from gearshift.providers.proxy import Proxy, open_tunnel
+
 
 class UpstreamClosed(ConnectionError):
     """The upstream closed or broke the connection before its response was complete."""
@@ -35,6 +37,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reused = False
+        self.counted = True  # holds one of the pool's max_connections slots until it closes
         self._reset()
 
     def _reset(self) -> None:
@@ -65,6 +68,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.pool.forget(self)
         if not self.complete:
             if self.headers_done and self.delimited_by_close and exc is None:
                 self.complete = True  # a body that ends when the connection does
@@ -178,9 +182,18 @@ class Http1Response:
 
 
 class Http1Pool:
-    """Keep-alive connections to one origin (scheme, host, port)."""
+    """Keep-alive connections to one origin (scheme, host, port), at most ``max_connections``
+    open at once (further requests wait, first come first served, for one to be released or
+    closed), directly or through an HTTP CONNECT ``proxy`` (proxy.py)."""
 
-    def __init__(self, base_url: str, *, max_idle: int = 256) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        max_idle: int = 256,
+        max_connections: int = 100,
+        proxy: Proxy | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"upstream base_url must be an http(s) URL, got {base_url!r}")
@@ -194,6 +207,10 @@ class Http1Pool:
         self._idle: deque[_Connection] = deque()
         self._max_idle = max_idle
         self._ssl: ssl.SSLContext | None = None
+        self.proxy = proxy
+        self.max_connections = max_connections
+        self.open = 0  # connections open or being opened
+        self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
 
     async def post(
         self,
@@ -230,22 +247,71 @@ class Http1Pool:
         raise AssertionError("unreachable")
 
     async def _acquire(self, connect_timeout: float) -> _Connection:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed:
-                conn._reset()
-                conn.reused = True
+        while True:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    return self._reuse(conn)
+            if self.open < self.max_connections:
+                return await self._connect(connect_timeout)
+            # At the cap: wait for a connection handed over by release(), or for a slot freed
+            # by one closing (None), then look again.
+            waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except BaseException:
+                if not waiter.done():
+                    self._waiters.remove(waiter)
+                elif not waiter.cancelled() and (handed := waiter.result()) is not None:
+                    self.release(handed)  # handed over just as we were cancelled: pass it on
+                raise
+            if handed is not None and not handed.closed:
+                return self._reuse(handed)
+
+    @staticmethod
+    def _reuse(conn: _Connection) -> _Connection:
+        conn._reset()
+        conn.reused = True
+        return conn
+
+    async def _connect(self, connect_timeout: float) -> _Connection:
+        self.open += 1
+        conn = _Connection(self)
+        try:
+            if self.proxy is not None:
+                tls = self._ssl_context() if self.tls else None
+                await open_tunnel(
+                    self.proxy, self.host, self.port, lambda: conn, tls=tls, timeout=connect_timeout
+                )
                 return conn
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(connect_timeout):
-            _, protocol = await loop.create_connection(
-                lambda: _Connection(self),
-                self.host,
-                self.port,
-                ssl=self._ssl_context() if self.tls else None,
-                server_hostname=self.host if self.tls else None,
-            )
-        return protocol
+            loop = asyncio.get_running_loop()
+            async with asyncio.timeout(connect_timeout):
+                await loop.create_connection(
+                    lambda: conn,
+                    self.host,
+                    self.port,
+                    ssl=self._ssl_context() if self.tls else None,
+                    server_hostname=self.host if self.tls else None,
+                )
+            return conn
+        except BaseException:
+            self.forget(conn)  # unless connection_lost already did
+            raise
+
+    def forget(self, conn: _Connection) -> None:
+        """A connection closed (connection_lost): its slot is free for a waiting request."""
+        if conn.counted:
+            conn.counted = False
+            self._slot_freed()
+
+    def _slot_freed(self) -> None:
+        self.open -= 1
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -253,6 +319,11 @@ class Http1Pool:
         return self._ssl
 
     def release(self, conn: _Connection) -> None:
+        while self._waiters:  # a request is queued at the cap: hand this one straight over
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
         if len(self._idle) < self._max_idle:
             self._idle.append(conn)
         else:

@@ -30,11 +30,14 @@ from gearshift.chat import (
 from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError
 from gearshift.providers.http1 import Http1Response
+from gearshift.providers.shaping import ShapingCache, build_shaping
 from gearshift.providers.upstream_http import (
+    SHAPE_ERRORS,
     UpstreamPools,
     is_retryable_status,
     iter_chunks,
     json_or_none,
+    malformed,
     post,
     read_all,
 )
@@ -49,6 +52,7 @@ class OpenAIProvider:
     def __init__(self, base_url: str | None = None, **_: Any) -> None:
         self._default_base = base_url or DEFAULT_BASE_URL
         self._pools = UpstreamPools()
+        self._shaping = ShapingCache()
 
     def _headers(self, model: ModelConfig, *, stream: bool) -> dict[str, str]:
         headers = {
@@ -59,12 +63,16 @@ class OpenAIProvider:
             key = os.environ.get(model.api_key_env)
             if key:
                 headers["Authorization"] = f"Bearer {key}"
+        extra = self._shaping.get(model).headers
+        if extra:
+            headers.update(extra)
         return headers
 
     async def _post(
         self, model: ModelConfig, body: bytes, *, stream: bool, path: str = "/chat/completions"
     ) -> Http1Response:
-        pool = self._pools.get(model.base_url or self._default_base)
+        pool = self._pools.get(model.base_url or self._default_base, model)
+        path += self._shaping.get(model).query
         return await post(pool, path, body, self._headers(model, stream=stream), model)
 
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
@@ -82,7 +90,18 @@ class OpenAIProvider:
             )
         if isinstance(data.get("error"), dict):
             raise upstream_error(500, raw, model)
-        decoded = decode_response(data)
+        choices = data.get("choices")
+        if (
+            not isinstance(choices, list)
+            or not choices
+            or not isinstance(choices[0], dict)
+            or not isinstance(choices[0].get("message"), dict)
+        ):
+            raise malformed(model, "has no choices[0].message (HTTP 200)")
+        try:
+            decoded = decode_response(data)
+        except SHAPE_ERRORS as exc:
+            raise malformed(model, f"does not decode: {exc}") from None
         decoded.raw = data
         return decoded
 
@@ -139,35 +158,55 @@ async def _events(
             if payload == b"[DONE]":
                 yield StreamEnd(finish, usage or _estimated_usage(request, produced))
                 return
+            if not payload:
+                continue  # an empty keep-alive
             data = json_or_none(payload)
             if not isinstance(data, dict):
-                continue
+                raise malformed(model, f"has a stream frame that is not JSON: {payload[:80]!r}")
             if isinstance(data.get("error"), dict):
                 raise upstream_error(500, payload, model)
-            if data.get("usage"):
-                usage = parse_usage(data["usage"])
-            for choice in data.get("choices") or ():
-                if choice.get("index", 0) != 0:
-                    continue  # n > 1: the internal stream carries the first choice only
-                delta = choice.get("delta") or {}
-                text = delta.get("content")
-                if text:
-                    produced += len(text)
-                    yield TextDelta(text)
-                for call in delta.get("tool_calls") or ():
-                    fn = call.get("function") or {}
-                    produced += len(fn.get("arguments") or "")
-                    yield ToolCallDelta(
-                        index=int(call.get("index", 0)),
-                        id=call.get("id"),
-                        name=fn.get("name"),
-                        arguments=fn.get("arguments") or "",
-                    )
-                if choice.get("finish_reason"):
-                    finish = finish_reason(choice["finish_reason"])
+            try:
+                if data.get("usage"):
+                    usage = parse_usage(data["usage"])
+                events, frame_finish = _frame_events(data)
+            except SHAPE_ERRORS as exc:
+                raise malformed(model, f"has a stream frame of the wrong shape: {exc}") from None
+            for event in events:
+                produced += len(event.text if isinstance(event, TextDelta) else event.arguments)
+                yield event
+            finish = frame_finish or finish
     raise UpstreamError(
         f"{model.name}: the upstream stream ended before [DONE]", model=model.name, retryable=True
     )
+
+
+def _frame_events(
+    data: dict[str, Any],
+) -> tuple[list[TextDelta | ToolCallDelta], FinishReason | None]:
+    """One chunk's events and finish reason (the first choice only: with n > 1 the internal
+    stream carries choice 0). Raises one of ``SHAPE_ERRORS`` on a chunk of the wrong shape."""
+    events: list[TextDelta | ToolCallDelta] = []
+    finish: FinishReason | None = None
+    for choice in data.get("choices") or ():
+        if choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta") or {}
+        text = delta.get("content")
+        if text:
+            events.append(TextDelta(str(text)))
+        for call in delta.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            events.append(
+                ToolCallDelta(
+                    index=int(call.get("index", 0)),
+                    id=call.get("id"),
+                    name=fn.get("name"),
+                    arguments=str(fn.get("arguments") or ""),
+                )
+            )
+        if choice.get("finish_reason"):
+            finish = finish_reason(choice["finish_reason"])
+    return events, finish
 
 
 def _estimated_usage(request: ChatRequest, produced_chars: int) -> Usage:
@@ -200,10 +239,17 @@ def upstream_error(
         detail = raw[:300].decode("utf-8", "replace").strip() or "(empty body)"
     if status in (401, 403):
         # Upstreams quote (part of) the rejected key; the caller must never see ours.
-        where = f"environment variable {model.api_key_env}" if model.api_key_env else "no key set"
+        if model.api_key_env:
+            where = f"environment variable {model.api_key_env}"
+        else:
+            where = f"headers {', '.join(model.headers)}" if model.headers else "no key set"
         detail = f"the upstream rejected gearshift's credentials for this model ({where})"
-    elif model.api_key_env and (key := os.environ.get(model.api_key_env)):
-        detail = detail.replace(key, "[redacted]")
+    else:
+        if model.api_key_env and (key := os.environ.get(model.api_key_env)):
+            detail = detail.replace(key, "[redacted]")
+        if model.headers or model.query:  # keys sent as headers/query (Azure's api-key)
+            for secret in build_shaping(model).secrets:
+                detail = detail.replace(secret, "[redacted]")
     error = UpstreamError(
         f"{model.name}: upstream answered {status}: {detail}",
         upstream_status=status,

@@ -17,6 +17,8 @@ from gearshift.chat import ChatRequest, StreamEnd, StreamEvent, TextDelta, ToolC
 from gearshift.config import ModelConfig
 from gearshift.errors import UpstreamError, UpstreamTimeout
 from gearshift.providers.http1 import Http1Pool, Http1Response
+from gearshift.providers.proxy import ProxyRefused
+from gearshift.telemetry import TRACEPARENT
 
 log = logging.getLogger("gearshift.providers")
 
@@ -31,18 +33,39 @@ def is_retryable_status(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_STATUSES
 
 
+# What a malformed answer's decoder may raise when a field has the wrong type or is missing.
+SHAPE_ERRORS = (AttributeError, TypeError, ValueError, KeyError, IndexError)
+
+
+def malformed(model: ModelConfig, what: str) -> UpstreamError:
+    """An upstream answer of the wrong shape (a 200 without choices or content, a stream frame
+    that does not parse) is the upstream failing, not an empty success: retried, then the next
+    model, and recorded as an error."""
+    return UpstreamError(f"{model.name}: the upstream's answer {what}", model=model.name)
+
+
 class UpstreamPools:
-    """One ``Http1Pool`` per origin, created on first use (inside the running loop, never at
-    import or construction)."""
+    """One ``Http1Pool`` per origin (and proxy and connection cap), created on first use (inside
+    the running loop, never at import or construction); the proxy is chosen then, once."""
 
     def __init__(self) -> None:
-        self._pools: dict[str, Http1Pool] = {}
+        self._pools: dict[tuple[str, str | None, int], Http1Pool] = {}
 
-    def get(self, base_url: str) -> Http1Pool:
-        pool = self._pools.get(base_url)
+    def get(self, base_url: str, model: ModelConfig) -> Http1Pool:
+        key = (base_url, model.proxy, model.max_connections)
+        pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[base_url] = Http1Pool(base_url)
+            pool = self._pools[key] = self._new_pool(base_url, model)
         return pool
+
+    @staticmethod
+    def _new_pool(base_url: str, model: ModelConfig) -> Http1Pool:
+        from gearshift.providers.proxy import proxy_for
+
+        proxy = proxy_for(base_url, model.proxy)
+        if proxy is not None:
+            log.info("upstream %s goes through proxy %s", base_url.split("?")[0], proxy.display)
+        return Http1Pool(base_url, proxy=proxy, max_connections=model.max_connections)
 
     async def aclose(self) -> None:
         for pool in self._pools.values():
@@ -56,6 +79,9 @@ async def post(
     """POST and return once the status line and headers are in. Transport failures become
     ``UpstreamTimeout``/``UpstreamError(retryable=True)``; statuses are left to the caller, which
     knows the provider's error shape."""
+    traceparent = TRACEPARENT.get()
+    if traceparent is not None:  # W3C trace context for the upstream (telemetry/)
+        headers = {**headers, "traceparent": traceparent}
     try:
         return await pool.post(
             path,
@@ -65,9 +91,15 @@ async def post(
             read_timeout=model.read_timeout_s,
         )
     except TimeoutError:
+        via = f" (through proxy {pool.proxy.display})" if pool.proxy is not None else ""
         raise UpstreamTimeout(
-            f"{model.name}: no answer from {pool.host_header} within the timeout",
+            f"{model.name}: no answer from {pool.host_header} within the timeout{via}",
             model=model.name,
+        ) from None
+    except ProxyRefused as exc:
+        # The proxy said no (407 credentials, 403 policy): asking it again will not help.
+        raise UpstreamError(
+            f"{model.name}: {exc}", upstream_status=502, retryable=False, model=model.name
         ) from None
     except OSError as exc:
         raise UpstreamError(
@@ -116,6 +148,18 @@ async def drain_for_reuse(response: Http1Response) -> None:
 
     with contextlib.suppress(TimeoutError, OSError):
         await asyncio.wait_for(rest(), DRAIN_TIMEOUT_S)
+
+
+async def shape_checked(
+    events: AsyncIterator[StreamEvent], model: ModelConfig
+) -> AsyncIterator[StreamEvent]:
+    """Pass events through; a decoder tripping over an event of the wrong shape (a field of the
+    wrong type) means the upstream's stream is malformed, not that gearshift has a bug."""
+    try:
+        async for event in events:
+            yield event
+    except SHAPE_ERRORS as exc:
+        raise malformed(model, f"has a stream event of the wrong shape: {exc!r}") from None
 
 
 async def priced_stream(

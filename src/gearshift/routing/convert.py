@@ -10,7 +10,12 @@ Recognised inputs:
 * RouterArena result JSONL files, one per model (``<model>.jsonl`` with ``global_index``,
   ``question``, ``evaluation_result.score`` and ``inference_cost``); rows are joined on
   ``global_index``; ids are ``routerarena/<global_index>``.
-* A directory holding any of these (searched recursively), e.g. ``../shared/data`` itself.
+* Labelled JSONL (DESIGN.md; e.g. ``../shared/data/multimodel/*.jsonl``), given as a file: rows
+  are checked and written back normalised — ``null`` scores and costs (not recorded) dropped,
+  ``category`` and ``source`` kept. ``train`` and ``eval`` price missing costs from list prices.
+* A directory holding RouteLLM or RouterArena files (searched recursively), e.g.
+  ``../shared/data`` itself. Labelled JSONL files inside a directory are *not* picked up: data
+  sets carry different licences (AlpacaEval's is non-commercial), so each is named explicitly.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 from gearshift.errors import InvalidRequest
 from gearshift.routing.tokens import estimate_tokens
 
-__all__ = ["convert_path", "convert_routellm_csv", "convert_routerarena"]
+__all__ = ["convert_labelled", "convert_path", "convert_routellm_csv", "convert_routerarena"]
 
 # USD per million tokens (input, output), used when no cost.json is found.
 _FALLBACK_PRICES = {
@@ -154,6 +159,47 @@ def convert_routerarena(files: list[Path]) -> Iterator[dict[str, Any]]:
         yield by_id[gid]
 
 
+def convert_labelled(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a labelled JSONL file, validated (errors name the line) and normalised."""
+    from gearshift.routing.formats import iter_rows
+
+    sources: dict[int, str] = {}
+    messages: dict[int, Any] = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    obj = None  # iter_rows below reports it with its line number
+                if isinstance(obj, dict):
+                    if isinstance(obj.get("source"), str):
+                        sources[lineno] = obj["source"]
+                    messages[lineno] = obj.get("messages") or [
+                        {"role": "user", "content": obj.get("prompt", "")}
+                    ]
+    # iter_rows checks every line (and raises naming it) before anything is written out
+    rows = list(iter_rows(path, need_scores=True))
+    numbered = sorted(messages)
+    for n, row in zip(numbered, rows, strict=True):
+        out: dict[str, Any] = {"id": row.id, "messages": messages[n], "scores": row.scores}
+        out["costs"] = row.costs
+        if row.category:
+            out["category"] = row.category
+        if n in sources:
+            out["source"] = sources[n]
+        yield out
+
+
+def _is_labelled(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            rec = json.loads(fh.readline())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(rec, dict) and "scores" in rec and ("messages" in rec or "prompt" in rec)
+
+
 def _is_routerarena(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8") as fh:
@@ -170,13 +216,16 @@ def convert_path(path: str | Path) -> Iterator[dict[str, Any]]:
     if not root.exists():
         raise InvalidRequest(f"{root} does not exist")
     files = sorted(root.rglob("*")) if root.is_dir() else [root]
+    if root.is_file() and root.suffix == ".jsonl" and _is_labelled(root):
+        yield from convert_labelled(root)
+        return
     prices = _prices(root if root.is_dir() else root.parent)
     csvs = [f for f in files if f.suffix == ".csv"]
     arena = [f for f in files if f.suffix == ".jsonl" and _is_routerarena(f)]
     if not csvs and not arena:
         raise InvalidRequest(
-            f"{root}: found no RouteLLM CSV (prompt + per-model True/False columns) "
-            "or RouterArena JSONL files to convert"
+            f"{root}: found no RouteLLM CSV (prompt + per-model True/False columns), "
+            "RouterArena JSONL or labelled JSONL file to convert"
         )
     for f in csvs:
         yield from convert_routellm_csv(f, prices)

@@ -22,6 +22,7 @@ from gearshift.routing.metrics import (
     apgr,
     cost_at_quality,
     cost_quality_curve,
+    cost_share_at,
     cpt,
     oracle_curve,
     pair_curve,
@@ -37,6 +38,9 @@ class Predictions:
     difficulty: FloatArray  # (N,)
     quality: FloatArray  # (N, M) in ``models`` order
     models: list[str]
+    # per-model routers rank a pair by its predicted gain q_strong − q_weak (whatever the pair);
+    # the default router by its difficulty (its qualities are clipped maps of it)
+    rank_by_gain: bool = False
 
 
 def truth_matrices(
@@ -61,14 +65,16 @@ def truth_matrices(
 def predict_rows(
     predictor_spec: str, rows: Sequence[LabelledRow], models: Sequence[str]
 ) -> Predictions:
-    from gearshift.routing.predictors import load_predictor
+    from gearshift.routing.predictors import TrainedPredictor, load_predictor
     from gearshift.routing.scoring import profiles_for_names
 
     predictor = load_predictor(predictor_spec)
     predictor.check_models(models)
     feats = [extract(r.request) for r in rows]
     diff, qual = predictor.predict_many(feats, profiles_for_names(models))
-    return Predictions(diff, qual, list(models))
+    return Predictions(
+        diff, qual, list(models), rank_by_gain=isinstance(predictor, TrainedPredictor)
+    )
 
 
 def split_predict(
@@ -79,7 +85,8 @@ def split_predict(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[list[LabelledRow], Predictions]:
     """Train on ``train_share`` of the rows, predict the rest: (held-out rows, predictions)."""
-    from gearshift.routing.train import TrainOptions, featurize, train_quality_router
+    from gearshift.routing.quality_train import QualityOptions, train_quality_router
+    from gearshift.routing.train import featurize
 
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
@@ -88,12 +95,13 @@ def split_predict(
     test = [rows[i] for i in order[cut:]]
     if len(train) < 10 or not test:
         raise InvalidRequest("not enough rows for that train/test split")
-    model, _ = train_quality_router(train, TrainOptions(seed=seed), progress=progress)
-    feats = featurize(test)
-    q = model.predict_many(feats)
+    options = QualityOptions(folds=0, seed=seed)
+    model, _ = train_quality_router(train, options, progress=progress)
+    q = model.predict_many(featurize(test))
     cols = [model.heads.index(m) for m in models]
     strong, weak = model.heads.index(model.meta["strong"]), model.heads.index(model.meta["weak"])
-    return test, Predictions(q[:, strong] * (1 - q[:, weak]), q[:, cols], list(models))
+    diff = q[:, strong] * (1 - q[:, weak])
+    return test, Predictions(diff, q[:, cols], list(models), rank_by_gain=True)
 
 
 def evaluate(
@@ -107,10 +115,9 @@ def evaluate(
 ) -> dict[str, Any]:
     m = preds.models
     w, s = m.index(weak), m.index(strong)
-    curve = pair_curve(preds.difficulty, scores[:, w], scores[:, s])
-    oracle = pair_curve(
-        scores[:, s] - scores[:, w] + 1e-9 * preds.difficulty, scores[:, w], scores[:, s]
-    )
+    rank = preds.quality[:, s] - preds.quality[:, w] if preds.rank_by_gain else preds.difficulty
+    curve = pair_curve(rank, scores[:, w], scores[:, s])
+    oracle = pair_curve(scores[:, s] - scores[:, w] + 1e-9 * rank, scores[:, w], scores[:, s])
     report: dict[str, Any] = {
         "rows": len(scores),
         "models": m,
@@ -135,6 +142,7 @@ def evaluate(
         best_q = float(scores[:, best_single].mean())
         best_cost = float(costs[:, best_single].mean())
         reach = cost_at_quality(mean_cost, mean_q, quality_target * best_q)
+        shares = cost_share_at(preds.quality, costs, scores, m)
         oc, oq = oracle_curve(costs, scores)
         report["n_models"] = {
             "best_single_model": m[best_single],
@@ -143,6 +151,9 @@ def evaluate(
             "target_quality": round(quality_target * best_q, 4),
             "cost_at_target": reach,
             "cost_share_at_target": None if reach is None else round(reach / best_cost, 4),
+            # read on a tolerance grid that follows the predictions (finer than the curve's)
+            "cost_share_at_95": shares["cost_share_at_95"],
+            "cost_share_at_100": shares["cost_share_at_100"],
             "curve": {
                 "tolerance": [round(float(t), 4) for t in tols],
                 "mean_cost": [float(c) for c in mean_cost],

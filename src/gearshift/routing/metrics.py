@@ -15,7 +15,8 @@ strong model. Each threshold is a point (share of strong calls, mean quality).
 
 N models: ``cost_quality_curve`` sweeps the quality tolerance of the decision rule and records
 (mean cost, mean quality) per setting; ``oracle_curve`` and ``random_curve`` give the reference
-lines; ``cost_at_quality`` reads "reaches x% of the best single model's quality at y% of its cost".
+lines; ``cost_at_quality`` reads "reaches x% of the best single model's quality at y% of its cost";
+``cost_share_at`` reads it at 95% and 100% over a tolerance grid fitted to the predictions.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "apgr",
     "cost_at_quality",
     "cost_quality_curve",
+    "cost_share_at",
     "cpt",
     "oracle_curve",
     "pair_curve",
@@ -149,3 +151,44 @@ def cost_at_quality(
     if not np.any(ok):
         return None
     return float(mean_cost[ok].min())
+
+
+def tolerance_grid(predicted: FloatArray, n_points: int = 400) -> FloatArray:
+    """Tolerances at the quantiles of the rows' gaps to their best prediction (and 0).
+
+    Predicted quality gaps are mostly small; an even grid over [0, 1] would step over most of
+    the decisions, so the grid follows where the gaps are.
+    """
+    gaps = (predicted.max(axis=1, keepdims=True) - predicted).ravel()
+    grid = np.quantile(gaps, np.linspace(0.0, 1.0, n_points))
+    return np.unique(np.concatenate([[0.0], grid, [1.0]]))
+
+
+def cost_share_at(
+    predicted: FloatArray,
+    costs: FloatArray,
+    truth: FloatArray,
+    models: Sequence[str],
+    targets: Sequence[float] = (0.95, 1.0),
+) -> dict[str, object]:
+    """Cost of routing, as a share of the best single model's, at which it first reaches each
+    target share of that model's quality (None where no tolerance reaches it)."""
+    rows = np.arange(len(truth))
+    curve_c, curve_q = [], []
+    for tol in tolerance_grid(predicted):
+        chosen = route_by_tolerance(predicted, costs, float(tol))
+        curve_c.append(float(costs[rows, chosen].mean()))
+        curve_q.append(float(truth[rows, chosen].mean()))
+    best = int(np.argmax(truth.mean(axis=0)))
+    best_q, best_c = float(truth[:, best].mean()), float(costs[:, best].mean())
+    out: dict[str, object] = {
+        "rows": len(truth),
+        "best_single_model": models[best],
+        "best_single_quality": round(best_q, 4),
+        "best_single_cost": best_c,
+    }
+    for target in targets:
+        reach = cost_at_quality(_arr(curve_c), _arr(curve_q), target * best_q)
+        key = f"cost_share_at_{round(target * 100)}"
+        out[key] = None if reach is None or best_c <= 0 else round(reach / best_c, 4)
+    return out

@@ -6,7 +6,8 @@
   (difficulty → 0) is answered well by every model, so the cheapest wins; on a hard one
   (difficulty 0.5 and up) the predicted quality approaches and then falls below the model's
   ability, so quality gaps between models widen and the tolerance keeps the stronger model.
-* ``TrainedPredictor`` has one calibrated head per model, learned from labelled data
+* ``TrainedPredictor`` predicts each model's quality with its own head (shared difficulty plus
+  per-model weights, ``quality_train``), learned from labelled data
   (``gearshift train``); it only serves the models it was trained on.
 """
 

@@ -56,6 +56,11 @@ class TextModel:
     # calibration, z = blend[0]·z_head + blend[1]·logit(expected gain) + blend[2].
     domain: DomainPrior | None = None
     blend: list[float] = field(default_factory=list)
+    # Trained (per-model) routers: a prompt's token sum is divided by the L2 norm of its grams'
+    # idf weights (tf-idf with L2 rows; ``token_weights`` already carry the idf), and the kind
+    # detector's probabilities get weights of their own. Empty = not used (the default router).
+    token_idf: FloatArray = field(default_factory=lambda: np.zeros(0))  # (V,)
+    kind_weights: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))  # (K, H)
     _fast: _FastHead | None = field(default=None, repr=False, compare=False)
 
     # ---- scoring -------------------------------------------------------------------------
@@ -65,9 +70,14 @@ class TextModel:
         idx = [vocab[g] for g in vocab.keys() & features.tokens]
         z = self.bias.copy()
         if idx:
-            z += self.token_weights[idx].sum(axis=0)
+            tokens = self.token_weights[idx].sum(axis=0)
+            if len(self.token_idf):
+                tokens /= math.sqrt(float((self.token_idf[idx] ** 2).sum()))
+            z += tokens
         d = (np.asarray(features.dense, dtype=np.float64) - self.dense_mean) / self.dense_scale
         z += d @ self.dense_weights
+        if self.kind_weights.size and len(features.kind_probs):
+            z += features.kind_probs @ self.kind_weights
         if self.domain is not None:
             z = blend_logit(self.blend, z, self.domain.expected_gain(features.tokens))
         return z
@@ -108,9 +118,16 @@ class TextModel:
             cols.extend(hits)
         z = np.tile(self.bias, (n, 1))
         if rows:
-            np.add.at(z, np.asarray(rows), self.token_weights[np.asarray(cols)])
+            row_of, col_of = np.asarray(rows), np.asarray(cols)
+            gram_w = self.token_weights[col_of]
+            if len(self.token_idf):
+                sq = np.bincount(row_of, weights=self.token_idf[col_of] ** 2, minlength=n)
+                gram_w = gram_w / np.sqrt(sq)[row_of, None]
+            np.add.at(z, row_of, gram_w)
         dense = np.asarray([f.dense for f in batch], dtype=np.float64)
         z += ((dense - self.dense_mean) / self.dense_scale) @ self.dense_weights
+        if self.kind_weights.size and all(len(f.kind_probs) for f in batch):
+            z += np.asarray([f.kind_probs for f in batch]) @ self.kind_weights
         if self.domain is not None:
             z = blend_logit(self.blend, z, self.domain.expected_gains(batch)[:, None])
         p = _sigmoid(z)
@@ -143,10 +160,14 @@ class TextModel:
             calib_y=self.calib_y,
         )
         extra: dict[str, Any] = {}
+        if len(self.token_idf):
+            extra["token_idf"] = self.token_idf
+        if self.kind_weights.size:
+            extra["kind_weights"] = self.kind_weights
         if self.domain is not None:
             d = self.domain
             meta.update(blend=self.blend, domains=d.domains, domain_temperature=d.temperature)
-            extra = {
+            extra |= {
                 "domain_vocab": np.asarray(sorted(d.vocab, key=d.vocab.__getitem__), dtype=np.str_),
                 # float16 keeps log-likelihoods to ~0.01 nats and halves the file
                 "domain_log_likelihood": d.log_likelihood.astype(np.float16),
@@ -184,6 +205,14 @@ class TextModel:
                     calib_y=meta.get("calib_y", []),
                     meta=meta,
                 )
+                if "token_idf" in data.files:
+                    model.token_idf = data["token_idf"].astype(np.float64)
+                    if model.token_idf.shape != (len(words),):
+                        raise ValueError("token_idf does not match the vocabulary")
+                if "kind_weights" in data.files:
+                    model.kind_weights = data["kind_weights"].astype(np.float64)
+                    if model.kind_weights.shape[1:] != (len(model.heads),):
+                        raise ValueError("kind_weights do not match the heads")
                 if "domain_vocab" in data.files:
                     model.domain = DomainPrior(
                         domains=list(meta["domains"]),

@@ -1,5 +1,6 @@
-"""Train linear text routers: per-model quality heads (``gearshift train``) or one difficulty head
-(the bundled default router). scikit-learn is imported here, lazily, never on the request path.
+"""Train linear text heads: the bundled default router's difficulty head (``build_default``), and
+the shared design (``Design``, ``fold_ids``) that ``quality_train`` (``gearshift train``) fits its
+per-model quality router on. scikit-learn is imported here, lazily, never on the request path.
 
 A head is an L2-regularised logistic regression over the prompt's distinct n-grams (vocabulary:
 grams seen in at least ``min_df`` training prompts, capped at ``max_vocab`` by frequency) and its
@@ -30,7 +31,6 @@ __all__ = [
     "featurize",
     "fit_text_model",
     "kfold_predict",
-    "train_quality_router",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -228,109 +228,3 @@ def fit_text_model(
         calib_y=calib_y,
         meta=dict(meta or {}),
     )
-
-
-def _score_matrix(
-    rows: Sequence[LabelledRow], models: Sequence[str]
-) -> tuple[FloatArray, FloatArray]:
-    """(scores, mask): mask is 0 where a row has no score for a model (it is not trained on)."""
-    scores = np.zeros((len(rows), len(models)))
-    mask = np.zeros((len(rows), len(models)))
-    for i, r in enumerate(rows):
-        for j, m in enumerate(models):
-            if m in r.scores:
-                scores[i, j] = r.scores[m]
-                mask[i, j] = 1.0
-    return scores, mask
-
-
-def train_quality_router(
-    rows: Sequence[LabelledRow],
-    options: TrainOptions,
-    *,
-    progress: Callable[[str], None] | None = None,
-) -> tuple[TextModel, dict[str, Any]]:
-    """One calibrated quality head per model, plus a cross-validated report."""
-    if len(rows) < max(options.folds, 2) * 2:
-        raise InvalidRequest(f"need at least {max(options.folds, 2) * 2} labelled rows to train")
-    models = list(dict.fromkeys(m for r in rows for m in r.scores))
-    if len(models) < 2:
-        raise InvalidRequest("labelled data must score at least two models to train a router")
-    scores, mask = _score_matrix(rows, models)
-    feats = featurize(rows)
-    if progress:
-        progress(f"{len(rows)} rows, {len(models)} models: cross-validating")
-    oof = kfold_predict(feats, scores, options, weights=mask, progress=progress)
-    mean_score = {
-        m: float(np.average(scores[:, j], weights=np.maximum(mask[:, j], 1e-12)))
-        for j, m in enumerate(models)
-    }
-    mean_cost = _mean_costs(rows, models)
-    strong = max(models, key=lambda m: (mean_score[m], -mean_cost.get(m, 0.0)))
-    weak = (
-        min(models, key=lambda m: (mean_cost.get(m, 0.0), mean_score[m]))
-        if mean_cost
-        else min(models, key=lambda m: mean_score[m])
-    )
-    if weak == strong:
-        weak = min((m for m in models if m != strong), key=lambda m: mean_score[m])
-    meta = {
-        "kind": "quality",
-        "strong": strong,
-        "weak": weak,
-        "mean_score": mean_score,
-        "mean_cost": mean_cost,
-        "rows": len(rows),
-        "options": {
-            "folds": options.folds,
-            "seed": options.seed,
-            "c": options.c,
-            "min_df": options.min_df,
-            "max_vocab": options.max_vocab,
-        },
-    }
-    if progress:
-        progress("fitting final heads on all rows")
-    model = fit_text_model(feats, scores, models, options, oof=oof, weights=mask, meta=meta)
-    report = _cv_report(oof, scores, mask, models, weak, strong)
-    model.meta["cv"] = report
-    return model, report
-
-
-def _mean_costs(rows: Sequence[LabelledRow], models: Sequence[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for m in models:
-        vals = [r.costs[m] for r in rows if m in r.costs]
-        if vals:
-            out[m] = float(np.mean(vals))
-    return out
-
-
-def _cv_report(
-    oof: FloatArray,
-    scores: FloatArray,
-    mask: FloatArray,
-    models: Sequence[str],
-    weak: str,
-    strong: str,
-) -> dict[str, Any]:
-    from gearshift.routing.metrics import apgr, cpt, pair_curve
-
-    per_model = {}
-    for j, m in enumerate(models):
-        w = mask[:, j] > 0
-        err = oof[w, j] - scores[w, j]
-        per_model[m] = {"rows": int(w.sum()), "brier": round(float(np.mean(err**2)), 4)}
-    report: dict[str, Any] = {"per_model": per_model, "weak": weak, "strong": strong}
-    both = (mask[:, models.index(weak)] > 0) & (mask[:, models.index(strong)] > 0)
-    if both.sum() >= 10:
-        qs, qw = oof[both, models.index(strong)], oof[both, models.index(weak)]
-        curve = pair_curve(
-            qs * (1 - qw), scores[both, models.index(weak)], scores[both, models.index(strong)]
-        )
-        report["pair"] = {
-            "apgr": round(apgr(curve), 4),
-            "cpt50": round(cpt(curve, 0.5), 4),
-            "cpt80": round(cpt(curve, 0.8), 4),
-        }
-    return report

@@ -9,7 +9,17 @@ const state = { loads: 0, data: null, colors: new Map() };
 window.gearshiftDashboard = state;
 
 const params = new URLSearchParams(window.location.search);
-const adminKey = params.get("admin_key");
+// The admin key travels in a header only, never in a URL (access logs and browser history keep
+// URLs). It is asked for when the data needs it and kept for this tab only.
+const KEY_STORE = "gearshift-admin-key";
+if (params.has("admin_key")) {
+  // An old bookmark: keep the key for this tab and take it out of the address bar.
+  sessionStorage.setItem(KEY_STORE, params.get("admin_key"));
+  params.delete("admin_key");
+}
+function adminKey() {
+  return sessionStorage.getItem(KEY_STORE);
+}
 
 function colorFor(name) {
   if (name === "other") return PALETTE[PALETTE.length - 1];
@@ -323,15 +333,17 @@ function currentQuery() {
 async function load() {
   const status = document.getElementById("status");
   const q = currentQuery();
-  const shown = new URLSearchParams(q);
-  if (adminKey) shown.set("admin_key", adminKey);
-  window.history.replaceState(null, "", "?" + shown.toString());
+  window.history.replaceState(null, "", "?" + q.toString());
   status.className = "";
   status.textContent = "Loading…";
-  const headers = adminKey ? { Authorization: "Bearer " + adminKey } : {};
+  const key = adminKey();
+  const headers = key ? { Authorization: "Bearer " + key } : {};
   try {
     const response = await fetch("/api/dashboard?" + q.toString(), { headers });
     const body = await response.json();
+    const keyForm = document.getElementById("admin-key-form");
+    keyForm.hidden = response.status !== 401;
+    if (response.status === 401) sessionStorage.removeItem(KEY_STORE);
     if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
     state.data = body;
     render(body);
@@ -352,7 +364,7 @@ function init() {
   for (const [k, v] of params) {
     if (k === "model") {
       fillSelect(document.getElementById("f-model"), [v], v, "all models");
-    } else if (!["since", "until", "admin_key"].includes(k)) {
+    } else if (!["since", "until"].includes(k)) {
       fillSelect(document.getElementById("f-tag"), [k], k, "any tag");
       const value = document.getElementById("f-value");
       fillSelect(value, [v], v, "—");
@@ -368,6 +380,13 @@ function init() {
     value.disabled = !document.getElementById("f-tag").value;
     const values = state.data ? state.data.tags[document.getElementById("f-tag").value] || [] : [];
     fillSelect(value, values, "", "—");
+    load();
+  });
+  document.getElementById("admin-key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = document.getElementById("admin-key");
+    sessionStorage.setItem(KEY_STORE, input.value);
+    input.value = "";
     load();
   });
   document.getElementById("f-reset").addEventListener("click", () => {
