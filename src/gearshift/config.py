@@ -82,6 +82,11 @@ class ModelConfig(_Strict):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/timeouts per model.")
+    responses_api: bool = Field(
+        default=False,
+        description="openai provider: the upstream serves POST {base_url}/responses; non-streamed "
+        "Responses requests are passed through to it (previous_response_id included).",
+    )
     proxy: str | None = Field(
         default=None,
         description="Outbound proxy, http://[user:pass@]host:port (CONNECT tunnel); 'direct' "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import pytest
 
@@ -36,20 +36,25 @@ def workload(rng: random.Random) -> dict[str, float]:
     }
 
 
+Decide = Callable[[dict[str, float], float, Collection[str] | None], str]
+
+
 def run(
     ctl: TargetsController,
     n: int,
     latency: dict[str, float] | None = None,
     seed: int = 7,
+    router: Decide = decide,
 ) -> list[tuple[str, float, float, float]]:
-    """Replay ``n`` requests; returns (model, cost, latency, tolerance) per request."""
+    """Replay ``n`` requests decided by ``router`` (the rule itself by default); returns
+    (model, cost, latency, tolerance) per request."""
     rng = random.Random(seed)
     lat = latency or {"small": 300.0, "medium": 600.0, "large": 900.0}
     out = []
     for _ in range(n):
         pred = workload(rng)
         advice = ctl.advise()
-        model = decide(pred, advice.tolerance, advice.allowed)
+        model = router(pred, advice.tolerance, advice.allowed)
         cost = COST[model] * rng.uniform(0.5, 1.5)
         latency_ms = lat[model] * rng.uniform(0.7, 1.3)
         ctl.observe(Outcome(pred, model, cost, latency_ms))

@@ -53,6 +53,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "gearshift.api.anthropic",
     "gearshift.api.bedrock",
     "gearshift.api.responses",
+    "gearshift.api.admin_keys",
     "gearshift.analytics.routes",
     "gearshift.learning.routes",
     "gearshift.api.health",

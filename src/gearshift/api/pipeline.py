@@ -878,11 +878,14 @@ def check_environment(settings: Settings) -> None:
                     f"model {m.name!r} needs its API key in environment variable {env}, "
                     "which is not set"
                 )
+    from gearshift.providers.proxy import environment_problems
     from gearshift.providers.shaping import missing_variables
 
     for model in settings.models:
         if model.headers or model.query:
             missing += missing_variables(model)
+    if any(m.proxy is None for m in settings.models):
+        missing += environment_problems()
     if missing:
         raise ConfigError("; ".join(missing))
 

@@ -20,6 +20,7 @@ from gearshift.ledger.record import LedgerRecord
 class Caller:
     key_id: str | None = None  # None = anonymous
     tags: dict[str, str] = field(default_factory=dict)  # the key's default attribution tags
+    models: tuple[str, ...] | None = None  # the key's allow-list of routers / models
 
 
 @dataclass(slots=True)

@@ -8,11 +8,17 @@ I/O and no clock, so the bench replays a workload through it offline.
 How it decides. Over the sliding window of recent requests it replays the decision rule (the
 cheapest allowed candidate predicted within ``t`` of the best) at candidate tolerances ``t``,
 pricing each model by its observed mean cost scaled to each prompt's size, and takes the smallest
-``t`` that meets the cost and light-share targets; a slow integral term corrects the long-run
-average for what the estimate missed (warm-up, drift). For latency, models whose observed p80
-exceeds the target are left out of the candidates (one request in ``explore_every`` may still use
-them, so a model that got faster is noticed). Targets that cannot be met within the floor, or that
-pull against each other, are reported by ``status()`` and logged once when the state changes.
+``t`` that meets the cost and light-share targets. That replay is calibrated against what
+happened: each request in the window is replayed at the tolerance it was actually served with,
+and the ratio of its observed cost to that replay scales every estimate, so a router whose
+decisions the simple rule does not reproduce (constraints, stickiness, its own cost model) does
+not leave the target missed while the controller believes it met. A slow term corrects the
+long-run average for what remains (warm-up, drift). A cost target still missed by more than
+``MISS_TOLERANCE`` at the quality floor is reported ``unmet``, never ``ok``. For latency, models
+whose observed p80 exceeds the target are left out of the candidates (one request in
+``explore_every`` may still use them, so a model that got faster is noticed). Targets that cannot
+be met within the floor, or that pull against each other, are reported by ``status()`` and logged
+once when the state changes.
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ import numpy as np
 from gearshift.config import RouterTargets
 
 log = logging.getLogger("gearshift.policy.controller")
+
+# A window averaging this much over the cost target, with the tolerance at its floor, is unmet.
+MISS_TOLERANCE = 0.05
+# The calibration ratio (observed / replayed cost) is trusted within these bounds.
+CALIBRATION_RANGE = (0.2, 5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,7 @@ class TargetsController:
         self._cost = np.zeros(size)
         self._lat = np.full(size, np.nan)
         self._served = np.full(size, -1, dtype=np.int64)
+        self._tol = np.full(size, self.base)  # tolerance in effect when each request was served
         self._pos = 0
         self._filled = 0
         self._is_light = np.array([m in self.light for m in self.models])
@@ -138,6 +150,7 @@ class TargetsController:
         self._cost[row] = outcome.cost_usd
         self._lat[row] = np.nan if outcome.latency_ms is None else outcome.latency_ms
         self._served[row] = self._index.get(outcome.served, -1) if outcome.served else -1
+        self._tol[row] = self._tolerance
 
     def load(
         self,
@@ -190,6 +203,7 @@ class TargetsController:
         served = self._served[: self._filled][rows]
         costs = self._cost[: self._filled][rows]
         pred = self._pred[: self._filled][rows]
+        served_at = self._tol[: self._filled][rows]
         lat = self._lat[: self._filled][rows]
         lat = lat[~np.isnan(lat)]
         observed: dict[str, Any] = {
@@ -215,11 +229,22 @@ class TargetsController:
         everyone = np.ones(len(self.models), dtype=bool)
         rows_idx = np.arange(len(served))
 
-        def simulate(tol: float, allow: np.ndarray = mask) -> tuple[float, float]:
+        def replay(tol: float | np.ndarray, allow: np.ndarray = mask) -> tuple[float, float]:
             best = np.where(allow[None, :], pred, -np.inf).max(axis=1, keepdims=True)
-            ok = allow[None, :] & (pred >= best - tol - 1e-12)
+            ok = allow[None, :] & (pred >= best - np.reshape(tol, (-1, 1)) - 1e-12)
             choice = np.where(ok, cand_cost, np.inf).argmin(axis=1)
             return float(cand_cost[rows_idx, choice].mean()), float(self._is_light[choice].mean())
+
+        # Observed cost over the cost the rule replays for the same requests at the tolerances
+        # they were served with: how far the replay is from what the router really does.
+        replayed = replay(served_at)[0]
+        calibration = float(costs.mean()) / replayed if replayed > 0 else 1.0
+        calibration = min(max(calibration, CALIBRATION_RANGE[0]), CALIBRATION_RANGE[1])
+        observed["estimate_calibration"] = round(calibration, 4)
+
+        def simulate(tol: float, allow: np.ndarray = mask) -> tuple[float, float]:
+            cost, light = replay(tol, allow)
+            return cost * calibration, light
 
         cost_goal = self._cost_goal()
         lo, hi = self.base, t.max_quality_tolerance
@@ -259,6 +284,19 @@ class TargetsController:
             messages.append(
                 "conflict: avg_cost_per_request_usd needs models that latency_p80_ms excludes "
                 f"({'/'.join(sorted(set(self.models) - allowed))}); latency wins"
+            )
+        target = t.avg_cost_per_request_usd
+        if (
+            target is not None
+            and need >= hi
+            and observed["avg_cost_usd"] > target * (1 + MISS_TOLERANCE)
+            and not any(m.startswith("unmet: avg_cost") for m in messages)
+        ):
+            # The estimate says the floor is enough, the traffic says otherwise: say so.
+            messages.append(
+                f"unmet: avg_cost_per_request_usd {target:g}: the window averages "
+                f"${observed['avg_cost_usd']:.6f} with the tolerance at max_quality_tolerance "
+                f"{hi:g}"
             )
         self._tolerance = need
         self._allowed = allowed

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gearshift.config import RouterConfig, Settings
-from gearshift.errors import AuthenticationError, BudgetExceeded, ConfigError, RateLimited
+from gearshift.errors import (
+    AuthenticationError,
+    BudgetExceeded,
+    ConfigError,
+    PermissionDenied,
+    RateLimited,
+)
 from gearshift.ledger.record import LedgerRecord
 from gearshift.policy.alerts import AlertSender
 from gearshift.policy.budgets import THIS_PERIOD, BudgetRule, limit_text
@@ -215,7 +221,11 @@ class GearshiftPolicy:
         if api_key and api_key.startswith(KEY_PREFIX):
             info = await self._keys.find(api_key) if self._keys is not None else None
             if info is not None:
-                return Caller(info.id, info.default_tags())
+                if info.expired(time.time()):
+                    raise AuthenticationError(
+                        f"this gearshift key ({info.id}) expired; ask an admin for a new one"
+                    )
+                return Caller(info.id, info.default_tags(), info.models)
             raise AuthenticationError(_NOT_A_KEY)
         if api_key and self._policy.auth == "required":
             raise AuthenticationError(_NOT_A_KEY)
@@ -236,6 +246,12 @@ class GearshiftPolicy:
         if not self._started:
             await self.start()
         assert self._counters is not None
+        if caller.models is not None and model not in caller.models:
+            raise PermissionDenied(
+                f"key {caller.key_id} may use only {', '.join(caller.models) or '(nothing)'}; "
+                f"not {model!r}",
+                param="model",
+            )
         now = self._clock()
         scope_tags = {**tags, **caller.tags}  # a key's own tags cannot be overridden per request
         if caller.key_id is not None:
