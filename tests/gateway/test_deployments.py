@@ -283,3 +283,14 @@ def test_a_reload_keeps_an_unchanged_deployments_health() -> None:
     moved = model.model_copy(update={"base_url": "http://b/v1"})
     fresh = build_pool(moved, CooldownConfig(failures=1), lambda view: None, pool)  # type: ignore[arg-type,return-value]
     assert fresh.usable() == fresh.deployments  # a different upstream starts healthy
+
+
+def test_side_calls_go_to_a_deployment_with_its_own_url(
+    start_gateway: Callable[..., Running], east: FakeOpenAIServer, west: FakeOpenAIServer
+) -> None:
+    # The model itself names no base_url: a side call (token counting, the learning judge) must
+    # use a deployment's, not the provider's public default.
+    running = start_gateway(two_deployments(east, west))
+    gateway = running.app.gateway
+    _, upstream = gateway.upstream_for(gateway.models["gpt"])
+    assert upstream.base_url in (east.base_url, west.base_url)

@@ -101,10 +101,10 @@ class AnthropicDialect:
                 param="model",
             )
         if model is not None and model.provider == "anthropic":
-            provider = self.gateway.provider_for(model)
+            provider, upstream = self.gateway.upstream_for(model)
             count = getattr(provider, "count_tokens", None)
             if count is not None:
-                tokens = await count(chat, model)
+                tokens = await count(chat, upstream)
                 return json_response(200, {"input_tokens": tokens}, [(COUNT_HEADER, b"upstream")])
         from gearshift.routing.tokens import estimate_request_tokens
 

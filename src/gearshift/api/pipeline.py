@@ -289,7 +289,16 @@ class Gateway:
         await self.policy.aclose()
 
     def provider_for(self, model: ModelConfig) -> Provider:
-        return self.snapshot.pools[model.name].deployments[0].provider
+        return self.upstream_for(model)[0]
+
+    def upstream_for(self, model: ModelConfig) -> tuple[Provider, ModelConfig]:
+        """Where a side call on ``model`` goes (token counting, the learning loop's judge): its
+        first usable deployment (else its first), as (provider, that deployment's view of the
+        model, with its base URL and key). No retries or health bookkeeping."""
+        pool = self.snapshot.pools[model.name]
+        usable = pool.usable()
+        dep = usable[0] if usable else pool.deployments[0]
+        return dep.provider, dep.model
 
     # ---- entry points ----------------------------------------------------------------------
 
