@@ -168,8 +168,7 @@ def fuzz_gateway(upstreams: dict[str, Any], aws_env: None, tmp_path: Any) -> Ite
             yield run
     finally:
         logging.getLogger("gearshift").removeHandler(catcher)
-        # The fakes are shared by the whole session: later tests read what they received.
-        for upstream in upstreams.values():
+        for upstream in upstreams.values():  # the fakes are shared with the tests that follow
             if hasattr(upstream, "record"):
                 upstream.record = True
 
