@@ -168,6 +168,9 @@ def fuzz_gateway(upstreams: dict[str, Any], aws_env: None, tmp_path: Any) -> Ite
             yield run
     finally:
         logging.getLogger("gearshift").removeHandler(catcher)
+        for upstream in upstreams.values():  # the fakes are shared with the tests that follow
+            if hasattr(upstream, "record"):
+                upstream.record = True
 
 
 class _CrashCatcher(logging.Handler):

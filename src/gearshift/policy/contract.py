@@ -29,6 +29,7 @@ class Admission:
     allowed: Collection[str] | None = None  # None = every candidate
     notes: list[str] = field(default_factory=list)  # why (e.g. "soft budget team=support reached")
     token: Any = None  # opaque reservation handle for settle()
+    rate: Any = None  # opaque rate-limit ticket for settle() (tokens counted per minute)
 
 
 class PolicyEngine(Protocol):
