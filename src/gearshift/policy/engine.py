@@ -257,7 +257,11 @@ class GearshiftPolicy:
             info = self._routers.get(record.router or "")
             if info is not None and info.controller is not None:
                 outcome = Outcome(
-                    record.predicted, record.served_model, float(record.cost_usd), record.latency_ms
+                    record.predicted,
+                    record.served_model,
+                    float(record.cost_usd),
+                    record.latency_ms,
+                    record.tolerance,
                 )
                 info.controller.observe(outcome)
                 if self._sync is not None:
