@@ -49,6 +49,20 @@ class Capabilities(_Strict):
     json_mode: bool = True
 
 
+class DeploymentConfig(_Strict):
+    """One of several upstreams serving the same model (keys, regions, Azure deployments)."""
+
+    name: str | None = Field(
+        default=None, description="Label in ledger rows and /metrics; default: region or host."
+    )
+    base_url: str | None = Field(default=None, description="Upstream base URL; default: model's.")
+    api_key_env: str | None = Field(default=None, description="Key variable; default: model's.")
+    region: str | None = Field(default=None, description="AWS region; default: model's.")
+    weight: float = Field(default=1.0, gt=0, description="Share of traffic relative to others.")
+    rpm: int | None = Field(default=None, gt=0, description="Requests per minute it accepts.")
+    tpm: int | None = Field(default=None, gt=0, description="Tokens per minute it accepts.")
+
+
 class ModelConfig(_Strict):
     name: str = Field(description="Name clients and routers use for this model.")
     provider: ProviderKind = Field(default="openai", description="Upstream protocol.")
@@ -68,6 +82,11 @@ class ModelConfig(_Strict):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/timeouts per model.")
+    responses_api: bool = Field(
+        default=False,
+        description="openai provider: the upstream serves POST {base_url}/responses; non-streamed "
+        "Responses requests are passed through to it (previous_response_id included).",
+    )
     proxy: str | None = Field(
         default=None,
         description="Outbound proxy, http://[user:pass@]host:port (CONNECT tunnel); 'direct' "
@@ -89,6 +108,9 @@ class ModelConfig(_Strict):
         description="Open connections to this model's upstream origin at most; requests "
         "beyond it wait for a free one.",
     )
+    deployments: list[DeploymentConfig] = Field(
+        default_factory=list, description="Several upstreams sharing this model's load."
+    )
 
     @field_validator("proxy")
     @classmethod
@@ -105,6 +127,28 @@ class ModelConfig(_Strict):
     @property
     def upstream_model(self) -> str:
         return self.model or self.name
+
+    def deployment_labels(self) -> list[str]:
+        """The name of each deployment in ledger rows and /metrics: its ``name``, else its region,
+        else its base URL's host (with a port), else its position."""
+        from urllib.parse import urlsplit
+
+        labels = []
+        for i, d in enumerate(self.deployments):
+            host = urlsplit(d.base_url).netloc if d.base_url else ""
+            labels.append(d.name or d.region or host or f"#{i + 1}")
+        return labels
+
+    @model_validator(mode="after")
+    def _check_deployments(self) -> ModelConfig:
+        labels = self.deployment_labels()
+        dupes = sorted({n for n in labels if labels.count(n) > 1})
+        if dupes:
+            raise ValueError(
+                f"model {self.name!r}: deployment names must be unique; repeated: "
+                f"{', '.join(dupes)} (give each deployment its own `name`)"
+            )
+        return self
 
 
 class RouterTargets(_Strict):
@@ -204,9 +248,29 @@ class BudgetConfig(_Strict):
         return self
 
 
+class RateLimitConfig(_Strict):
+    """Requests and tokens per minute for a scope of traffic (same scopes as budgets)."""
+
+    name: str
+    scope: dict[str, str] = Field(
+        default_factory=dict, description="Tag match, e.g. {team: support}; empty = everything."
+    )
+    rpm: int | None = Field(default=None, gt=0, description="Requests per minute.")
+    tpm: int | None = Field(default=None, gt=0, description="Tokens (prompt + output) per minute.")
+
+    @model_validator(mode="after")
+    def _check_some_limit(self) -> RateLimitConfig:
+        if self.rpm is None and self.tpm is None:
+            raise ValueError(f"rate limit {self.name!r} sets neither rpm nor tpm")
+        return self
+
+
 class PolicyConfig(_Strict):
     auth: Literal["optional", "required"] = "optional"
     budgets: list[BudgetConfig] = Field(default_factory=list)
+    limits: list[RateLimitConfig] = Field(
+        default_factory=list, description="rpm/tpm limits per key, team or tag."
+    )
     alert_webhook: str | None = None
     redis_url: str | None = Field(default=None, description="Share counters across replicas.")
     key_refresh_s: float = Field(
@@ -224,6 +288,10 @@ class PolicyConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"budget names must be unique; repeated: {', '.join(dupes)}")
+        names = [lim.name for lim in self.limits]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rate limit names must be unique; repeated: {', '.join(dupes)}")
         return self
 
 
@@ -264,6 +332,18 @@ class ServerConfig(_Strict):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
 
 
+class CooldownConfig(_Strict):
+    """When a failing deployment is skipped, and for how long (see docs/deployments.md)."""
+
+    failures: int = Field(
+        default=3, ge=1, description="Consecutive failed attempts that cool a deployment down."
+    )
+    cooldown_s: float = Field(default=30.0, gt=0, description="First cooldown period, seconds.")
+    max_cooldown_s: float = Field(
+        default=300.0, gt=0, description="Cap on the cooldown, which doubles per failed probe."
+    )
+
+
 class TelemetryConfig(_Strict):
     """OpenTelemetry traces (docs/observability.md); off unless an endpoint is set here or in
     OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT."""
@@ -281,6 +361,7 @@ class Settings(_Strict):
     ledger: LedgerConfig = LedgerConfig()
     server: ServerConfig = ServerConfig()
     policy: PolicyConfig = PolicyConfig()
+    cooldown: CooldownConfig = CooldownConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
 
     @model_validator(mode="after")

@@ -21,6 +21,8 @@ _COMMENT_COLUMN = 44
 # Example items for lists that are empty by default, so their settings are shown too.
 _EXAMPLES: dict[str, dict[str, Any]] = {
     "budgets": {"name": "monthly", "limit_usd": 100},
+    "limits": {"name": "per-team", "scope": {"team": "support"}, "rpm": 600, "tpm": 200000},
+    "deployments": {"name": "eastus", "base_url": "https://east.example.com/v1", "weight": 1},
 }
 
 

@@ -42,7 +42,7 @@ def test_counters_and_histogram() -> None:
     ) == (0.73)
     # Every family is declared once, with HELP and TYPE before its samples.
     types = [line for line in lines_of(m) if line.startswith("# TYPE")]
-    assert len(types) == len(set(types)) == 12
+    assert len(types) == len(set(types)) == 13
 
 
 def test_label_values_are_escaped_and_bounded() -> None:

@@ -172,7 +172,7 @@ def fuzz_gateway(upstreams: dict[str, Any], aws_env: None, tmp_path: Any) -> Ite
             yield run
     finally:
         logging.getLogger("gearshift").removeHandler(catcher)
-        for name, upstream in upstreams.items():
+        for name, upstream in upstreams.items():  # shared with the tests that follow
             upstream.record = recording[name]
 
 

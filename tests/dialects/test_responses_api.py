@@ -135,3 +135,44 @@ def test_errors_in_openai_shape(gearshift: Gearshift) -> None:
         oa.responses.create(model="no-such-model", input="hi")
     with pytest.raises(openai.BadRequestError):
         oa.responses.create(model="oa", input=[])
+
+
+@pytest.fixture
+def responses_upstream(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """gearshift whose two OpenAI models say ``responses_api: true`` (the fake keeps state)."""
+    from tests.conftest import UvicornThread
+    from tests.fakes.openai_server import FakeOpenAIServer
+    from tests.gateway.conftest import LARGE_KEY, issue_config
+
+    from gearshift.api.app import create_app
+    from gearshift.config import parse_settings
+
+    monkeypatch.setenv("LARGE_API_KEY", LARGE_KEY)
+    with FakeOpenAIServer() as fake:
+        config = issue_config(fake.base_url, storage=f"sqlite:///{tmp_path}/ledger.db")
+        for model in config["models"]:
+            model["responses_api"] = True
+        server = UvicornThread(create_app(parse_settings(config))).start()
+        try:
+            yield server.url, fake
+        finally:
+            server.stop()
+
+
+def test_passed_through_to_an_upstream_that_keeps_state(responses_upstream: Any) -> None:
+    url, fake = responses_upstream
+    oa = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-client", max_retries=0)
+    first = oa.responses.with_raw_response.create(model="small", input="Remember 42.")
+    one = first.parse()
+    assert one.id == "resp_fake1" and one.output_text.endswith("(turn 1)")  # the upstream's own
+    sent = fake.received[-1]
+    assert sent.path == "/v1/responses" and sent.body["input"] == "Remember 42."
+    assert first.headers["x-gearshift-model"] == "small"
+    assert float(first.headers["x-gearshift-cost-usd"]) > 0
+    # The upstream keeps the conversation: chained through previous_response_id, via the router.
+    two = oa.responses.create(model="auto", input="What number?", previous_response_id=one.id)
+    assert two.output_text.endswith("(turn 2)")
+    assert fake.received[-1].body["previous_response_id"] == one.id
+    # Streams are re-encoded by gearshift (its own ids), so they cannot carry the state.
+    with pytest.raises(openai.BadRequestError):
+        oa.responses.create(model="small", input="?", previous_response_id=two.id, stream=True)

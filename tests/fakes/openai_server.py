@@ -11,7 +11,8 @@ what the upstream got, and it is steered through ``knobs`` and scripted failures
 - ``knobs.cached_tokens`` / ``knobs.reasoning_tokens``: usage details as OpenAI reports them;
 - ``knobs.required_key``: demand ``Authorization: Bearer <key>`` (401 otherwise).
 
-Offered tools are answered with a tool call unless the last message is a tool result.
+Offered tools are answered with a tool call unless the last message is a tool result. ``POST
+/v1/responses`` is a small stateful Responses endpoint (non-streamed) for pass-through tests.
 
 Run standalone for benchmarks: ``python -m tests.fakes.openai_server --port 9100``.
 """
@@ -57,6 +58,7 @@ class FakeOpenAIServer(ThreadedServer):
         self.in_flight = 0  # chat requests being answered now, and the most at once
         self.max_in_flight = 0
         self.streams_abandoned = 0  # streams whose caller closed the connection mid-way
+        self.responses_turns: dict[str, int] = {}  # Responses ids answered -> turn number
 
     def reset(self) -> None:
         super().reset()
@@ -76,6 +78,7 @@ class FakeOpenAIServer(ThreadedServer):
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/responses", self._responses)
         app.router.add_get("/v1/models", self._models)
         return app
 
@@ -99,6 +102,49 @@ class FakeOpenAIServer(ThreadedServer):
                 ],
                 "model": body.get("model"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    async def _responses(self, request: web.Request) -> web.Response:
+        """A stateful Responses endpoint (non-streamed): each answer names the turn, counting
+        the turns chained through previous_response_id, which must name one of its answers."""
+        raw = await request.read()
+        body = json.loads(raw)
+        if self.record:
+            self.received.append(Received(request.path, dict(request.headers), body, raw))
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.responses_turns:
+            return _error(400, f"Previous response with id '{previous}' not found.")
+        turn = self.responses_turns.get(previous, 0) + 1
+        response_id = f"resp_fake{len(self.responses_turns) + 1}"
+        self.responses_turns[response_id] = turn
+        knobs = self.okn
+        text = f"{knobs.text} (turn {turn})"
+        return web.json_response(
+            {
+                "id": response_id,
+                "object": "response",
+                "created_at": int(time.time()),
+                "status": "completed",
+                "model": body.get("model"),
+                "output": [
+                    {
+                        "type": "message",
+                        "id": f"msg_{response_id}",
+                        "status": "completed",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": text, "annotations": []}],
+                    }
+                ],
+                "usage": {
+                    "input_tokens": knobs.prompt_tokens,
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens": knobs.completion_tokens,
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                    "total_tokens": knobs.prompt_tokens + knobs.completion_tokens,
+                },
+                "previous_response_id": previous,
+                "store": True,
             }
         )
 

@@ -100,7 +100,7 @@ def test_rows_and_costs_exact(recorded: Running, upstream: FakeOpenAIServer) -> 
     assert first.counterfactual_cost_usd == Decimal("0.00135")
     assert first.price_source == "config"
     assert first.ttfb_ms is not None and first.latency_ms is not None
-    assert first.outcome == "ok" and first.status == 200
+    assert first.outcome == "ok" and first.status == 200 and first.deployment == "default"
 
     second = rows[ids[1]]
     assert second.fallbacks == ["small"] and second.served_model == "large"
@@ -110,8 +110,11 @@ def test_rows_and_costs_exact(recorded: Running, upstream: FakeOpenAIServer) -> 
     assert (third.requested_model, third.outcome, third.status) == ("nope", "invalid", 404)
 
     fourth = rows[ids[3]]
-    assert (fourth.outcome, fourth.status, fourth.cost_usd) == ("error", 502, Decimal(0))
+    # "small" failed three attempts in a row above, so it is cooling down: not called again, 503.
+    assert (fourth.outcome, fourth.status, fourth.cost_usd) == ("error", 503, Decimal(0))
+    assert fourth.error is not None and "cooling down" in fourth.error
     assert fourth.fallbacks == []  # a request for one model has no fallback chain
+    assert fourth.deployment is None  # nothing was tried
 
     fifth = rows[ids[4]]
     assert fifth.stream and fifth.outcome == "ok"

@@ -277,7 +277,8 @@ class _BrokenProvider:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_bug_is_a_500_in_openai_shape_and_recorded_once(gateway: Running, stream: bool) -> None:
-    gateway.app.gateway._by_model["small"] = _BrokenProvider()  # type: ignore[assignment]
+    deployment = gateway.app.gateway.snapshot.pools["small"].deployments[0]
+    deployment.provider = _BrokenProvider()  # type: ignore[assignment]
     response = httpx.post(
         f"{gateway.url}/v1/chat/completions",
         json={"model": "small", "messages": [{"role": "user", "content": "x"}], "stream": stream},

@@ -16,6 +16,9 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.gateway.conftest import LARGE_KEY, Running, issue_config
 from tests.gateway.test_tls_upstream import certificate, tls_upstream  # noqa: F401
 
+from gearshift.api.pipeline import Gateway
+from gearshift.config import parse_settings
+from gearshift.errors import ConfigError
 from gearshift.providers.proxy import parse_proxy, proxy_for
 
 ASK = [{"role": "user", "content": "Where is my invoice?"}]
@@ -154,3 +157,16 @@ def test_proxy_selection_rules() -> None:
     )
     with pytest.raises(ValueError, match="use http://host:port"):
         parse_proxy("socks5://u:secret@corp:1080")
+
+
+def test_unusable_proxy_variable_is_a_startup_error(
+    upstream: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LARGE_API_KEY", LARGE_KEY)
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://ops:secret@corp:1080")
+    settings = parse_settings(issue_config(upstream.base_url))
+    with pytest.raises(ConfigError, match="HTTPS_PROXY: unsupported proxy 'socks5://corp:1080'"):
+        Gateway(settings).check_environment()
+    # A model with its own proxy setting does not depend on the variable.
+    direct = parse_settings(with_models(issue_config(upstream.base_url), proxy="direct"))
+    Gateway(direct).check_environment()

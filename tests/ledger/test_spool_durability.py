@@ -4,10 +4,12 @@ database is slow or down (rows wait on disk only), and a full spool refuses new 
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import pytest
 from test_store import full_record
 from test_writer import wait_until
 
@@ -130,3 +132,44 @@ def test_full_spool_refuses_then_recovers(backend: Backend) -> None:
     assert writer.admit()
     assert writer.spool.disk_bytes == 0
     writer.close()
+
+
+def test_a_full_disk_holds_rows_in_memory_then_recovers(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No room for a spool segment (ENOSPC from the allocation, as a full disk answers): rows are
+    kept in memory and written, admission stops once the memory bound is reached, and the
+    spool is used again as soon as a segment can be made."""
+    import errno
+    import os
+
+    def no_space(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    store = backend.open()
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    writer = LedgerWriter(store, queue_max_rows=100, flush_interval_s=0.02, retry_interval_s=0.2)
+    with caplog.at_level(logging.WARNING, logger="gearshift.ledger"):
+        for i in range(50):
+            writer.submit(full_record(i))
+        assert writer.flush(timeout=30)
+        assert store.count() == 50 and writer.spool.count() == 0
+        submitted = 50
+        with backend.outage():  # the database is down too: memory fills up to its bound
+            while writer.admit() and submitted < 1000:
+                writer.submit(full_record(submitted))
+                submitted += 1
+            assert not writer.admit()
+            # the bound, plus at most the batch the writer had taken out when the database went
+            assert 100 <= submitted - 50 <= 100 + writer.batch_size
+        monkeypatch.undo()
+        assert wait_until(lambda: writer.flush(1) and writer.healthy and writer.pending == 0, 60)
+        assert writer.admit()
+        with backend.outage():
+            writer.submit(full_record(5000))
+            assert writer.spool.count() == 1  # on disk again
+    writer.close()
+    # a fresh connection: the old one was cut
+    assert backend.open().count() == submitted + 1
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "cannot be written" in messages and "writable again" in messages

@@ -11,7 +11,6 @@ import pytest
 from gearshift.errors import ConfigError
 from gearshift.ledger import MIGRATIONS, LedgerRecord, Migration, open_store
 from gearshift.ledger.codec import COLUMNS, record_to_row
-from gearshift.ledger.store import INSERT_REQUEST_SQL
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -74,7 +73,7 @@ def test_migrations_from_older_schema_backfill_tags(backend: Backend) -> None:
             full_record(i, tags={"team": f"t{i % 2}", "feature": "faq"}),
             money_as_text=backend.name == "sqlite",
         )
-        assert old.execute_write(INSERT_REQUEST_SQL, row) == 1
+        assert old.execute_write(*_insert_without(row, "deployment")) == 1
     old.close()
 
     store = backend.open()
@@ -85,6 +84,30 @@ def test_migrations_from_older_schema_backfill_tags(backend: Backend) -> None:
     )
     assert [tuple(r) for r in rows] == [("t0", 2), ("t1", 1)]
     assert store.get("req-000001") == full_record(1, tags={"team": "t1", "feature": "faq"})
+
+
+def _insert_without(row: tuple[object, ...], *later: str) -> tuple[str, tuple[object, ...]]:
+    """An INSERT for a schema from before the columns ``later`` were added."""
+    keep = [i for i, c in enumerate(COLUMNS) if c not in later]
+    names = ", ".join(COLUMNS[i] for i in keep)
+    marks = ", ".join("?" for _ in keep)
+    return f"INSERT INTO requests ({names}) VALUES ({marks})", tuple(row[i] for i in keep)
+
+
+def test_deployment_column_is_added_to_an_older_ledger(backend: Backend) -> None:
+    names = [m.name for m in MIGRATIONS]
+    before = names.index("m007_request_deployment")
+    old = backend.open(migrations=MIGRATIONS[:before])
+    row = record_to_row(full_record(1), money_as_text=backend.name == "sqlite")
+    assert old.execute_write(*_insert_without(row, "deployment")) == 1
+    old.close()
+    store = backend.open()
+    assert store.applied_migrations() == names
+    got = store.get("req-000001")
+    assert got is not None and got.deployment is None  # written before deployments existed
+    store.insert_many([dataclasses.replace(full_record(2), deployment="eastus")])
+    got = store.get("req-000002")
+    assert got is not None and got.deployment == "eastus"
 
 
 def test_appended_migration_runs_once(backend: Backend) -> None:

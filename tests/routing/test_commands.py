@@ -267,15 +267,19 @@ def test_score_large_input_in_workers_matches_serial(tmp_path: Path) -> None:
 def test_default_router_single_and_batch_paths_agree() -> None:
     from gearshift.routing import default_predictor, prompt_request
     from gearshift.routing.features import extract
+    from gearshift.routing.scoring import profiles_for_names
 
-    model = default_predictor().model
+    predictor = default_predictor()
+    profiles = profiles_for_names(["gpt-4o-mini", "gpt-4-1106-preview", "claude-3-5-haiku"])
     texts = ["hi", "What is 2+2?", "Prove that sqrt(2) is irrational.", "x" * 9000, "def f(): pass"]
     feats = [extract(prompt_request(t)) for t in texts]
-    batch = model.predict_many(feats)[:, 0]
-    for f, b in zip(feats, batch, strict=True):
-        assert model.predict(f)[0] == pytest.approx(float(b), abs=1e-9)
-    # calibrated but strictly ranked: distinct prompts do not collapse onto one value
-    assert len({round(float(b), 12) for b in batch}) == len(texts)
+    diffs, quals = predictor.predict_many(feats, profiles)
+    for f, d, q in zip(feats, diffs, quals, strict=True):
+        one_d, one_q = predictor.predict(f, profiles)
+        assert one_d == pytest.approx(float(d), abs=1e-9)
+        assert one_q == pytest.approx(q.tolist(), abs=1e-9)
+    # a raw, continuous score: distinct prompts do not collapse onto one value
+    assert len({round(float(d), 12) for d in diffs}) == len(texts)
 
 
 def test_closed_stdout_ends_quietly() -> None:

@@ -21,17 +21,26 @@ BUNDLED = Path(__file__).resolve().parents[2] / "src" / "gearshift" / "routing" 
 def test_bundled_model_and_provenance() -> None:
     predictor = default_predictor()
     assert predictor.description == "default"  # not the heuristic fallback
-    meta = predictor.model.meta
-    assert meta["kind"] == "difficulty"
-    assert set(meta["cv"]) == {"mmlu", "gsm8k", "routerarena"}
-    domain = predictor.model.domain
-    assert domain is not None and len(domain.domains) > 60  # MMLU subjects, tasks, GSM8K
-    # GPT-4 "right" on 3% of MMLU high-school mathematics: a grading fault, not trained on
-    assert meta["excluded_domains"] == ["mmlu/high_school_mathematics"]
-    assert "mmlu/high_school_mathematics" not in domain.domains
+    meta = predictor.model.meta  # type: ignore[union-attr]
+    assert meta["format"] == "irt-1"
+    sources = {s["source"]: s for s in meta["sources"]}
+    # permissive sources only: never AlpacaEval (CC BY-NC), MT-Bench, RouterBench, Chatbot Arena
+    assert set(sources) == {"mmlu", "gsm8k", "routerarena", "mmlu_pro", "arena_bench"}
+    assert all("Apache-2.0" in s["licence"] for s in sources.values())
+    assert sources["gsm8k"]["rows_trained"] == 1319
+    assert sources["arena_bench"]["rows_trained"] == 299
+    assert meta["rows"] == sum(s["rows_trained"] for s in sources.values())
+    # one name per model across sources (RouteLLM's "mistralai/Mixtral-..." is MMLU-Pro's Mixtral)
+    assert "mixtral-8x7b-instruct-v0.1" in predictor.model.models  # type: ignore[union-attr]
+    assert not any("/" in m for m in predictor.model.models)  # type: ignore[union-attr]
     summary = json.loads((BUNDLED / DEFAULT_MODEL_FILE.replace(".npz", ".json")).read_text())
     assert summary["data_sha256"] == meta["data_sha256"]
-    assert summary["rows"] == 16170
+    assert summary["sources"] == meta["sources"]
+    assert (BUNDLED / DEFAULT_MODEL_FILE).stat().st_size <= 20_000_000
+    # the kind probabilities are inputs: the bundled router was built with the bundled kind model
+    from gearshift.routing.build_default import kinds_digest
+
+    assert meta["kinds_sha256"] == kinds_digest(), "kinds.npz changed: run 'make router'"
 
 
 def test_import_loads_no_ml_framework() -> None:
@@ -61,7 +70,9 @@ def test_convert_shared_data_counts() -> None:
 def test_build_default_on_crafted_data(tmp_path: Path) -> None:
     """The `make router` procedure end to end on a small crafted set (no shared data needed)."""
     from gearshift.routing.build_default import build
-    from gearshift.routing.predictors import DefaultPredictor, load_predictor
+    from gearshift.routing.irt_predictor import IrtPredictor
+    from gearshift.routing.predictors import load_predictor
+    from gearshift.routing.scoring import profiles_for_names
 
     rows = []
     for i in range(120):
@@ -82,17 +93,29 @@ def test_build_default_on_crafted_data(tmp_path: Path) -> None:
     data = tmp_path / "crafted.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "router"
-    summary = build([data], out, folds=3, log=lambda _m: None)
-    # perfectly separable; a perfect ranking of this set scores about 0.83 (random 0.5)
-    assert summary["cv"]["crafted"]["apgr"] > 0.8
+    summary = build([data], out, log=lambda _m: None)
+    assert summary["models"] == ["strong", "weak"]
+    assert summary["sources"][0]["rows_trained"] == 120
     predictor = load_predictor(str(out / DEFAULT_MODEL_FILE))
-    assert isinstance(predictor, DefaultPredictor)
+    assert isinstance(predictor, IrtPredictor)
     from gearshift.routing import prompt_request
     from gearshift.routing.features import extract
 
-    hard = predictor.difficulty(extract(prompt_request(rows[0]["messages"][0]["content"])))
-    easy = predictor.difficulty(extract(prompt_request("Say hello to guest number 7.")))
-    assert hard > easy
+    profiles = profiles_for_names(["weak", "strong"])
+    hard_d, hard_q = predictor.predict(
+        extract(prompt_request(rows[0]["messages"][0]["content"])), profiles
+    )
+    easy_d, easy_q = predictor.predict(
+        extract(prompt_request("Say hello to guest number 7.")), profiles
+    )
+    assert hard_d > easy_d
+    assert predictor.quality_sources(profiles) == {
+        "weak": "trained (weak)",
+        "strong": "trained (strong)",
+    }
+    # the weak model's learnt quality falls on the hard prompt; the strong one's does not
+    assert hard_q[0] < 0.5 < easy_q[0]
+    assert hard_q[1] > 0.8
 
 
 def test_build_is_byte_reproducible_across_hash_seeds(tmp_path: Path) -> None:
@@ -118,7 +141,7 @@ def test_build_is_byte_reproducible_across_hash_seeds(tmp_path: Path) -> None:
         out = tmp_path / f"router-{seed}"
         cmd = [sys.executable, "-m", "gearshift.routing.build_default", "--data", str(data)]
         subprocess.run(
-            [*cmd, "--out", str(out), "--folds", "3"],
+            [*cmd, "--out", str(out)],
             check=True,
             capture_output=True,
             env={**os.environ, "PYTHONHASHSEED": seed},

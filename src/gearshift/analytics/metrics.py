@@ -89,6 +89,7 @@ class Metrics:
         self.tag_savings: defaultdict[Labels, Decimal] = defaultdict(Decimal)
         self.fallbacks: defaultdict[Labels, int] = defaultdict(int)
         self.errors: defaultdict[Labels, int] = defaultdict(int)
+        self.deployments: defaultdict[Labels, int] = defaultdict(int)
         self.latency: defaultdict[Labels, _Histogram] = defaultdict(_Histogram)
         self.ttfb: defaultdict[Labels, _Histogram] = defaultdict(_Histogram)
         self._tag_values: dict[str, set[str]] = {k: set() for k in self.tag_keys}
@@ -138,6 +139,9 @@ class Metrics:
             out.append(("fallbacks", (("router", router), ("model", failed)), 1))
         if record.outcome not in ("ok", "cache_hit"):
             out.append(("errors", (*base, ("status", str(record.status))), 1))
+        if record.deployment is not None:
+            served: Labels = (("model", model), ("deployment", record.deployment))
+            out.append(("deployments", (*served, ("outcome", record.outcome)), 1))
         return out
 
     __call__ = observe
@@ -166,6 +170,12 @@ class Metrics:
             out, "gearshift_fallbacks_total", "Upstream attempts that failed over.", self.fallbacks
         )
         _counter(out, "gearshift_errors_total", "Requests that did not succeed.", self.errors)
+        _counter(
+            out,
+            "gearshift_deployment_requests_total",
+            "Requests by the deployment that served them (or was tried last).",
+            self.deployments,
+        )
         _histogram(
             out, "gearshift_request_duration_seconds", "Total request latency.", self.latency
         )

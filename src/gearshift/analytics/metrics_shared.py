@@ -48,6 +48,7 @@ LABEL_NAMES: dict[str, tuple[str, ...]] = {
     "tag_savings": ("tag", "value"),
     "fallbacks": ("router", "model"),
     "errors": ("router", "model", "status"),
+    "deployments": ("model", "deployment", "outcome"),
 }
 USD_TABLES = frozenset({"cost", "counterfactual", "tag_cost", "tag_savings"})
 USD_PLACES = Decimal("1e-10")

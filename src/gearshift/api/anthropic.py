@@ -76,7 +76,7 @@ class AnthropicDialect:
             headers = [*sse.SSE_HEADERS, *served_headers(stream.served, with_cost=False)]
             return StreamResponse(_events(stream, message_id), 200, headers)
         response, served = await self.gateway.complete(chat, ctx)
-        model = self.gateway.models[served.model]
+        model = served.config or self.gateway.models[served.model]
         if model.provider == "anthropic" and response.raw is not None:
             body = response.raw  # same API upstream: its body as is (thinking blocks and all)
         else:
@@ -101,10 +101,10 @@ class AnthropicDialect:
                 param="model",
             )
         if model is not None and model.provider == "anthropic":
-            provider = self.gateway.provider_for(model)
+            provider, upstream = self.gateway.upstream_for(model)
             count = getattr(provider, "count_tokens", None)
             if count is not None:
-                tokens = await count(chat, model)
+                tokens = await count(chat, upstream)
                 return json_response(200, {"input_tokens": tokens}, [(COUNT_HEADER, b"upstream")])
         from gearshift.routing.tokens import estimate_request_tokens
 

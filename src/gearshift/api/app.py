@@ -53,15 +53,22 @@ ROUTE_MODULES: tuple[str, ...] = (
     "gearshift.api.anthropic",
     "gearshift.api.bedrock",
     "gearshift.api.responses",
+    "gearshift.api.admin_keys",
     "gearshift.analytics.routes",
     "gearshift.learning.routes",
+    "gearshift.api.health",
 )
 
 
 class GearshiftApp:
-    def __init__(self, settings: Settings, gateway: Gateway) -> None:
+    def __init__(
+        self, settings: Settings, gateway: Gateway, config_path: str | None = None
+    ) -> None:
         self.settings = settings
         self.gateway = gateway
+        # The file SIGHUP re-reads (see api/live_config.py); None: no live reload.
+        self.config_path = config_path
+        self._reloading: asyncio.Task[Any] | None = None
         self.routes = Routes()
         self.max_body = settings.server.max_body_bytes
         self._inflight = 0
@@ -253,6 +260,7 @@ class GearshiftApp:
         if self.gateway.ledger is None:
             self._writer = await asyncio.to_thread(open_ledger, self.settings)
             self.gateway.ledger = self._writer
+        self._watch_sighup()
         routers, models = self.gateway.known_names()
         log.info(
             "gearshift ready: routers %s; models %s; ledger %s",
@@ -260,6 +268,37 @@ class GearshiftApp:
             ", ".join(models) or "(none)",
             self._writer.store.url if self._writer is not None else "(external)",
         )
+
+    def _watch_sighup(self) -> None:
+        import signal
+
+        def ignored() -> None:
+            log.warning("SIGHUP ignored: started without --config, there is no file to re-read")
+
+        handler = self.reload if self.config_path is not None else ignored
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, handler)
+        except (ValueError, RuntimeError, NotImplementedError):
+            # Not the main thread (an embedded server): reload() is still callable directly.
+            log.debug("SIGHUP not watched: not the main thread")
+
+    def reload(self) -> asyncio.Task[Any] | None:
+        """Re-read the configuration file and swap it in (what SIGHUP does); one at a time: a
+        signal arriving during a reload is answered by the next one."""
+        if self.config_path is None:
+            return None
+        from gearshift.api.live_config import reload_gateway
+
+        previous = self._reloading
+
+        async def run() -> dict[str, Any]:
+            if previous is not None:
+                await asyncio.wait([previous])
+            assert self.config_path is not None
+            return await reload_gateway(self.gateway, self.config_path)
+
+        self._reloading = asyncio.get_running_loop().create_task(run())
+        return self._reloading
 
     async def shutdown(self) -> None:
         """Drain: wait for in-flight requests (up to the grace period), then flush and close."""
@@ -357,10 +396,12 @@ def create_app(
     *,
     gateway: Gateway | None = None,
     route_modules: tuple[str, ...] = ROUTE_MODULES,
+    config_path: str | None = None,
 ) -> GearshiftApp:
-    """Build the ASGI app. Nothing is opened until the server's lifespan startup."""
+    """Build the ASGI app. Nothing is opened until the server's lifespan startup. With
+    ``config_path``, SIGHUP re-reads that file (live configuration)."""
     gateway = gateway or Gateway(settings, policy=_policy(settings))
-    app = GearshiftApp(settings, gateway)
+    app = GearshiftApp(settings, gateway, config_path)
     for name in route_modules:
         try:
             module = importlib.import_module(name)

@@ -124,7 +124,7 @@ class BedrockDialect:
         ctx = request_context(request, "bedrock", chat.metadata or None)
         response, served = await self.gateway.complete(chat, ctx)
         latency = (time.perf_counter() - request.started) * 1000.0
-        model = self.gateway.models[served.model]
+        model = served.config or self.gateway.models[served.model]
         invoked = served.model if served.router else None
         if model.provider == "bedrock" and response.raw is not None and "output" in response.raw:
             body = dict(response.raw)  # same API upstream: its body, with our trace

@@ -66,7 +66,7 @@ class InvokeDialect:
         ctx = request_context(request, "bedrock", {"user": chat.user} if chat.user else None)
         response, served = await self.gateway.complete(chat, ctx)
         latency = (time.perf_counter() - request.started) * 1000.0
-        upstream = self.gateway.models[served.model]
+        upstream = served.config or self.gateway.models[served.model]
         if upstream.provider == "anthropic" and response.raw is not None:
             body = response.raw  # an Anthropic answer, as Claude on Bedrock gives it
         else:

@@ -66,7 +66,7 @@ class OpenAIDialect:
             headers = [*sse.SSE_HEADERS, *served_headers(stream.served, with_cost=False)]
             return StreamResponse(_chunks(stream, chat, include_usage), 200, headers)
         response, served = await self.gateway.complete(chat, ctx)
-        model = self.gateway.models[served.model]
+        model = served.config or self.gateway.models[served.model]
         if model.provider == "openai" and response.raw is not None:
             # Same API upstream: return its body as is (logprobs, fingerprints and all).
             body = response.raw

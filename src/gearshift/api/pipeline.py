@@ -20,12 +20,13 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from gearshift.api.fields import MAX_MODEL_CHARS
+from gearshift.api.snapshot import Snapshot, build_snapshot, initial_snapshot
 from gearshift.chat import (
     ChatRequest,
     ChatResponse,
@@ -48,6 +49,7 @@ from gearshift.errors import (
 from gearshift.ledger.record import LedgerRecord, Outcome
 from gearshift.policy.contract import Admission, OpenPolicy, PolicyEngine
 from gearshift.providers.base import Provider, provider_class
+from gearshift.providers.deployments import Deployment, DeploymentPool
 from gearshift.routing.decision import Decision, RouterEngine
 from gearshift.telemetry import TRACEPARENT
 
@@ -123,6 +125,7 @@ class Served:
     decision: Decision | None
     model: str = ""  # configured name of the model that answered
     upstream_model: str = ""
+    config: ModelConfig | None = None  # that model's configuration, as of the request's start
     cache: str | None = None  # "hit" | "miss" | "bypass" when the router has a cache
 
     @property
@@ -149,6 +152,12 @@ class _Plan:
     decision: Decision | None
     ranked: tuple[ModelConfig, ...]
     counterfactual: ModelConfig | None
+    snap: Snapshot  # the configuration this request runs on, start to end
+    # The deployment that answered (its tokens count against its tpm), and whether it still
+    # holds an in-flight slot (an open stream's, released when the plan finishes).
+    served_by: tuple[DeploymentPool, Deployment] | None = None
+    holding: bool = False
+    last_error: UpstreamError | None = None  # of the latest failed attempt
     cache: ResponseCache | None = None
     cache_key: str | None = None  # store the answer under this key (None: do not)
     hit: CachedAnswer | None = None
@@ -165,16 +174,13 @@ class Gateway:
         routers: dict[str, RouterEngine] | None = None,
         observers: list[Observer] | None = None,
     ) -> None:
-        self.settings = settings
         self.policy: PolicyEngine = policy or OpenPolicy()
         self.ledger = ledger
-        self.pricer = pricer
+        self._given_pricer = pricer
         self.observers: list[Observer] = observers if observers is not None else []
-        self.models: dict[str, ModelConfig] = {m.name: m for m in settings.models}
-        self.router_configs: dict[str, RouterConfig] = {r.name: r for r in settings.routers}
-        self.routers: dict[str, RouterEngine] = dict(routers or {})
+        # Swapped whole by ``reload``; each request reads it once (see api/snapshot.py).
+        self.snapshot: Snapshot = initial_snapshot(settings, routers)
         self._providers: dict[tuple[str, str | None], Provider] = {}
-        self._by_model: dict[str, Provider] = {}
         self.caches: dict[str, ResponseCache] = {}
         self.tracer: Tracing | None = None  # OpenTelemetry, when configured (telemetry/)
         self.answer_observer: AnswerObserver | None = None
@@ -182,25 +188,33 @@ class Gateway:
         # More Prometheus text for /metrics from components (the learning loop's counters).
         self.metric_sources: list[Callable[[], str]] = []
 
+    @property
+    def settings(self) -> Settings:
+        return self.snapshot.settings
+
+    @property
+    def models(self) -> dict[str, ModelConfig]:
+        return self.snapshot.models
+
+    @property
+    def router_configs(self) -> dict[str, RouterConfig]:
+        return self.snapshot.router_configs
+
+    @property
+    def routers(self) -> dict[str, RouterEngine]:
+        return self.snapshot.routers
+
+    @property
+    def pricer(self) -> Pricer | None:
+        pricer: Pricer | None = self.snapshot.pricer
+        return pricer
+
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def check_environment(self) -> None:
-        """Fail at startup, not at the first request, when an upstream key is missing."""
-        import os
-
-        missing = [
-            f"model {m.name!r} needs its API key in environment variable {m.api_key_env}, "
-            "which is not set"
-            for m in self.settings.models
-            if m.api_key_env and not os.environ.get(m.api_key_env)
-        ]
-        from gearshift.providers.shaping import missing_variables
-
-        for model in self.settings.models:
-            if model.headers or model.query:
-                missing += missing_variables(model)
-        if missing:
-            raise ConfigError("; ".join(missing))
+    def check_environment(self, settings: Settings | None = None) -> None:
+        """Fail at startup (or refuse a reload), not at the first request, when an upstream key
+        is missing."""
+        check_environment(settings or self.settings)
 
     async def open(self) -> None:
         self.check_environment()
@@ -208,33 +222,53 @@ class Gateway:
         if start_policy is not None:
             # Load keys and seed budget counters now rather than on the first request.
             await start_policy()
-        if self.pricer is None:
-            from gearshift.pricing import Pricer as DefaultPricer
-
-            self.pricer = DefaultPricer.from_settings(self.settings)
-        for cfg in self.router_configs.values():
-            if cfg.name not in self.routers:
-                self.routers[cfg.name] = _build_router(self.settings, cfg)
         if self.tracer is None:
             from gearshift.telemetry import build_tracing
 
             self.tracer = build_tracing(self.settings)
+        self.snapshot = self._build(self.settings)
         if any(r.cache is not None for r in self.settings.routers):
             from gearshift.cache import build_caches
 
+            # Response caches are built once: a reload keeps them (their settings need a
+            # restart).
             self.caches = build_caches(self.settings)
-        for model in self.settings.models:
-            key = (model.provider, model.base_url)
-            provider = self._providers.get(key)
-            if provider is None:
-                # Every provider class takes ``base_url=`` (one instance, one pool, per
-                # upstream); the Protocol cannot say so, hence the ignore.
-                cls = provider_class(model.provider)
-                provider = cls(base_url=model.base_url)  # type: ignore[call-arg]
-                self._providers[key] = provider
-            self._by_model[model.name] = provider
         for component in self.components:
             await component.start()
+
+    def _build(self, settings: Settings) -> Snapshot:
+        pricer = self._given_pricer
+        if pricer is None:
+            from gearshift.pricing import Pricer as DefaultPricer
+
+            pricer = DefaultPricer.from_settings(settings)
+        return build_snapshot(settings, self.snapshot, self._provider, _build_router, pricer)
+
+    async def reload(self, settings: Settings) -> Snapshot:
+        """Swap in ``settings`` (already validated by ``load_settings``): models, routers,
+        deployments, prices, budgets and limits change together, for requests arriving from now
+        on; requests already running finish on the snapshot they started with. Raises
+        ``ConfigError`` and changes nothing when the new configuration cannot be used."""
+        self.check_environment(settings)
+        # Router engines may load a trained predictor from disk: off the event loop.
+        snap = await asyncio.to_thread(self._build, settings)
+        reconfigure = getattr(self.policy, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(settings)
+        self.snapshot = snap
+        return snap
+
+    def _provider(self, model: ModelConfig) -> Provider:
+        """One provider instance (one connection pool) per protocol and upstream, shared by every
+        snapshot, so a reload keeps warm connections; closed at shutdown."""
+        key = (model.provider, model.base_url)
+        provider = self._providers.get(key)
+        if provider is None:
+            # Every provider class takes ``base_url=``; the Protocol cannot say so.
+            cls = provider_class(model.provider)
+            provider = cls(base_url=model.base_url)  # type: ignore[call-arg]
+            self._providers[key] = provider
+        return provider
 
     async def aclose(self) -> None:
         for component in reversed(self.components):
@@ -248,7 +282,6 @@ class Gateway:
             except Exception:
                 log.exception("closing provider %s failed", provider.kind)
         self._providers.clear()
-        self._by_model.clear()
         for cache in self.caches.values():
             await cache.backend.aclose()
         if self.tracer is not None:
@@ -256,7 +289,16 @@ class Gateway:
         await self.policy.aclose()
 
     def provider_for(self, model: ModelConfig) -> Provider:
-        return self._by_model[model.name]
+        return self.upstream_for(model)[0]
+
+    def upstream_for(self, model: ModelConfig) -> tuple[Provider, ModelConfig]:
+        """Where a side call on ``model`` goes (token counting, the learning loop's judge): its
+        first usable deployment (else its first), as (provider, that deployment's view of the
+        model, with its base URL and key). No retries or health bookkeeping."""
+        pool = self.snapshot.pools[model.name]
+        usable = pool.usable()
+        dep = usable[0] if usable else pool.deployments[0]
+        return dep.provider, dep.model
 
     # ---- entry points ----------------------------------------------------------------------
 
@@ -275,7 +317,7 @@ class Gateway:
         record.ttfb_ms = elapsed
         self._succeed(plan, model, response.usage, elapsed)
         await self._finish(plan)
-        served = Served(record, plan.decision, model.name, model.upstream_model)
+        served = Served(record, plan.decision, model.name, model.upstream_model, model)
         if plan.cache is not None:
             served.cache = "miss" if plan.cache_key is not None else "bypass"
             await self._store(
@@ -298,7 +340,7 @@ class Gateway:
         async with self._failure_recorded(plan, ctx):
             events, first, model = await self._open_with_fallbacks(plan, request)
         plan.record.ttfb_ms = _ms_since(ctx.started)
-        served = Served(plan.record, plan.decision, model.name, model.upstream_model)
+        served = Served(plan.record, plan.decision, model.name, model.upstream_model, model)
         if plan.cache is not None:
             served.cache = "miss" if plan.cache_key is not None else "bypass"
         plan.record.served_model = model.name
@@ -326,7 +368,7 @@ class Gateway:
         record = plan.record
         async with self._failure_recorded(plan, ctx):
             target = plan.ranked[0]
-            if not hasattr(self._by_model[target.name], "embed"):
+            if not hasattr(plan.snap.pools[target.name].deployments[0].provider, "embed"):
                 raise InvalidRequest(
                     f"model {target.name!r} ({target.provider} provider) has no embeddings API",
                     param="model",
@@ -341,7 +383,7 @@ class Gateway:
         record.ttfb_ms = elapsed
         self._succeed(plan, model, Usage(input_tokens=tokens), elapsed)
         await self._finish(plan)
-        return data, Served(record, None, model.name, model.upstream_model)
+        return data, Served(record, None, model.name, model.upstream_model, model)
 
     @contextlib.asynccontextmanager
     async def _failure_recorded(self, plan: _Plan, ctx: RequestContext) -> AsyncIterator[None]:
@@ -405,8 +447,9 @@ class Gateway:
             self.tracer.start_request(record.id, request.model, ctx.traceparent, ctx.ts)
         elif ctx.traceparent is not None:
             TRACEPARENT.set(ctx.traceparent)  # untraced: the client's trace still spans upstream
-        router_cfg = self.router_configs.get(request.model)
-        model_cfg = self.models.get(request.model)
+        snap = self.snapshot
+        router_cfg = snap.router_configs.get(request.model)
+        model_cfg = snap.models.get(request.model)
         if router_cfg is None and model_cfg is None:
             missing = NotFound(self._unknown_model_message(request.model), param="model")
             self._refuse(request, ctx, missing)
@@ -421,7 +464,7 @@ class Gateway:
             self._fail(record, ctx, exc.status, "rejected", exc.message)
             self._publish(record)
             raise
-        plan = _Plan(record, admission, None, (), None)
+        plan = _Plan(record, admission, None, (), None, snap)
         cache = self.caches.get(request.model) if self.caches else None
         if cache is not None and await self._look_up(plan, cache, request, ctx):
             return plan  # answered from the cache: no routing, no upstream call
@@ -451,7 +494,8 @@ class Gateway:
             # A client may ask for a cheaper trade-off, never past the router's quality floor.
             tolerance = min(tolerance, cfg.targets.max_quality_tolerance)
         allowed: Collection[str] | None = plan.admission.allowed
-        decision = self.routers[cfg.name].decide(request, tolerance=tolerance, allowed=allowed)
+        snap = plan.snap
+        decision = snap.routers[cfg.name].decide(request, tolerance=tolerance, allowed=allowed)
         names = list(decision.ranked)
         if cfg.fallback is not None and cfg.fallback not in names:
             names.append(cfg.fallback)
@@ -463,9 +507,9 @@ class Gateway:
         record.tolerance = decision.tolerance
         record.chosen_model = decision.chosen
         plan.decision = decision
-        plan.ranked = tuple(self.models[n] for n in names)
+        plan.ranked = tuple(snap.models[n] for n in names)
         capable = decision.most_capable or cfg.models[-1]
-        plan.counterfactual = self.models.get(capable)
+        plan.counterfactual = snap.models.get(capable)
 
     def _unknown_model_message(self, name: str) -> str:
         routers, models = self.known_names()
@@ -517,7 +561,7 @@ class Gateway:
     ) -> GatewayStream:
         served = self._record_hit(plan, hit, ctx)
         events: list[StreamEvent] = [TextDelta(hit.text), StreamEnd(hit.finish_reason, hit.usage)]
-        model = self.models.get(hit.model) or ModelConfig(name=hit.model)
+        model = plan.snap.models.get(hit.model) or ModelConfig(name=hit.model)
         return GatewayStream(self, plan, ctx, served, _replay(events[1:]), events[0], model)
 
     async def _store(
@@ -550,60 +594,67 @@ class Gateway:
     async def _call_with_fallbacks(
         self, plan: _Plan, call: Callable[[Provider, ModelConfig], Awaitable[T]]
     ) -> tuple[T, ModelConfig]:
-        last: UpstreamError | None = None
-        for model in plan.ranked:
-            provider = self._by_model[model.name]
-            for attempt in range(model.max_retries + 1):
-                try:
-                    pending = call(provider, model)
-                    if self.tracer is not None:
-                        pending = self.tracer.attempt(plan.record.id, model, attempt, pending)
-                    return await pending, model
-                except UpstreamError as exc:
-                    last = exc
-                    if not _worth_retrying(exc, attempt, model):
-                        break
-                    await asyncio.sleep(_backoff(attempt, exc))
-            assert last is not None
-            if _is_client_fault(last):
-                raise last
-            _note_failed(plan, model)
-        raise _exhausted(plan, last)
+        for pool, dep, attempt, delay in _attempts(plan):
+            if delay:
+                await asyncio.sleep(delay)
+            pool.begin(dep)
+            try:
+                pending = call(dep.provider, dep.model)
+                if self.tracer is not None:
+                    pending = self.tracer.attempt(plan.record.id, dep.model, attempt, pending)
+                result = await pending
+            except UpstreamError as exc:
+                plan.last_error = exc
+                _judge(pool, dep, exc)
+                if _is_client_fault(exc):
+                    raise
+                continue
+            except BaseException:
+                pool.abandoned(dep)
+                raise
+            finally:
+                pool.end(dep)
+            pool.succeeded(dep)
+            plan.served_by = (pool, dep)
+            return result, dep.model
+        raise AssertionError("unreachable: _attempts raises when every attempt failed")
 
     async def _open_with_fallbacks(
         self, plan: _Plan, request: ChatRequest
     ) -> tuple[AsyncIterator[StreamEvent], StreamEvent, ModelConfig]:
-        last: UpstreamError | None = None
-        for model in plan.ranked:
-            provider = self._by_model[model.name]
-            for attempt in range(model.max_retries + 1):
-                events = provider.stream(request, model)
-                try:
-                    opening = anext(events)
-                    if self.tracer is not None:
-                        opening = self.tracer.attempt(plan.record.id, model, attempt, opening)
-                    first = await opening
-                except StopAsyncIteration:
-                    last = UpstreamError(
-                        f"{model.name}: the upstream stream ended before sending anything",
-                        model=model.name,
-                    )
-                except UpstreamError as exc:
-                    last = exc
-                except BaseException:
-                    await _close_quietly(events)
-                    raise
-                else:
-                    return events, first, model
+        for pool, dep, attempt, delay in _attempts(plan):
+            if delay:
+                await asyncio.sleep(delay)
+            pool.begin(dep)
+            events = dep.provider.stream(request, dep.model)
+            try:
+                opening = anext(events)
+                if self.tracer is not None:
+                    opening = self.tracer.attempt(plan.record.id, dep.model, attempt, opening)
+                first = await opening
+            except StopAsyncIteration:
+                last = UpstreamError(
+                    f"{dep.model.name}: the upstream stream ended before sending anything",
+                    model=dep.model.name,
+                )
+            except UpstreamError as exc:
+                last = exc
+            except BaseException:
+                pool.abandoned(dep)
+                pool.end(dep)
                 await _close_quietly(events)
-                if not _worth_retrying(last, attempt, model):
-                    break
-                await asyncio.sleep(_backoff(attempt, last))
-            assert last is not None
+                raise
+            else:
+                pool.succeeded(dep)
+                plan.served_by, plan.holding = (pool, dep), True
+                return events, first, dep.model
+            plan.last_error = last
+            pool.end(dep)
+            await _close_quietly(events)
+            _judge(pool, dep, last)
             if _is_client_fault(last):
                 raise last
-            _note_failed(plan, model)
-        raise _exhausted(plan, last)
+        raise AssertionError("unreachable: _attempts raises when every attempt failed")
 
     # ---- recording -------------------------------------------------------------------------
 
@@ -618,13 +669,18 @@ class Gateway:
         record.latency_ms = elapsed_ms
         record.status = 200
         record.outcome = "ok"
+        if plan.served_by is not None:
+            pool, dep = plan.served_by
+            if dep.tpm is not None:
+                pool.add_tokens(dep, usage.input_tokens + usage.output_tokens)
         self._price(plan, model, usage)
 
     def _price(self, plan: _Plan, model: ModelConfig, usage: Usage) -> None:
-        if self.pricer is None:
+        pricer: Pricer | None = plan.snap.pricer
+        if pricer is None:
             return
         record = plan.record
-        quote = self.pricer.cost(model, usage)
+        quote = pricer.cost(model, usage)
         record.cost_usd = quote.cost_usd
         record.price_source = quote.source
         capable = plan.counterfactual or model
@@ -632,7 +688,7 @@ class Gateway:
         if capable.name == model.name:
             record.counterfactual_cost_usd = quote.cost_usd
         else:
-            record.counterfactual_cost_usd = self.pricer.cost(capable, usage).cost_usd
+            record.counterfactual_cost_usd = pricer.cost(capable, usage).cost_usd
 
     @staticmethod
     def _fail(
@@ -644,6 +700,10 @@ class Gateway:
         record.latency_ms = _ms_since(ctx.started)
 
     async def _finish(self, plan: _Plan) -> None:
+        if plan.holding and plan.served_by is not None:
+            plan.holding = False
+            pool, dep = plan.served_by
+            pool.end(dep)
         try:
             await self.policy.settle(plan.admission, plan.record)
         except Exception:
@@ -814,6 +874,31 @@ class GatewayStream:
 # ---- helpers ---------------------------------------------------------------------------------
 
 
+def check_environment(settings: Settings) -> None:
+    """Every upstream key variable named (by a model or one of its deployments) is set."""
+    import os
+
+    missing = []
+    for m in settings.models:
+        envs = [m.api_key_env, *(d.api_key_env for d in m.deployments)]
+        for env in dict.fromkeys(e for e in envs if e):
+            if not os.environ.get(env):
+                missing.append(
+                    f"model {m.name!r} needs its API key in environment variable {env}, "
+                    "which is not set"
+                )
+    from gearshift.providers.proxy import environment_problems
+    from gearshift.providers.shaping import missing_variables
+
+    for model in settings.models:
+        if model.headers or model.query:
+            missing += missing_variables(model)
+    if any(m.proxy is None for m in settings.models):
+        missing += environment_problems()
+    if missing:
+        raise ConfigError("; ".join(missing))
+
+
 def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
     from gearshift.routing import build_router
 
@@ -821,19 +906,47 @@ def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
     return engine
 
 
+def _attempts(plan: _Plan) -> Iterator[tuple[DeploymentPool, Deployment, int, float]]:
+    """(pool, deployment, attempt number within the model, seconds to wait first) for each
+    attempt of a request: each model in rank order; within a model its deployments
+    (providers/deployments.py), the next one at once
+    after a failure, the same one again only for a retryable failure that did not ask us to wait
+    longer than a fallback would take, after a backoff. Raises the request's error when every
+    attempt has failed (the caller records each failure in ``plan.last_error``)."""
+    for model in plan.ranked:
+        pool = plan.snap.pools[model.name]
+        previous: Deployment | None = None
+        for attempt, dep in enumerate(pool.attempts(model.max_retries)):
+            delay = 0.0
+            if dep is previous:
+                last = plan.last_error
+                assert last is not None
+                if not last.retryable or (last.retry_after_s or 0.0) > BACKOFF_CAP_S:
+                    break
+                delay = _backoff(attempt - 1, last)
+            previous = dep
+            plan.record.deployment = dep.label
+            yield pool, dep, attempt, delay
+        if previous is None:
+            plan.last_error = pool.unavailable()  # every deployment cooling down or at its limit
+        _note_failed(plan, model)
+    raise _exhausted(plan, plan.last_error)
+
+
+def _judge(pool: DeploymentPool, dep: Deployment, exc: UpstreamError) -> None:
+    """A failed attempt counts against the deployment's health, unless the request itself was
+    at fault (it would fail anywhere)."""
+    if _is_client_fault(exc):
+        pool.abandoned(dep)
+    else:
+        pool.failed(dep, exc)
+
+
 def _note_failed(plan: _Plan, model: ModelConfig) -> None:
     """Name a failed model in the row's ``fallbacks`` (the models tried that failed, in order),
     when there was a chain to fall along: a request for one model names none."""
     if len(plan.ranked) > 1:
         plan.record.fallbacks.append(model.name)
-
-
-def _worth_retrying(exc: UpstreamError, attempt: int, model: ModelConfig) -> bool:
-    """Retry the same model unless it failed for good, retries are spent, or it asked us to wait
-    longer than a fallback would take."""
-    if not exc.retryable or attempt >= model.max_retries:
-        return False
-    return exc.retry_after_s is None or exc.retry_after_s <= BACKOFF_CAP_S
 
 
 def _is_client_fault(exc: UpstreamError) -> bool:

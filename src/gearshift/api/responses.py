@@ -17,6 +17,7 @@ from typing import Any
 from gearshift.api import sse
 from gearshift.api.context import request_context, served_headers, usd
 from gearshift.api.http import (
+    LedgerSpec,
     Request,
     Response,
     Routes,
@@ -28,22 +29,30 @@ from gearshift.api.http import (
 from gearshift.api.openai import body_tags
 from gearshift.api.pipeline import Gateway, GatewayStream
 from gearshift.api.responses_codec import (
+    STATELESS,
     call_item,
     envelope,
     finish,
     message_item,
     parse_request,
     render_response,
+    stateful_field,
 )
 from gearshift.chat import ChatRequest, TextDelta, ToolCall, ToolCallDelta
-from gearshift.errors import GearshiftError
+from gearshift.errors import GearshiftError, InvalidRequest
 
 log = logging.getLogger("gearshift.api.responses")
 
 
 def register(routes: Routes, gateway: Gateway) -> None:
     dialect = ResponsesDialect(gateway)
-    routes.add("POST", "/v1/responses", dialect.create, errors=render_openai_error)
+    routes.add(
+        "POST",
+        "/v1/responses",
+        dialect.create,
+        errors=render_openai_error,
+        ledger=LedgerSpec("responses"),
+    )
 
 
 class ResponsesDialect:
@@ -52,6 +61,7 @@ class ResponsesDialect:
 
     async def create(self, request: Request) -> Response | StreamResponse:
         chat = parse_request(request.json())
+        self._check_state(chat)
         ctx = request_context(request, "responses", body_tags(chat))
         response_id = f"resp_{request.request_id}"
         if chat.stream:
@@ -59,8 +69,29 @@ class ResponsesDialect:
             headers = [*sse.SSE_HEADERS, *served_headers(stream.served, with_cost=False)]
             return StreamResponse(_events(stream, chat, response_id), 200, headers)
         response, served = await self.gateway.complete(chat, ctx)
-        body = render_response(response, response_id, served.upstream_model, chat)
+        if self._passes_through([served.model]) and response.raw is not None:
+            body = response.raw  # the upstream's own response object, its id included
+        else:
+            body = render_response(response, response_id, served.upstream_model, chat)
         return json_response(200, body, served_headers(served, with_cost=True))
+
+    def _passes_through(self, names: list[str]) -> bool:
+        models = [self.gateway.models.get(n) for n in names]
+        return all(m is not None and m.provider == "openai" and m.responses_api for m in models)
+
+    def _check_state(self, chat: ChatRequest) -> None:
+        """``previous_response_id`` only where every model that may answer keeps the state."""
+        field = stateful_field(chat.raw or {})
+        if field is None:
+            return
+        router = self.gateway.router_configs.get(chat.model)
+        names = (
+            [*router.models, *([router.fallback] if router.fallback else [])]
+            if router
+            else [chat.model]
+        )
+        if chat.stream or not self._passes_through(names):
+            raise InvalidRequest(STATELESS.format(field=field), param=field)
 
 
 class _Sequence:

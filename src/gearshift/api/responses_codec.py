@@ -6,8 +6,10 @@ items; ``instructions`` as the system prompt; function tools; ``text.format`` as
 format), so any upstream (OpenAI-compatible, Anthropic, Bedrock) can answer it through the
 router. ``render_response`` writes a ``response`` object; ``api/responses.py`` writes the stream.
 
-Chat upstreams keep no conversation state, so ``previous_response_id`` (and ``conversation``)
-is refused with a 400 that says to send the conversation in ``input``.
+A non-streamed request whose every candidate model is an OpenAI upstream with ``responses_api:
+true`` is passed through to its ``/responses`` (``decode_response`` reads the answer for pricing;
+the client gets the upstream's body). ``previous_response_id`` (and ``conversation``) need such
+an upstream, which keeps the state; elsewhere they are refused with a 400 that says why.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gearshift.chat import (
     ChatRequest,
     ChatResponse,
     ContentPart,
+    FinishReason,
     Message,
     Role,
     TextPart,
@@ -53,14 +56,13 @@ _KNOWN = frozenset(
         "user",
         "metadata",
         "store",
-        "previous_response_id",
         "parallel_tool_calls",
     }
 )
 STATELESS = (
-    "gearshift answers the Responses API through chat upstreams, which keep no conversation "
-    "state: send the whole conversation in 'input' (earlier output items included) instead of "
-    "'{field}'"
+    "'{field}' needs an upstream that keeps conversation state: a non-streamed request to a "
+    "model (or a router whose every candidate is one) with responses_api: true. Chat upstreams "
+    "keep none: send the whole conversation in 'input' (earlier output items included) instead"
 )
 
 
@@ -69,9 +71,6 @@ def parse_request(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     model = check_model_name(body.get("model"), "'model'")
-    for stateful in ("previous_response_id", "conversation"):
-        if body.get(stateful) is not None:
-            raise InvalidRequest(STATELESS.format(field=stateful), param=stateful)
     messages: list[Message] = []
     instructions = body.get("instructions")
     if instructions is not None:
@@ -95,6 +94,61 @@ def parse_request(body: Any) -> ChatRequest:
         metadata=metadata,
         extra={k: v for k, v in body.items() if k not in _KNOWN},
         raw=body,
+    )
+
+
+def stateful_field(body: dict[str, Any]) -> str | None:
+    """The field that asks the upstream to remember a conversation, if the body has one."""
+    for name in ("previous_response_id", "conversation"):
+        if body.get(name) is not None:
+            return name
+    return None
+
+
+def decode_response(data: dict[str, Any]) -> ChatResponse:
+    """A Responses upstream's ``response`` object -> ChatResponse (its body kept as ``raw``)."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for item in data.get("output") or ():
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "message":
+            texts += [
+                str(p.get("text", ""))
+                for p in item.get("content") or ()
+                if isinstance(p, dict) and p.get("type") == "output_text"
+            ]
+        elif item.get("type") == "function_call":
+            calls.append(
+                ToolCall(
+                    str(item.get("call_id", "")),
+                    str(item.get("name", "")),
+                    str(item.get("arguments", "")),
+                )
+            )
+    block = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    assert isinstance(block, dict)
+    usage = Usage(
+        input_tokens=int(block.get("input_tokens") or 0),
+        output_tokens=int(block.get("output_tokens") or 0),
+        cache_read_tokens=int((block.get("input_tokens_details") or {}).get("cached_tokens") or 0),
+        reasoning_tokens=int(
+            (block.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
+        ),
+    )
+    incomplete = (data.get("incomplete_details") or {}).get("reason")
+    finish: FinishReason = (
+        "tool_calls" if calls else "length" if incomplete == "max_output_tokens" else "stop"
+    )
+    return ChatResponse(
+        id=str(data.get("id", "")),
+        model=str(data.get("model", "")),
+        content=[TextPart("".join(texts))] if texts else [],
+        tool_calls=calls,
+        finish_reason=finish,
+        usage=usage,
+        created=int(data.get("created_at") or 0),
+        raw=data,
     )
 
 

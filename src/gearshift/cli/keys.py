@@ -1,7 +1,8 @@
 """``gearshift keys``: create, list, revoke and rotate virtual keys in the ledger database.
 
 The key itself is printed once, at creation or rotation; only its SHA-256 hash is stored. A
-running gateway picks up every change within about ``policy.key_refresh_s`` seconds.
+running gateway picks up every change within about ``policy.key_refresh_s`` seconds. Each change
+is recorded in the admin audit trail (``GET /admin/audit``) as ``cli:user@host``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def run(argv: Sequence[str]) -> int:
             secret, info = store.create(
                 name=args.name, team=args.team, tags=parse_tags(args.tags), budget=budget
             )
+            store.audit(_actor(), "create", info.id, info.public())
             if args.json:
                 print(json.dumps({"key": secret, **info.public()}))
             else:
@@ -83,12 +85,14 @@ def run(argv: Sequence[str]) -> int:
                 _print_table(keys)
         elif args.action == "revoke":
             info = store.revoke(args.id)
+            store.audit(_actor(), "revoke", info.id, {"revoked_at": info.revoked_at})
             if args.json:
                 print(json.dumps(info.public()))
             else:
                 print(f"revoked {info.id} ({info.key_prefix}...) at {_when(info.revoked_at)}")
         else:
             secret, info = store.rotate(args.id)
+            store.audit(_actor(), "rotate", info.id, {"prefix": info.key_prefix})
             if args.json:
                 print(json.dumps({"key": secret, **info.public()}))
             else:
@@ -97,6 +101,18 @@ def run(argv: Sequence[str]) -> int:
     finally:
         store.close()
     return 0
+
+
+def _actor() -> str:
+    """Who ran the command, for the admin audit trail (same table as ``/admin/keys``)."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    return f"cli:{user}@{socket.gethostname()}"
 
 
 def _print_table(keys: Sequence[KeyInfo]) -> None:

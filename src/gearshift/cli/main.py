@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("keys", "create, list, revoke and rotate virtual keys"),
     "promote": ("promote", "make every gateway serve a candidate router, or roll back"),
     "learn": ("learn", "one turn of the learning loop: train, evaluate, maybe promote"),
+    "reload": ("reload", "make a running gateway re-read its configuration (as SIGHUP does)"),
 }
 
 

@@ -74,7 +74,7 @@ def render(decision: object) -> str:
     lines = [
         f"router      {d.router}",
         f"prompt      kind {d.kind} ({d.kind_confidence:.2f}), difficulty {d.difficulty:.2f} "
-        "(probability a strong model is needed)",
+        "(predicted chance that a mid-range model answers poorly)",
         f"rule        {d.reason}",
         "",
         f"  {'model':<28} {'predicted':>9} {'est. cost':>12}  decision",

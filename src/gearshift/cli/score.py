@@ -59,7 +59,7 @@ class _Scorer:
     """Scores one batch of raw lines into output bytes (runs in worker processes too)."""
 
     def __init__(self, source: str, router: str, models: list[str] | None) -> None:
-        from gearshift.routing.predictors import DefaultPredictor, load_predictor
+        from gearshift.routing.predictors import load_predictor
         from gearshift.routing.scoring import profiles_for_names
 
         self.source = source
@@ -67,7 +67,7 @@ class _Scorer:
         fixed = models
         if fixed is not None:
             self.predictor.check_models(fixed)
-        elif not isinstance(self.predictor, DefaultPredictor):
+        elif not getattr(self.predictor, "serves_any_model", False):
             fixed = list(self.predictor.model.heads)  # type: ignore[attr-defined]
         self.fixed_profiles = profiles_for_names(fixed) if fixed else None
         self.per_row: dict[tuple[str, ...], Any] = {}
@@ -78,7 +78,6 @@ class _Scorer:
         from gearshift.errors import InvalidRequest
         from gearshift.routing.features import Features, extract
         from gearshift.routing.formats import row_to_request
-        from gearshift.routing.predictors import DefaultPredictor, ability_quality
         from gearshift.routing.scoring import profiles_for_names
 
         objs: list[tuple[int, dict[str, Any]]] = []
@@ -115,25 +114,30 @@ class _Scorer:
                     )
                 )
         else:
-            assert isinstance(self.predictor, DefaultPredictor)
-            diff_arr = self.predictor.model.predict_many(feats)[:, 0]
-            for i, (lineno, obj) in enumerate(objs):
+            # each row names its own models: one batch prediction per distinct model set
+            groups: dict[tuple[str, ...], list[int]] = {}
+            for i, (_, obj) in enumerate(objs):
                 scores = obj.get("scores")
-                key = tuple(scores) if isinstance(scores, dict) else ()
+                groups.setdefault(tuple(scores) if isinstance(scores, dict) else (), []).append(i)
+            out: list[bytes] = [b""] * len(objs)
+            for key, idx in groups.items():
                 profs = self.per_row.get(key)
                 if profs is None:
                     profs = self.per_row[key] = profiles_for_names(list(key))
-                d = float(diff_arr[i])
-                predicted = {p.name: round(ability_quality(d, p.ability), 5) for p in profs}
-                lines.append(
-                    orjson.dumps(
+                diff, qual = self.predictor.predict_many([feats[i] for i in idx], profs)
+                for j, i in enumerate(idx):
+                    lineno, obj = objs[i]
+                    predicted = {
+                        p.name: round(float(q), 5) for p, q in zip(profs, qual[j], strict=True)
+                    }
+                    out[i] = orjson.dumps(
                         {
                             "id": obj.get("id", lineno),
-                            "difficulty": round(d, 5),
+                            "difficulty": round(float(diff[j]), 5),
                             "predicted": predicted,
                         }
                     )
-                )
+            lines.extend(out)
         return b"\n".join(lines) + b"\n"
 
 

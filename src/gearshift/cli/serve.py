@@ -6,7 +6,9 @@ environment (``gearshift.quickstart``), with a SQLite ledger in the working dire
 Runs the gateway under uvicorn (uvloop + httptools). Configuration problems, a missing upstream
 API key among them, stop it before it binds a port, with a message naming what to fix. SIGTERM
 stops accepting connections, lets in-flight requests finish (``server.shutdown_grace_s``) and
-flushes the ledger.
+flushes the ledger. SIGHUP (``gearshift reload``) re-reads the configuration file and swaps it in
+(api/live_config.py); with several workers the supervisor validates the file, then passes the
+signal to every worker.
 """
 
 from __future__ import annotations
@@ -93,20 +95,78 @@ def run(argv: Sequence[str]) -> int:
         "server_header": False,
         "log_config": log_config(),
     }
-    if workers == 1:
-        from gearshift.api.app import create_app
+    # Without a file (settings from the environment) there is nothing to re-read: no reload.
+    config_path = os.path.abspath(args.config) if args.config is not None else None
+    pid_file = None
+    if config_path is not None:
+        from gearshift.api.live_config import runtime_path
 
-        uvicorn.run(create_app(settings), **options)
+        pid_file = runtime_path(config_path, ".pid")
+        pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    try:
+        if workers == 1:
+            from gearshift.api.app import create_app
+
+            uvicorn.run(create_app(settings, config_path=config_path), **options)
+            return 0
+        # Several processes: each builds its own app from the same file, or the same
+        # environment (uvicorn needs a factory); our supervisor turns SIGHUP into a validated
+        # reload of every worker.
+        if config_path is None:
+            os.environ.pop(CONFIG_ENV, None)
+        else:
+            os.environ[CONFIG_ENV] = config_path
+        with shared_metrics_dir():
+            _run_workers(config_path, workers, options)
         return 0
-    # Several processes: each builds its own app from the same file, or the same environment
-    # (uvicorn needs a factory).
-    if args.config is None:
-        os.environ.pop(CONFIG_ENV, None)
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+
+
+def _run_workers(config_path: str | None, workers: int, options: dict[str, Any]) -> None:
+    """``uvicorn.run(..., workers=N)``, with a supervisor that reloads instead of restarting."""
+    import uvicorn
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    class ReloadingSupervisor(Multiprocess):
+        def handle_hup(self) -> None:
+            if config_path is None:
+                logging.getLogger("gearshift.reload").warning(
+                    "SIGHUP ignored: started without --config, there is no file to re-read"
+                )
+                return
+            forward_reload(config_path, [p.pid for p in self.processes if p.pid is not None])
+
+    config = uvicorn.Config(
+        "gearshift.cli.serve:app_from_env", factory=True, workers=workers, **options
+    )
+    sock = config.bind_socket()
+    ReloadingSupervisor(config, sockets=[sock]).run()
+
+
+def forward_reload(config_path: str, worker_pids: list[int]) -> None:
+    """The supervisor's SIGHUP: validate the file once, then signal every worker to reload it
+    (each swaps its own gateway and writes its verdict). A bad file goes no further."""
+    import signal
+    import time
+
+    from gearshift.api.live_config import runtime_path, validate_file, write_verdict
+    from gearshift.errors import GearshiftError
+
+    verdict: dict[str, Any] = {"pid": os.getpid(), "at": time.time(), "config": config_path}
+    log = logging.getLogger("gearshift.reload")
+    try:
+        validate_file(config_path)
+    except GearshiftError as exc:
+        verdict.update(ok=False, error=exc.message)
+        log.error("reload refused, the running configuration stays: %s", exc.message)
     else:
-        os.environ[CONFIG_ENV] = os.path.abspath(args.config)
-    with shared_metrics_dir():
-        uvicorn.run("gearshift.cli.serve:app_from_env", factory=True, workers=workers, **options)
-    return 0
+        for pid in worker_pids:
+            os.kill(pid, signal.SIGHUP)
+        verdict.update(ok=True, workers=worker_pids)
+        log.info("reload: configuration valid, passed to %d workers", len(worker_pids))
+    write_verdict(runtime_path(config_path, ".reload.json"), verdict)
 
 
 # A secret someone put in a URL anyway (gearshift reads keys from headers only).
@@ -185,4 +245,4 @@ def app_from_env() -> Any:
         from gearshift.quickstart import default_settings
 
         return create_app(default_settings()[0])
-    return create_app(load_settings(path))
+    return create_app(load_settings(path), config_path=path)

@@ -299,7 +299,8 @@ class Sampler:
         )
         started = time.perf_counter()
         try:
-            response = await self.gateway.provider_for(model).complete(request, model)
+            provider, upstream = self.gateway.upstream_for(model)
+            response = await provider.complete(request, upstream)
         except GearshiftError as exc:
             record.status, record.outcome, record.error = exc.status, "error", exc.message
             record.latency_ms = (time.perf_counter() - started) * 1000.0

@@ -229,6 +229,13 @@ CREATE TABLE IF NOT EXISTS router_promotions (
 """,
 )
 
+M007_REQUEST_DEPLOYMENT = Migration(
+    name="m007_request_deployment",
+    # Which deployment of the served model answered (models may list several ``deployments``;
+    # "default" for a model that lists none). NULL on rows written before this step.
+    sql="ALTER TABLE requests ADD COLUMN deployment TEXT;",
+)
+
 # Ordered; append only.
 MIGRATIONS: list[Migration] = [
     M001_REQUESTS,
@@ -237,4 +244,5 @@ MIGRATIONS: list[Migration] = [
     M004_KEYS,
     M005_ANALYTICS_ROLLUP,
     M006_LEARNING,
+    M007_REQUEST_DEPLOYMENT,
 ]

@@ -43,3 +43,4 @@ class LedgerRecord:
     status: int = 200
     outcome: Outcome = "ok"
     error: str | None = None
+    deployment: str | None = None  # which deployment of served_model answered (or was tried last)

@@ -5,8 +5,8 @@ file mapped into memory (``MAP_SHARED``): the bytes are in the OS page cache whe
 the page cache survives a ``kill -9`` of the gateway (a power cut is covered by an ``msync`` every
 ``fsync_interval_s``). A copy into a mapping is a ``memcpy``, not a system call: it costs the
 request path about a microsecond and, unlike ``write()``, never hands the GIL to the writer
-thread in the middle of a request. A segment is created at ``SEGMENT_BYTES`` (sparse; only pages
-written take space), and a new one is started when it fills.
+thread in the middle of a request. A segment's ``SEGMENT_BYTES`` are allocated when it is created
+(so a full disk is an error there, never a SIGBUS later), and a new one is started when it fills.
 The database writer rotates the active segment (``seal``) and deletes a sealed segment once every
 row in it is committed, so in steady state the spool holds about one flush interval of rows.
 
@@ -43,7 +43,7 @@ log = logging.getLogger("gearshift.ledger")
 
 Insert = Callable[[list[LedgerRecord]], int]
 
-SEGMENT_BYTES = 8 * 1024 * 1024  # ~10,000 rows; the writer seals far sooner while it keeps up
+SEGMENT_BYTES = 4 * 1024 * 1024  # ~5,000 rows; the writer seals far sooner while it keeps up
 
 
 @dataclass(slots=True)
@@ -118,8 +118,14 @@ class Spool:
 
     def prepare(self) -> None:
         """Have the next segment ready, so the request path never creates one in a hurry."""
-        if self._spare is None:
-            self._spare = self._new_segment(SEGMENT_BYTES)
+        if self._spare is not None:
+            return
+        fresh = self._new_segment(SEGMENT_BYTES)
+        with self._lock:
+            if self._spare is None:
+                self._spare = fresh
+                return
+        self._discard(fresh)  # another thread made one meanwhile
 
     def drain_spilled(self, segment: Segment, insert: Insert, batch_size: int) -> int:
         """Insert the rows of a sealed segment that were never queued in memory; returns how
@@ -175,8 +181,10 @@ class Spool:
     def orphans(self) -> list[Path]:
         """Segments of processes that are gone, plus the old single-file spool, oldest first."""
         found = [self.path] if self.pending_legacy() else []
+        mine = f"{self._owner}-"  # ours are tracked in memory, never recovered
         with contextlib.suppress(FileNotFoundError):
-            found += sorted(self.directory.glob("*.jsonl"), key=_mtime)
+            others = [p for p in self.directory.glob("*.jsonl") if not p.name.startswith(mine)]
+            found += sorted(others, key=_mtime)
         return found
 
     def recover(self, insert: Insert, *, batch_size: int = 500) -> int:
@@ -236,7 +244,7 @@ class Spool:
         if not records:
             return
         data = b"".join(record_to_json_line(r) for r in records)
-        segment = self._new_segment(len(data))
+        segment = self._new_segment(len(data), kind="late-")
         segment.map[: len(data)] = data
         segment.size = len(data)
         self.close_sealed(segment)
@@ -272,13 +280,28 @@ class Spool:
             self.on_roll(full)
         return spare
 
-    def _new_segment(self, capacity: int) -> Segment:
+    def _new_segment(self, capacity: int, *, kind: str = "") -> Segment:
+        """A locked, allocated, mapped segment; ``kind="late-"`` names one that recovery, even
+        this process's, replays (rows written after close())."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{self._owner}-{next(self._seq):08d}.jsonl"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # ours alone: no recovery may take it while we live
-        os.ftruncate(fd, capacity)  # sparse: only the pages written take space
-        return Segment(path, fd, mmap.mmap(fd, capacity))
+        name = f"{kind}{self._owner}-{next(self._seq):08d}.jsonl"
+        # Made under a name recovery never looks at, locked, then renamed: no other process can
+        # take a segment for an orphan in the instant between its creation and its lock.
+        staging = self.directory / f".{name}.new"
+        fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # ours alone: no recovery may take it while we live
+            # Blocks reserved up front (not a sparse file): on a full disk this raises ENOSPC
+            # here, where it is handled, instead of SIGBUS when a page of the mapping is touched.
+            os.posix_fallocate(fd, 0, capacity)
+            segment = Segment(self.directory / name, fd, mmap.mmap(fd, capacity))
+            os.rename(staging, segment.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
+            os.close(fd)
+            raise
+        return segment
 
     @staticmethod
     def _discard(segment: Segment) -> None:

@@ -19,6 +19,7 @@ start when the database is still down.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 import time
@@ -94,7 +95,9 @@ class LedgerWriter:
         self._next_orphan_scan = 0.0  # at once: replay what a crashed process left
         # A segment that fills up between two ticks is sealed by the request path, in order.
         spool.on_roll = lambda segment: self._queue.append(_Sealed(segment))
-        spool.prepare()
+        self._spool_error: str | None = None  # set while the spool cannot be written (disk full)
+        with contextlib.suppress(OSError):  # a full disk at start: journal() will say so
+            spool.prepare()
         self._thread = threading.Thread(target=self._run, name="gearshift-ledger", daemon=True)
         self._thread.start()
         # A safety net for a process that exits without calling close(): flush at interpreter exit.
@@ -110,7 +113,12 @@ class LedgerWriter:
             self._write_now([record])
             return
         queue = self._queue
-        if self.spool.journal(record, spill=len(queue) >= self.queue_max_rows):
+        try:
+            keep = self.spool.journal(record, spill=len(queue) >= self.queue_max_rows)
+        except OSError as exc:
+            keep = True  # a full disk: hold the row in memory (admit() bounds how many)
+            self._spool_failed(exc)
+        if keep:
             queue.append(record)
             if len(queue) >= self.batch_size:
                 self._wake.set()
@@ -120,7 +128,8 @@ class LedgerWriter:
     def admit(self) -> bool:
         """False (and counted) while the spool is at ``spool_max_bytes``: the gateway refuses
         new requests rather than serve ones it could not record."""
-        if self.spool.disk_bytes < self.spool_max_bytes:
+        spool_ok = self._spool_error is None or len(self._queue) < self.queue_max_rows
+        if spool_ok and self.spool.disk_bytes < self.spool_max_bytes:
             if self._full_logged:
                 self._full_logged = False
                 log.warning("ledger spool below its limit again; accepting requests")
@@ -129,12 +138,23 @@ class LedgerWriter:
         if not self._full_logged:
             self._full_logged = True
             log.error(
-                "ledger spool %s holds %d MB (ledger.spool_max_mb): refusing new requests "
+                "ledger spool %s holds %d MB (ledger.spool_max_mb)%s: refusing new requests "
                 "with 503 until the database catches up",
                 self.spool.directory,
                 self.spool.disk_bytes // (1024 * 1024),
+                f" and cannot be written ({self._spool_error})" if self._spool_error else "",
             )
         return False
+
+    def _spool_failed(self, exc: OSError) -> None:
+        if self._spool_error is None:
+            log.error(
+                "ledger spool %s cannot be written (%s): rows are held in memory, not safe "
+                "from a crash, until it can",
+                self.spool.directory,
+                exc,
+            )
+        self._spool_error = str(exc)
 
     # ---- control --------------------------------------------------------------------------
 
@@ -225,7 +245,14 @@ class LedgerWriter:
         self._recovered()
 
     def _seal(self) -> None:
-        self.spool.seal(lambda segment: self._queue.append(_Sealed(segment)))
+        try:
+            self.spool.seal(lambda segment: self._queue.append(_Sealed(segment)))
+        except OSError as exc:  # no room for the next segment: keep appending to this one
+            self._spool_failed(exc)
+            return
+        if self._spool_error is not None:
+            self._spool_error = None
+            log.warning("ledger spool %s writable again", self.spool.directory)
 
     def _write_queued(self) -> None:
         queue = self._queue

@@ -25,6 +25,12 @@ def create_policy(settings: Settings) -> GearshiftPolicy:
             f"server.workers is {settings.server.workers} and policy.budgets are set: budgets "
             "must be shared by the workers, so set policy.redis_url (or run one worker)"
         )
+    if settings.server.workers > 1 and settings.policy.limits and not settings.policy.redis_url:
+        raise ConfigError(
+            f"server.workers is {settings.server.workers} and policy.limits are set: rate "
+            "limits must be counted for all workers together, so set policy.redis_url (or run "
+            "one worker)"
+        )
     if settings.policy.redis_url:
         from gearshift.policy.redis_counters import check_reachable
 

@@ -20,6 +20,9 @@ from gearshift.ledger.record import LedgerRecord
 class Caller:
     key_id: str | None = None  # None = anonymous
     tags: dict[str, str] = field(default_factory=dict)  # the key's default attribution tags
+    models: tuple[str, ...] | None = None  # the key's allow-list of routers / models
+    rpm: int | None = None  # the key's own rate limits (``/admin/keys``)
+    tpm: int | None = None
 
 
 @dataclass(slots=True)
@@ -28,6 +31,7 @@ class Admission:
     allowed: Collection[str] | None = None  # None = every candidate
     notes: list[str] = field(default_factory=list)  # why (e.g. "soft budget team=support reached")
     token: Any = None  # opaque reservation handle for settle()
+    rate: Any = None  # opaque rate-limit ticket for settle() (tokens counted per minute)
 
 
 class PolicyEngine(Protocol):

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gearshift.config import RouterConfig, Settings
-from gearshift.errors import AuthenticationError, BudgetExceeded, RateLimited
+from gearshift.errors import (
+    AuthenticationError,
+    BudgetExceeded,
+    ConfigError,
+    PermissionDenied,
+    RateLimited,
+)
 from gearshift.ledger.record import LedgerRecord
 from gearshift.policy.alerts import AlertSender
 from gearshift.policy.budgets import THIS_PERIOD, BudgetRule, limit_text
@@ -28,6 +34,7 @@ from gearshift.policy.counters import Limit, MemoryCounters, SpendCounters, from
 from gearshift.policy.keycache import KeyCache
 from gearshift.policy.keys import KEY_PREFIX, KeyInfo, KeyStore
 from gearshift.policy.periods import Clock, period_start
+from gearshift.policy.ratelimit import MemoryMinuteCounters, RateLimiter, RateRule, RateTicket
 from gearshift.policy.tiers import light_models, lighter_models, model_ranks, prior_costs
 
 if TYPE_CHECKING:
@@ -81,20 +88,9 @@ class GearshiftPolicy:
         self._keys: KeyCache | None = None
         self.alerts = AlertSender(self._policy.alert_webhook)
         self._costs: dict[str, deque[int]] = {}
-        self._routers: dict[str, _RouterInfo] = {}
-        for r in settings.routers:
-            ranks = model_ranks(settings, r.models)
-            info = _RouterInfo(lighter_models(ranks))
-            if r.targets is not None:
-                info.controller = TargetsController(
-                    r.name,
-                    r.models,
-                    r.quality_tolerance,
-                    r.targets,
-                    light=light_models(ranks),
-                    prior_cost=prior_costs(settings, r.models),
-                )
-            self._routers[r.name] = info
+        self._routers: dict[str, _RouterInfo] = _router_infos(settings, {})
+        # In-process counters until start() connects Redis (when configured).
+        self.limiter = RateLimiter(self._policy.limits, MemoryMinuteCounters(), clock)
         self._started = False
         self._start_lock = asyncio.Lock()
         self._seeded: set[str] = set()
@@ -117,6 +113,9 @@ class GearshiftPolicy:
                         self._policy.redis_url, self._redis_prefix
                     )
                     self._counters = counters
+                    from gearshift.policy.ratelimit import RedisMinuteCounters
+
+                    self.limiter.counters = RedisMinuteCounters(counters.client, counters.prefix)
                     controllers = {
                         name: info.controller
                         for name, info in self._routers.items()
@@ -154,6 +153,28 @@ class GearshiftPolicy:
             await self._counters.aclose()
             self._counters = None  # a later start() connects afresh
         self._started = False
+
+    def reconfigure(self, settings: Settings) -> None:
+        """A reload: budgets, rate limits, alert webhook and router targets change at once for
+        requests admitted from now on (a request already admitted settles on the rules it
+        reserved on). Counters, keys and controllers' learning stay. Raises ``ConfigError`` and
+        changes nothing for what cannot change without a restart (where counters live)."""
+        if settings.policy.redis_url != self._policy.redis_url:
+            raise ConfigError(
+                "policy.redis_url differs from the running configuration; it cannot change "
+                "without a restart (counters live there)"
+            )
+        if settings.policy.auth != self._policy.auth:
+            log.info("policy.auth is now %s", settings.policy.auth)
+        routers = _router_infos(settings, self._routers)
+        if settings.policy.alert_webhook != self._policy.alert_webhook:
+            old_alerts, self.alerts = self.alerts, AlertSender(settings.policy.alert_webhook)
+            self._spawn(old_alerts.aclose())
+        self.settings = settings
+        self._policy = settings.policy
+        self._rules = [BudgetRule.from_config(b) for b in settings.policy.budgets]
+        self._routers = routers
+        self.limiter.reconfigure(settings.policy.limits)
 
     def _keys_changed(self, by_id: dict[str, KeyInfo]) -> None:
         rules = {}
@@ -200,7 +221,11 @@ class GearshiftPolicy:
         if api_key and api_key.startswith(KEY_PREFIX):
             info = await self._keys.find(api_key) if self._keys is not None else None
             if info is not None:
-                return Caller(info.id, info.default_tags())
+                if info.expired(time.time()):
+                    raise AuthenticationError(
+                        f"this gearshift key ({info.id}) expired; ask an admin for a new one"
+                    )
+                return Caller(info.id, info.default_tags(), info.models, info.rpm, info.tpm)
             raise AuthenticationError(_NOT_A_KEY)
         if api_key and self._policy.auth == "required":
             raise AuthenticationError(_NOT_A_KEY)
@@ -221,15 +246,26 @@ class GearshiftPolicy:
         if not self._started:
             await self.start()
         assert self._counters is not None
+        if caller.models is not None and model not in caller.models:
+            raise PermissionDenied(
+                f"key {caller.key_id} may use only {', '.join(caller.models) or '(nothing)'}; "
+                f"not {model!r}",
+                param="model",
+            )
         now = self._clock()
         scope_tags = {**tags, **caller.tags}  # a key's own tags cannot be overridden per request
         if caller.key_id is not None:
             scope_tags["key"] = caller.key_id
+        # Rate limits first: a refused request reserves nothing on the budgets.
+        own: tuple[RateRule, ...] = ()
+        if caller.key_id is not None and (caller.rpm is not None or caller.tpm is not None):
+            own = (RateRule(f"key:{caller.key_id}", {}, caller.rpm, caller.tpm),)
+        ticket = await self.limiter.admit(scope_tags, own) if self.limiter.rules or own else None
         rules = [r for r in self._rules if r.matches(scope_tags)]
         key_rule = self._key_rules.get(caller.key_id) if caller.key_id else None
         if key_rule is not None:
             rules.append(key_rule)
-        admission = Admission()
+        admission = Admission(rate=ticket)
         info = self._routers.get(router.name) if router is not None else None
         if rules:
             await self._reserve(admission, rules, model, now, info)
@@ -241,6 +277,13 @@ class GearshiftPolicy:
         return admission
 
     async def settle(self, admission: Admission, record: LedgerRecord) -> None:
+        if isinstance(admission.rate, RateTicket):
+            ticket, admission.rate = admission.rate, None
+            tokens = record.prompt_tokens + record.completion_tokens
+            if isinstance(self.limiter.counters, MemoryMinuteCounters):
+                await self._settle_rate(ticket, tokens)
+            else:  # a Redis round trip the answer need not wait for
+                self._spawn(self._settle_rate(ticket, tokens))
         actual = to_nano(record.cost_usd)
         token = admission.token
         if isinstance(token, Reservation) and not token.settled:
@@ -275,6 +318,12 @@ class GearshiftPolicy:
             log.error("settling budget counters failed: %s", exc)
             return
         self._check_alerts(token, spent)
+
+    async def _settle_rate(self, ticket: RateTicket, tokens: int) -> None:
+        try:
+            await self.limiter.settle(ticket, tokens)
+        except Exception as exc:  # the minute's tokens undercount; the ledger has them
+            log.error("counting tokens on rate limits failed: %s", exc)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -426,6 +475,36 @@ class GearshiftPolicy:
             }
             for r, u in zip(rules, used, strict=True)
         ]
+
+
+def _router_infos(settings: Settings, before: dict[str, _RouterInfo]) -> dict[str, _RouterInfo]:
+    """Per router: its lighter models and its targets controller. A controller whose router and
+    targets are unchanged since ``before`` is kept, with what it has learnt."""
+    infos: dict[str, _RouterInfo] = {}
+    for r in settings.routers:
+        ranks = model_ranks(settings, r.models)
+        info = _RouterInfo(lighter_models(ranks))
+        old = before.get(r.name)
+        kept = old.controller if old is not None else None
+        if r.targets is not None:
+            same = kept is not None and (kept.models, kept.targets, kept.base) == (
+                tuple(r.models),
+                r.targets,
+                min(r.quality_tolerance, r.targets.max_quality_tolerance),
+            )
+            if kept is not None and same:
+                info.controller = kept
+            else:
+                info.controller = TargetsController(
+                    r.name,
+                    r.models,
+                    r.quality_tolerance,
+                    r.targets,
+                    light=light_models(ranks),
+                    prior_cost=prior_costs(settings, r.models),
+                )
+        infos[r.name] = info
+    return infos
 
 
 def _narrow(

@@ -32,6 +32,20 @@ _COLUMNS = (
     "id, name, key_hash, key_prefix, team, tags, budget_usd, budget_period, "
     "created_at, updated_at, revoked_at"
 )
+# A key's limits (model allow-list, rate limits, expiry) and the admin audit trail live in their
+# own tables, created here like the keys table (so the ledger's migration list is untouched).
+KEY_LIMITS_SQL = (
+    "CREATE TABLE IF NOT EXISTS key_limits (key_id TEXT PRIMARY KEY, models TEXT, "
+    "rpm INTEGER, tpm INTEGER, expires_at DOUBLE PRECISION)"
+)
+AUDIT_SQL = (
+    "CREATE TABLE IF NOT EXISTS admin_audit (ts DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, "
+    "action TEXT NOT NULL, key_id TEXT, detail TEXT NOT NULL DEFAULT '{}')"
+)
+_SELECT = (
+    f"SELECT {_COLUMNS.replace('id, name', 'keys.id, name', 1)}, models, rpm, tpm, expires_at "
+    "FROM keys LEFT JOIN key_limits ON key_limits.key_id = keys.id"
+)
 _BUDGET_SPEC = re.compile(r"^\s*\$?(\d+(?:\.\d+)?)\s*/\s*(day|week|month)\s*$")
 
 
@@ -82,10 +96,17 @@ class KeyInfo:
     created_at: float = 0.0
     updated_at: float = 0.0
     revoked_at: float | None = None
+    models: tuple[str, ...] | None = None  # routers / models it may use; None = any
+    rpm: int | None = None
+    tpm: int | None = None
+    expires_at: float | None = None
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     def default_tags(self) -> dict[str, str]:
         """Tags every request with this key carries (``team`` included)."""
@@ -107,11 +128,16 @@ class KeyInfo:
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
             "active": self.active,
+            "models": list(self.models) if self.models is not None else None,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "expires_at": self.expires_at,
         }
 
 
 def _row_to_info(row: tuple[Any, ...]) -> tuple[str, KeyInfo]:
-    (kid, name, key_hash, prefix, team, tags, budget, period, created, updated, revoked) = row
+    (kid, name, key_hash, prefix, team, tags, budget, period, created, updated, revoked) = row[:11]
+    models, rpm, tpm, expires = row[11:] if len(row) > 11 else (None, None, None, None)
     info = KeyInfo(
         id=kid,
         name=name,
@@ -123,6 +149,10 @@ def _row_to_info(row: tuple[Any, ...]) -> tuple[str, KeyInfo]:
         created_at=float(created),
         updated_at=float(updated),
         revoked_at=float(revoked) if revoked is not None else None,
+        models=tuple(json.loads(models)) if models is not None else None,
+        rpm=int(rpm) if rpm is not None else None,
+        tpm=int(tpm) if tpm is not None else None,
+        expires_at=float(expires) if expires is not None else None,
     )
     return key_hash, info
 
@@ -131,6 +161,8 @@ class KeyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._db.execute(KEYS_TABLE_SQL)
+        self._db.execute(KEY_LIMITS_SQL)
+        self._db.execute(AUDIT_SQL)
 
     @classmethod
     def open(cls, storage_url: str) -> KeyStore:
@@ -154,6 +186,10 @@ class KeyStore:
         team: str | None = None,
         tags: dict[str, str] | None = None,
         budget: tuple[float, Period] | None = None,
+        models: list[str] | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        expires_at: float | None = None,
     ) -> tuple[str, KeyInfo]:
         """Returns (the key itself, shown once; its stored info)."""
         secret = new_secret()
@@ -185,16 +221,46 @@ class KeyStore:
                 None,
             ),
         )
-        return secret, info
+        if models is not None or rpm is not None or tpm is not None or expires_at is not None:
+            self._db.execute(
+                "INSERT INTO key_limits (key_id, models, rpm, tpm, expires_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (info.id, json.dumps(models) if models is not None else None, rpm, tpm, expires_at),
+            )
+        return secret, self.get(info.id)
+
+    def audit(self, actor: str, action: str, key_id: str | None, detail: dict[str, Any]) -> None:
+        """Record one administrative action: who, when, what, on which key (never a secret)."""
+        self._db.execute(
+            "INSERT INTO admin_audit (ts, actor, action, key_id, detail) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), actor, action, key_id, json.dumps(detail, sort_keys=True)),
+        )
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest administrative actions, newest first."""
+        rows = self._db.fetchall(
+            "SELECT ts, actor, action, key_id, detail FROM admin_audit ORDER BY ts DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {
+                "ts": float(ts),
+                "actor": actor,
+                "action": action,
+                "key_id": kid,
+                "detail": json.loads(d),
+            }
+            for ts, actor, action, kid, d in rows
+        ]
 
     def get(self, key_id: str) -> KeyInfo:
-        row = self._db.fetchone(f"SELECT {_COLUMNS} FROM keys WHERE id = ?", (key_id,))
+        row = self._db.fetchone(f"{_SELECT} WHERE keys.id = ?", (key_id,))
         if row is None:
             raise NotFound(f"no virtual key with id {key_id!r}; 'gearshift keys list' shows them")
         return _row_to_info(row)[1]
 
     def list(self, *, include_revoked: bool = True) -> list[KeyInfo]:
-        rows = self._db.fetchall(f"SELECT {_COLUMNS} FROM keys ORDER BY created_at")
+        rows = self._db.fetchall(f"{_SELECT} ORDER BY created_at")
         infos = [_row_to_info(r)[1] for r in rows]
         return [k for k in infos if include_revoked or k.active]
 
@@ -228,13 +294,11 @@ class KeyStore:
 
     def find_active(self, key_hash: str) -> KeyInfo | None:
         """The active key with this hash, straight from the table (one indexed row)."""
-        row = self._db.fetchone(
-            f"SELECT {_COLUMNS} FROM keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,)
-        )
+        row = self._db.fetchone(f"{_SELECT} WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,))
         return _row_to_info(row)[1] if row is not None else None
 
     def active_by_hash(self) -> dict[str, KeyInfo]:
-        rows = self._db.fetchall(f"SELECT {_COLUMNS} FROM keys WHERE revoked_at IS NULL")
+        rows = self._db.fetchall(f"{_SELECT} WHERE revoked_at IS NULL")
         return dict(_row_to_info(r) for r in rows)
 
 

@@ -76,6 +76,8 @@ class OpenAIProvider:
         return await post(pool, path, body, self._headers(model, stream=stream), model)
 
     async def complete(self, request: ChatRequest, model: ModelConfig) -> ChatResponse:
+        if request.dialect == "responses" and model.responses_api and request.raw is not None:
+            return await self._responses(request.raw, model)
         body = orjson.dumps(encode_request(request, model.upstream_model, stream=False))
         response = await self._post(model, body, stream=False)
         raw = await read_all(response, model)
@@ -104,6 +106,21 @@ class OpenAIProvider:
             raise malformed(model, f"does not decode: {exc}") from None
         decoded.raw = data
         return decoded
+
+    async def _responses(self, raw: dict[str, Any], model: ModelConfig) -> ChatResponse:
+        """A Responses body passed through to ``{base_url}/responses``, only ``model`` replaced;
+        the upstream keeps the conversation state ``previous_response_id`` refers to."""
+        from gearshift.api.responses_codec import decode_response
+
+        payload = orjson.dumps({**raw, "model": model.upstream_model, "stream": False})
+        response = await self._post(model, payload, stream=False, path="/responses")
+        answer = await read_all(response, model)
+        if response.status != 200:
+            raise upstream_error(response.status, answer, model, response.headers)
+        data = json_or_none(answer)
+        if not isinstance(data, dict) or data.get("object") != "response":
+            raise upstream_error(502, answer, model)
+        return decode_response(data)
 
     async def embed(self, body: dict[str, Any], model: ModelConfig) -> dict[str, Any]:
         """``POST {base_url}/embeddings`` with the client's body, only ``model`` replaced."""

@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["Proxy", "ProxyRefused", "ProxyUnreachable", "open_tunnel", "parse_proxy", "proxy_for"]
+__all__ = [
+    "Proxy",
+    "ProxyRefused",
+    "ProxyUnreachable",
+    "environment_problems",
+    "open_tunnel",
+    "parse_proxy",
+    "proxy_for",
+]
 
 # Enough for any proxy's status line and headers; a longer answer is not a proxy we can talk to.
 MAX_CONNECT_RESPONSE = 64 * 1024
@@ -94,6 +102,23 @@ def proxy_for(
         f"{host}:{parts.port}" if parts.port else host, proxies
     )
     return None if bypass else parse_proxy(chosen)
+
+
+def environment_problems(env: dict[str, str] | None = None) -> list[str]:
+    """Proxy variables that are set but unusable (a socks5:// or https:// proxy), as startup
+    errors: better than every request failing, or going around the proxy."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment() if env is None else _lower(env)
+    problems = []
+    for scheme in ("https", "http"):
+        value = proxies.get(scheme)
+        if value:
+            try:
+                parse_proxy(value)
+            except ValueError as exc:
+                problems.append(f"{scheme.upper()}_PROXY: {exc}")
+    return problems
 
 
 def _lower(env: dict[str, str]) -> dict[str, str]:

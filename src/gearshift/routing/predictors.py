@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,9 @@ from gearshift.errors import ConfigError
 from gearshift.routing.features import DENSE_NAMES, Features
 from gearshift.routing.profiles import ModelProfile
 from gearshift.routing.textmodel import TextModel
+
+if TYPE_CHECKING:
+    from gearshift.routing.irt_predictor import IrtPredictor
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
@@ -68,6 +71,8 @@ def ability_quality(difficulty: float, ability: float) -> float:
 
 
 class DefaultPredictor:
+    serves_any_model = True
+
     def __init__(self, model: TextModel, description: str = "default") -> None:
         if model.heads != ["difficulty"]:
             raise ConfigError("a default-router model must have exactly one 'difficulty' head")
@@ -161,11 +166,14 @@ def _heuristic_model() -> TextModel:
 
 
 @lru_cache(maxsize=1)
-def default_predictor() -> DefaultPredictor:
-    """The bundled default router (loaded once per process)."""
+def default_predictor() -> IrtPredictor | DefaultPredictor:
+    """The bundled default router (loaded once per process): per-(prompt, model) quality."""
+    from gearshift.routing.irt import QualityModel
+    from gearshift.routing.irt_predictor import IrtPredictor
+
     path = Path(__file__).parent / "data" / DEFAULT_MODEL_FILE  # package data (pyproject)
     if path.is_file():
-        return DefaultPredictor(TextModel.load(path), "default")
+        return IrtPredictor(QualityModel.load(path), "default")
     return DefaultPredictor(_heuristic_model(), "default (heuristic: bundled model missing)")
 
 
@@ -181,7 +189,25 @@ def load_predictor(spec: str) -> Predictor:
             f"router {spec!r} not found: give 'default' or a directory written by "
             "'gearshift train --out DIR'"
         )
+    if _is_quality_model(path):
+        from gearshift.routing.irt import QualityModel
+        from gearshift.routing.irt_predictor import IrtPredictor
+
+        return IrtPredictor(QualityModel.load(path), str(spec))
     model = TextModel.load(path)
     if model.meta.get("kind") == "difficulty":
         return DefaultPredictor(model, str(spec))
     return TrainedPredictor(model, str(spec))
+
+
+def _is_quality_model(path: Path) -> bool:
+    """A file ``build_default`` wrote (the default router's format), not a ``TextModel``."""
+    import json
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "loadings" in data.files and json.loads(str(data["meta"])).get("format") == (
+                "irt-1"
+            )
+    except (OSError, ValueError, KeyError):
+        return False

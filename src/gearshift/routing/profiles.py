@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["TIER_ABILITY", "ModelProfile", "build_profiles", "price_per_token"]
 
 # Ability assumed for a configured tier when nothing better is known.
-TIER_ABILITY: dict[int, float] = {1: 0.45, 2: 0.68, 3: 0.85}
+TIER_ABILITY: dict[int, float] = {1: 0.65, 2: 0.76, 3: 0.85}
 _PER_MTOK = 1e-6
 
 
@@ -40,6 +40,7 @@ class ModelProfile:
     tools: bool
     vision: bool
     json_mode: bool
+    upstream: str = ""  # the provider's model name, when it differs from ``name``
 
     def expected_cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token
@@ -132,6 +133,7 @@ def build_profiles(models: Sequence[ModelConfig]) -> list[ModelProfile]:
                 tools=caps.tools,
                 vision=caps.vision,
                 json_mode=caps.json_mode,
+                upstream=model.upstream_model,
             )
         )
     return profiles

@@ -1,0 +1,227 @@
+"""The default router's per-(prompt, model) quality model: a low-rank item-response model.
+
+A prompt x is embedded into a few numbers ``h(x) = W·φ(x) + c`` (φ: the prompt's distinct n-grams,
+hashed buckets for grams outside the vocabulary, its standardised structural features
+(``features.py``) and its task-kind probabilities (``kinds.py``); ``rank`` dimensions). Each
+model m has an offset ``a_m`` and loadings ``θ_m``, and its predicted quality is
+
+    q(m, x) = sigmoid(a_m + θ_m · h(x))
+
+— a two-parameter item-response model with a learned, multi-dimensional prompt side: one
+direction of h is roughly "how hard", others say *which kind* of hard (a model good at maths and
+weak at open writing gets loadings that say so). Scoring is a set intersection, a (hits × RANK)
+sum and one small matrix product: numpy only, no framework.
+
+Models the training data never names get ``(a, θ)`` from their *profile*: a linear map from
+ability (catalogue, config ``ability`` or ``tier``) to offsets and loadings, fitted over the
+trained models whose ability the catalogue knows (``profile_coef``). ``ModelProfile.quality_source``
+records which one served each model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gearshift.errors import ConfigError
+from gearshift.routing.features import DENSE_NAMES, Features
+from gearshift.routing.kinds import KINDS
+
+__all__ = [
+    "BUCKETS",
+    "FORMAT",
+    "INPUT_NAMES",
+    "QualityModel",
+    "bucket_of",
+    "dense_inputs",
+    "sigmoid",
+]
+
+FORMAT = "irt-1"
+# Grams outside the vocabulary fall into hashed buckets (crc32, stable across processes), each
+# with a learnt weight: rare words still move the score a little, so two prompts that differ only
+# in them (a name, a ticket number) are not tied.
+BUCKETS = 4096
+# The prompt's structural numbers, then its task-kind probabilities (``kinds.py``)
+INPUT_NAMES: tuple[str, ...] = (*DENSE_NAMES, *(f"kind:{k}" for k in KINDS))
+
+
+# Standardised structural numbers are clipped to this many standard deviations: a prompt unlike
+# every training prompt (a chat greeting among exam questions) must not extrapolate a linear
+# weight to an absurd score.
+DENSE_CLIP = 4.0
+
+
+def dense_inputs(features: Features) -> list[float]:
+    return [*features.dense, *features.kind_probs.tolist()]
+
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def sigmoid(z: FloatArray) -> FloatArray:
+    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+    return out
+
+
+@dataclass(slots=True)
+class QualityModel:
+    vocab: dict[str, int]
+    token_weights: npt.NDArray[np.float32]  # (V, K)
+    bucket_weights: npt.NDArray[np.float32]  # (BUCKETS, K): grams outside the vocabulary
+    dense_mean: FloatArray  # (D,)
+    dense_scale: FloatArray  # (D,)
+    dense_weights: FloatArray  # (D, K) on standardised, clipped inputs
+    embed_bias: FloatArray  # (K,)
+    models: list[str]  # canonical names of the trained models
+    offsets: FloatArray  # (M,)
+    loadings: FloatArray  # (M, K)
+    profile_coef: FloatArray  # (2, K + 1): [offset, loadings] = coef[0] + coef[1] · ability
+    meta: dict[str, Any] = field(default_factory=dict)
+    index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.index = {m: i for i, m in enumerate(self.models)}
+
+    @property
+    def rank(self) -> int:
+        return int(self.embed_bias.shape[0])
+
+    # ---- scoring -------------------------------------------------------------------------
+
+    def embed(self, features: Features) -> FloatArray:
+        vocab = self.vocab
+        tokens = features.tokens
+        idx = sorted(map(vocab.__getitem__, vocab.keys() & tokens))
+        d = (np.asarray(dense_inputs(features)) - self.dense_mean) / self.dense_scale
+        h: FloatArray = self.embed_bias + d.clip(-DENSE_CLIP, DENSE_CLIP) @ self.dense_weights
+        if idx:
+            h = h + self.token_weights[idx].sum(axis=0, dtype=np.float64)
+        misses = sorted({bucket_of(g) for g in tokens.difference(vocab.keys())})
+        if misses:
+            h = h + self.bucket_weights[misses].sum(axis=0, dtype=np.float64)
+        return h
+
+    def embed_many(self, batch: Sequence[Features]) -> FloatArray:
+        n = len(batch)
+        out = np.tile(self.embed_bias, (n, 1))
+        if n == 0:
+            return out
+        vocab = self.vocab
+        rows: list[int] = []
+        cols: list[int] = []
+        b_rows: list[int] = []
+        b_cols: list[int] = []
+        for r, f in enumerate(batch):
+            hits = sorted(map(vocab.__getitem__, vocab.keys() & f.tokens))
+            rows.extend([r] * len(hits))
+            cols.extend(hits)
+            misses = sorted({bucket_of(g) for g in f.tokens.difference(vocab.keys())})
+            b_rows.extend([r] * len(misses))
+            b_cols.extend(misses)
+        if rows:
+            np.add.at(out, np.asarray(rows), self.token_weights[np.asarray(cols)])
+        if b_rows:
+            np.add.at(out, np.asarray(b_rows), self.bucket_weights[np.asarray(b_cols)])
+        dense = np.asarray([dense_inputs(f) for f in batch], dtype=np.float64)
+        d = ((dense - self.dense_mean) / self.dense_scale).clip(-DENSE_CLIP, DENSE_CLIP)
+        out += d @ self.dense_weights
+        return out
+
+    def params_for_ability(self, ability: float) -> FloatArray:
+        """(K + 1,) offset and loadings of a model known only by its ability."""
+        out: FloatArray = self.profile_coef[0] + self.profile_coef[1] * ability
+        return out
+
+    def params(self, name: str, ability: float) -> tuple[FloatArray, str]:
+        """(offset and loadings, where they came from) for a configured model."""
+        i = self.index.get(name)
+        if i is not None:
+            return np.concatenate([[self.offsets[i]], self.loadings[i]]), "trained"
+        return self.params_for_ability(ability), "profile"
+
+    @staticmethod
+    def qualities(h: FloatArray, params: FloatArray) -> FloatArray:
+        """q for embeddings h (N, K) or (K,) and a (M, K + 1) parameter matrix."""
+        z = params[:, 0] + h @ params[:, 1:].T
+        return sigmoid(z)
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        words = sorted(self.vocab, key=self.vocab.__getitem__)
+        meta = dict(self.meta, format=FORMAT, dense_names=list(INPUT_NAMES), models=self.models)
+        with open(path, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                vocab=np.asarray(words, dtype=np.str_),
+                token_weights=self.token_weights.astype(np.float32),
+                bucket_weights=self.bucket_weights.astype(np.float32),
+                dense_mean=self.dense_mean,
+                dense_scale=self.dense_scale,
+                dense_weights=self.dense_weights,
+                embed_bias=self.embed_bias,
+                offsets=self.offsets,
+                loadings=self.loadings,
+                profile_coef=self.profile_coef,
+                meta=np.asarray(json.dumps(meta, sort_keys=True)),
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> QualityModel:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                words = data["vocab"].tolist()
+                model = cls(
+                    vocab={w: i for i, w in enumerate(words)},
+                    token_weights=data["token_weights"].astype(np.float32),
+                    bucket_weights=data["bucket_weights"].astype(np.float32),
+                    dense_mean=data["dense_mean"].astype(np.float64),
+                    dense_scale=data["dense_scale"].astype(np.float64),
+                    dense_weights=data["dense_weights"].astype(np.float64),
+                    embed_bias=data["embed_bias"].astype(np.float64),
+                    models=list(meta["models"]),
+                    offsets=data["offsets"].astype(np.float64),
+                    loadings=data["loadings"].astype(np.float64),
+                    profile_coef=data["profile_coef"].astype(np.float64),
+                    meta=meta,
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"cannot load router model {path}: {exc}") from None
+        if meta.get("format") != FORMAT:
+            raise ConfigError(f"router model {path} is not a {FORMAT} quality model")
+        if list(meta.get("dense_names", [])) != list(INPUT_NAMES):
+            raise ConfigError(
+                f"router model {path} was trained with other features; rebuild it with "
+                "'make router'"
+            )
+        k = model.rank
+        if (
+            model.token_weights.shape != (len(words), k)
+            or model.bucket_weights.shape != (BUCKETS, k)
+            or model.dense_weights.shape != (len(INPUT_NAMES), k)
+            or model.dense_mean.shape != (len(INPUT_NAMES),)
+            or model.dense_scale.shape != (len(INPUT_NAMES),)
+            or model.loadings.shape != (len(model.models), k)
+            or model.profile_coef.shape != (2, k + 1)
+        ):
+            raise ConfigError(f"router model {path} has inconsistent arrays")
+        return model
+
+
+def bucket_of(gram: str) -> int:
+    return zlib.crc32(gram.encode()) & (BUCKETS - 1)
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
