@@ -146,7 +146,7 @@ def replay(
         cost, lat = cost_of(model, item), latency_of(model, item)
         if ctl is not None:
             t0 = time.process_time()
-            ctl.observe(Outcome(decision.predicted, model, cost, lat))
+            ctl.observe(Outcome(decision.predicted, model, cost, lat, decision.tolerance))
             ctl_s += time.process_time() - t0
         chosen.append(model)
         costs.append(cost)

@@ -5,7 +5,8 @@ Each case picks a route from the app's own route table (so a route added later i
 fills its path parameters, and sends a plausible body for that dialect after 0-3 random
 mutations, raw bytes, or nothing, with random gearshift headers. The properties:
 
-- no response has status 500 (an internal error is a bug of ours, whatever the input);
+- no response has status 500, and no exception is logged (an internal error is a bug of ours,
+  whatever the input, also when it happens mid-stream after a 200);
 - no request hangs (each must be answered within ``CASE_TIMEOUT_S``);
 - every 4xx/5xx body is in the route's own dialect shape (OpenAI, Anthropic or Bedrock);
 - every request to a chat route whose body parses as JSON is exactly one ledger row (served,
@@ -151,8 +152,11 @@ def fuzz_gateway(upstreams: dict[str, Any], aws_env: None, tmp_path: Any) -> Ite
         ],
     }
     config["routers"][0]["targets"] = {"avg_cost_per_request_usd": 0.001, "window_requests": 50}
+    # The fakes keep every request they get unless told not to (thousands of cases add up); they
+    # are shared by the session, so recording is switched back on afterwards.
+    recording = {name: upstream.record for name, upstream in upstreams.items()}
     for upstream in upstreams.values():
-        upstream_record_off(upstream)
+        upstream.record = False
     settings_ = parse_settings(config)
     records: list[LedgerRecord] = []
     gateway = Gateway(settings_, policy=create_policy(settings_), observers=[records.append])
@@ -168,9 +172,8 @@ def fuzz_gateway(upstreams: dict[str, Any], aws_env: None, tmp_path: Any) -> Ite
             yield run
     finally:
         logging.getLogger("gearshift").removeHandler(catcher)
-        for upstream in upstreams.values():  # the fakes are shared with the tests that follow
-            if hasattr(upstream, "record"):
-                upstream.record = True
+        for name, upstream in upstreams.items():  # shared with the tests that follow
+            upstream.record = recording[name]
 
 
 class _CrashCatcher(logging.Handler):
@@ -191,12 +194,6 @@ class _CrashCatcher(logging.Handler):
                 f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else "?"
             )
             self.sink.append(f"{exc.__class__.__name__} at {where}")
-
-
-def upstream_record_off(upstream: Any) -> None:
-    """The fakes keep every request they get unless told not to; thousands of cases add up."""
-    if hasattr(upstream, "record"):
-        upstream.record = False
 
 
 @st.composite
@@ -278,6 +275,8 @@ def check(run: FuzzRun, client: httpx.Client, case: tuple[Any, ...]) -> None:
     if status == 500:
         where = run.crashes.pop() if run.crashes else f"{method} {path.split('?')[0][:40]}"
         run.fail(f"500: {where}", f"{example} -> {response.text[:300]}")
+    while run.crashes:  # an exception logged without a 500 (mid-stream, say) is a bug too
+        run.fail(f"logged exception: {run.crashes.pop()}", example)
     if _owes_row(run, method, path, body):
         run.owed_rows.append(response.headers.get("x-request-id", "?"))
     if status >= 400 and dialect_of_error(response) != dialect:

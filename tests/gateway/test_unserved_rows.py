@@ -76,6 +76,10 @@ def test_a_bad_header_is_a_row_and_a_non_json_body_is_not(start: Callable[..., R
     )
     assert bad_tolerance.status_code == 400
     assert _row(gateway, bad_tolerance).outcome == "invalid"
+    for parses in (b"null", b"5", b"[]"):  # JSON, just not an object: a row like any other
+        refused = httpx.post(gateway.url + "/v1/chat/completions", content=parses, timeout=10)
+        assert refused.status_code == 400
+        assert _row(gateway, refused).outcome == "invalid"
     not_json = httpx.post(gateway.url + "/v1/chat/completions", content=b"{nope", timeout=10)
     assert not_json.status_code == 400
     assert gateway.ledger_rows([not_json.headers["x-request-id"]]) == []

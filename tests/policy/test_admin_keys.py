@@ -185,3 +185,17 @@ def test_bad_input_is_a_clear_400(start: Callable[..., tuple[str, str]]) -> None
         assert needle in response.json()["error"]["message"], response.text
     assert httpx.delete(f"{url}/admin/keys/key_missing", headers=HEADERS).status_code == 404
     assert httpx.get(f"{url}/admin/audit", headers=HEADERS).json()["data"] == []
+
+
+def test_a_keys_own_rate_limit_is_enforced(start: Callable[..., tuple[str, str]]) -> None:
+    url, _ = start()
+    created = httpx.post(f"{url}/admin/keys", headers=HEADERS, json={"name": "slow", "rpm": 2})
+    secret = created.json()["key"]
+    if time.time() % 60 > 50:  # keep the three requests inside one UTC minute
+        time.sleep(61 - time.time() % 60)
+    eventually(lambda: chat(url, secret))
+    chat(url, secret)
+    with pytest.raises(openai.RateLimitError) as limited:
+        chat(url, secret)
+    assert "rpm 2" in str(limited.value)
+    assert int(limited.value.response.headers["retry-after"]) >= 1

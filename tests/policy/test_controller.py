@@ -57,7 +57,7 @@ def run(
         model = router(pred, advice.tolerance, advice.allowed)
         cost = COST[model] * rng.uniform(0.5, 1.5)
         latency_ms = lat[model] * rng.uniform(0.7, 1.3)
-        ctl.observe(Outcome(pred, model, cost, latency_ms))
+        ctl.observe(Outcome(pred, model, cost, latency_ms, advice.tolerance))
         out.append((model, cost, latency_ms, advice.tolerance))
     return out
 

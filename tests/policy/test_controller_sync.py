@@ -51,6 +51,7 @@ async def test_replicas_share_the_controller_window(
                     requested_model="auto",
                     router="auto",
                     predicted=predicted,
+                    tolerance=adm.tolerance,  # as the pipeline records the decision's
                     served_model="large",
                     cost_usd=Decimal(str(COST["large"])),
                     latency_ms=900.0,

@@ -37,6 +37,10 @@ def test_bundled_model_and_provenance() -> None:
     assert summary["data_sha256"] == meta["data_sha256"]
     assert summary["sources"] == meta["sources"]
     assert (BUNDLED / DEFAULT_MODEL_FILE).stat().st_size <= 20_000_000
+    # the kind probabilities are inputs: the bundled router was built with the bundled kind model
+    from gearshift.routing.build_default import kinds_digest
+
+    assert meta["kinds_sha256"] == kinds_digest(), "kinds.npz changed: run 'make router'"
 
 
 def test_import_loads_no_ml_framework() -> None:

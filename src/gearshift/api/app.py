@@ -180,7 +180,7 @@ class GearshiftApp:
         before the pipeline made that row (validation, a bad header, a bug of ours), make it
         here."""
         spec = route.ledger
-        if spec is None or request.json_or_none() is None:
+        if spec is None or not request.body_is_json():
             return
         ctx = edge_context(request, spec.dialect)
         try:

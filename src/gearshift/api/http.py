@@ -71,11 +71,19 @@ class Request:
         return self.headers.get(name)
 
     def json_or_none(self) -> Any:
-        """The body parsed as JSON, or None when it is empty or not JSON."""
+        """The body parsed as JSON, or None when it is empty or not JSON (or JSON ``null``)."""
         try:
             return orjson.loads(self.body) if self.body else None
         except orjson.JSONDecodeError:
             return None
+
+    def body_is_json(self) -> bool:
+        """Whether the body parses as JSON at all (``null`` and ``5`` included)."""
+        try:
+            orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return False
+        return True
 
     def json(self) -> Any:
         """The body parsed as JSON; malformed or empty bodies are a 400, not a crash."""

@@ -17,6 +17,7 @@ from typing import Any
 from gearshift.api import sse
 from gearshift.api.context import request_context, served_headers, usd
 from gearshift.api.http import (
+    LedgerSpec,
     Request,
     Response,
     Routes,
@@ -45,7 +46,13 @@ log = logging.getLogger("gearshift.api.responses")
 
 def register(routes: Routes, gateway: Gateway) -> None:
     dialect = ResponsesDialect(gateway)
-    routes.add("POST", "/v1/responses", dialect.create, errors=render_openai_error)
+    routes.add(
+        "POST",
+        "/v1/responses",
+        dialect.create,
+        errors=render_openai_error,
+        ledger=LedgerSpec("responses"),
+    )
 
 
 class ResponsesDialect:

@@ -21,6 +21,8 @@ class Caller:
     key_id: str | None = None  # None = anonymous
     tags: dict[str, str] = field(default_factory=dict)  # the key's default attribution tags
     models: tuple[str, ...] | None = None  # the key's allow-list of routers / models
+    rpm: int | None = None  # the key's own rate limits (``/admin/keys``)
+    tpm: int | None = None
 
 
 @dataclass(slots=True)

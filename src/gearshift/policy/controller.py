@@ -50,6 +50,7 @@ class Outcome:
     served: str | None  # model that answered (None: failed before any model answered)
     cost_usd: float
     latency_ms: float | None = None
+    tolerance: float | None = None  # the tolerance the decision applied (None: the current one)
 
 
 @dataclass(slots=True)
@@ -150,7 +151,7 @@ class TargetsController:
         self._cost[row] = outcome.cost_usd
         self._lat[row] = np.nan if outcome.latency_ms is None else outcome.latency_ms
         self._served[row] = self._index.get(outcome.served, -1) if outcome.served else -1
-        self._tol[row] = self._tolerance
+        self._tol[row] = self._tolerance if outcome.tolerance is None else outcome.tolerance
 
     def load(
         self,

@@ -98,6 +98,7 @@ class ControllerSync:
                 outcome.served,
                 outcome.cost_usd,
                 outcome.latency_ms,
+                outcome.tolerance,
             ]
         )
         latency = "" if outcome.latency_ms is None or not outcome.served else outcome.latency_ms
@@ -122,9 +123,16 @@ class ControllerSync:
                 continue
             outcomes = []
             for raw in reversed(window):  # oldest first
-                preds, served, cost, latency = orjson.loads(raw)
+                # Entries written before the tolerance was shared have four fields.
+                preds, served, cost, latency, *tolerance = orjson.loads(raw)
                 outcomes.append(
-                    Outcome(dict(zip(ctl.models, preds, strict=True)), served, cost, latency)
+                    Outcome(
+                        dict(zip(ctl.models, preds, strict=True)),
+                        served,
+                        cost,
+                        latency,
+                        tolerance[0] if tolerance else None,
+                    )
                 )
             latency_by_model = {
                 m: [float(v) for v in reversed(values)]

@@ -34,7 +34,7 @@ from gearshift.policy.counters import Limit, MemoryCounters, SpendCounters, from
 from gearshift.policy.keycache import KeyCache
 from gearshift.policy.keys import KEY_PREFIX, KeyInfo, KeyStore
 from gearshift.policy.periods import Clock, period_start
-from gearshift.policy.ratelimit import MemoryMinuteCounters, RateLimiter, RateTicket
+from gearshift.policy.ratelimit import MemoryMinuteCounters, RateLimiter, RateRule, RateTicket
 from gearshift.policy.tiers import light_models, lighter_models, model_ranks, prior_costs
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ class GearshiftPolicy:
                     raise AuthenticationError(
                         f"this gearshift key ({info.id}) expired; ask an admin for a new one"
                     )
-                return Caller(info.id, info.default_tags(), info.models)
+                return Caller(info.id, info.default_tags(), info.models, info.rpm, info.tpm)
             raise AuthenticationError(_NOT_A_KEY)
         if api_key and self._policy.auth == "required":
             raise AuthenticationError(_NOT_A_KEY)
@@ -257,7 +257,10 @@ class GearshiftPolicy:
         if caller.key_id is not None:
             scope_tags["key"] = caller.key_id
         # Rate limits first: a refused request reserves nothing on the budgets.
-        ticket = await self.limiter.admit(scope_tags) if self.limiter.rules else None
+        own: tuple[RateRule, ...] = ()
+        if caller.key_id is not None and (caller.rpm is not None or caller.tpm is not None):
+            own = (RateRule(f"key:{caller.key_id}", {}, caller.rpm, caller.tpm),)
+        ticket = await self.limiter.admit(scope_tags, own) if self.limiter.rules or own else None
         rules = [r for r in self._rules if r.matches(scope_tags)]
         key_rule = self._key_rules.get(caller.key_id) if caller.key_id else None
         if key_rule is not None:
@@ -297,7 +300,11 @@ class GearshiftPolicy:
             info = self._routers.get(record.router or "")
             if info is not None and info.controller is not None:
                 outcome = Outcome(
-                    record.predicted, record.served_model, float(record.cost_usd), record.latency_ms
+                    record.predicted,
+                    record.served_model,
+                    float(record.cost_usd),
+                    record.latency_ms,
+                    record.tolerance,
                 )
                 info.controller.observe(outcome)
                 if self._sync is not None:

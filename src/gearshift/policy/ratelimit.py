@@ -168,9 +168,12 @@ class RateLimiter:
         """New limits apply from the next request; counts of limits that keep their name stay."""
         self.rules = [RateRule.from_config(c) for c in configs]
 
-    async def admit(self, tags: Mapping[str, str]) -> RateTicket | None:
-        """Count the request on every limit it falls under, or raise ``RateLimited``."""
-        rules = [r for r in self.rules if r.matches(tags)]
+    async def admit(
+        self, tags: Mapping[str, str], extra: tuple[RateRule, ...] = ()
+    ) -> RateTicket | None:
+        """Count the request on every limit it falls under (and on ``extra``, a virtual key's
+        own limits), or raise ``RateLimited``."""
+        rules = [r for r in self.rules if r.matches(tags)] + list(extra)
         if not rules:
             return None
         now = self._clock()

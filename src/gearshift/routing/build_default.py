@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build", "main"]
+__all__ = ["build", "kinds_digest", "main"]
 
 MODEL_FILE = "default_router.npz"
 
@@ -54,6 +54,12 @@ def _load(data: Sequence[str | Path]) -> list[Any]:
             rows = [_canonical(r, path.stem) for r in read_labelled(path)]
             sources.append(Source(path.stem, "as given (labelled JSONL)", rows))
     return sources
+
+
+def kinds_digest() -> str:
+    from gearshift.routing.kinds import MODEL_FILE as KINDS_FILE
+
+    return hashlib.sha256((Path(__file__).parent / "data" / KINDS_FILE).read_bytes()).hexdigest()
 
 
 def build(
@@ -99,6 +105,8 @@ def build(
     model = fit_quality_model(feats, scores, source_weights(names), abilities, options, log)
     meta = {
         "kind": "quality (low-rank item response)",
+        # the kind probabilities are inputs: a rebuilt kind model needs a rebuilt router
+        "kinds_sha256": kinds_digest(),
         "sources": provenance,
         "rows": len(feats),
         "source_rows_cap": SOURCE_ROWS,
