@@ -183,3 +183,24 @@ def test_reload_reaches_every_worker(served: Any, upstream: FakeOpenAIServer) ->
         with openai.OpenAI(base_url=f"{gs.url}/v1", api_key="x", max_retries=0) as fresh:
             fresh.chat.completions.create(model="extra", messages=HI)
     assert client.chat.completions.create(model="extra", messages=HI).choices
+
+
+def test_settings_a_reload_cannot_apply_are_named() -> None:
+    from gearshift.api.live_config import restart_only_changes
+    from gearshift.config import parse_settings
+
+    before = parse_settings({"storage": "sqlite:///a.db", "server": {"port": 8080}})
+    after = parse_settings(
+        {
+            "storage": "sqlite:///b.db",
+            "server": {"port": 9090, "workers": 4},
+            "telemetry": {"service_name": "gw"},
+        }
+    )
+    assert restart_only_changes(before, after) == [
+        "storage",
+        "server.port",
+        "server.workers",
+        "telemetry",
+    ]
+    assert restart_only_changes(before, before) == []

@@ -5,8 +5,8 @@ The file is validated exactly as at start-up (``load_settings``, every upstream 
 policy constraints); a bad file is refused with the same message and the running configuration
 stays. A good one replaces models, routers, deployments, prices, cooldowns, budgets and rate
 limits in one step (``Gateway.reload``: one new snapshot, one assignment); requests already running
-finish on the snapshot they started with. ``storage`` and ``server`` settings need a restart: a
-reload that changes them applies the rest and says so.
+finish on the snapshot they started with. ``storage``, ``server``, ``telemetry`` and routers'
+``cache`` settings need a restart: a reload that changes them applies the rest and says so.
 
 ``gearshift serve`` writes its PID to ``runtime_path(config, ".pid")``; after each reload attempt
 a process writes its verdict to ``runtime_path(config, f".reload.{pid}.json")`` (and a supervisor
@@ -59,8 +59,14 @@ def restart_only_changes(old: Settings, new: Settings) -> list[str]:
     if old.storage != new.storage:
         changed.append("storage")
     for name in type(new.server).model_fields:
-        if name != "workers" and getattr(old.server, name) != getattr(new.server, name):
+        if getattr(old.server, name) != getattr(new.server, name):
             changed.append(f"server.{name}")
+    if old.telemetry != new.telemetry:
+        changed.append("telemetry")  # the tracer is built once
+    caches_before = {r.name: r.cache for r in old.routers}
+    caches_after = {r.name: r.cache for r in new.routers if r.cache is not None}
+    if any(caches_before.get(name) != cache for name, cache in caches_after.items()):
+        changed.append("routers[].cache")  # response caches are built once
     return changed
 
 
