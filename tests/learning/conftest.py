@@ -60,7 +60,7 @@ class Gw:
         """Wait for the sampler's queue to empty and the ledger writer to flush."""
         deadline = time.monotonic() + timeout
         sampler = self.sampler
-        while (sampler._queue.qsize() or sampler._busy) and time.monotonic() < deadline:
+        while not sampler.idle and time.monotonic() < deadline:
             time.sleep(0.01)
         writer = self.app.gateway.ledger
         assert writer is not None

@@ -90,6 +90,7 @@ class Sampler:
         self._backoff: dict[str, float] = {}
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(QUEUE_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
+        self._unfinished = 0  # samples queued or being judged
         self._rng = random.Random()
 
     # ---- the request side: cheap, never raises ------------------------------------------------
@@ -126,6 +127,7 @@ class Sampler:
         )
         try:
             self._queue.put_nowait(job)
+            self._unfinished += 1
             self._count(router, "sampled")
         except asyncio.QueueFull:
             self._count(router, "dropped_queue_full")
@@ -178,13 +180,10 @@ class Sampler:
             await asyncio.to_thread(self.store.close)
             self.store = None
 
-    async def drain(self, timeout_s: float = 30.0) -> None:
-        """Wait until every queued sample has been processed (tests and the benchmark)."""
-        deadline = time.monotonic() + timeout_s
-        while (self._queue.qsize() or self._busy) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-
-    _busy = False
+    @property
+    def idle(self) -> bool:
+        """No sample queued or being judged (tests wait for this)."""
+        return self._unfinished == 0
 
     def _load_spend(self, now: float) -> None:
         """Today's learning spend per router from the ledger (all replicas write there)."""
@@ -204,14 +203,13 @@ class Sampler:
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
-            self._busy = True
             try:
                 await self._judge_sample(job)
             except Exception:
                 log.exception("learning sample for request %s failed", job.request_id)
                 self._count(job.router, "dropped_error")
             finally:
-                self._busy = False
+                self._unfinished -= 1
 
     async def _purge_loop(self) -> None:
         while True:
