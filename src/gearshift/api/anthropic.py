@@ -19,6 +19,7 @@ from gearshift.api.anthropic_codec import (
     render_response,
 )
 from gearshift.api.context import request_context, served_headers, usd
+from gearshift.api.gateway_stream import GatewayStream
 from gearshift.api.http import (
     Headers,
     LedgerSpec,
@@ -28,7 +29,7 @@ from gearshift.api.http import (
     StreamResponse,
     json_response,
 )
-from gearshift.api.pipeline import Gateway, GatewayStream
+from gearshift.api.pipeline import Gateway
 from gearshift.chat import ChatRequest, StreamEnd
 from gearshift.errors import GearshiftError, NotFound
 from gearshift.providers.anthropic import ANTHROPIC_BETA

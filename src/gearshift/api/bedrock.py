@@ -29,6 +29,7 @@ from gearshift.api.bedrock_codec import (
 )
 from gearshift.api.bedrock_invoke import InvokeDialect, eventstream_response
 from gearshift.api.context import request_context, served_headers
+from gearshift.api.gateway_stream import GatewayStream
 from gearshift.api.http import (
     Handler,
     LedgerSpec,
@@ -38,7 +39,7 @@ from gearshift.api.http import (
     StreamResponse,
     json_response,
 )
-from gearshift.api.pipeline import Gateway, GatewayStream, Served
+from gearshift.api.pipeline import Gateway, Served
 from gearshift.chat import StreamEnd
 from gearshift.errors import GearshiftError
 from gearshift.quickstart import bedrock_default_router

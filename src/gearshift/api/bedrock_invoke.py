@@ -22,8 +22,9 @@ from gearshift.api import anthropic_codec
 from gearshift.api.bedrock_codec import StreamEncoder as ConverseEncoder
 from gearshift.api.context import request_context, served_headers
 from gearshift.api.eventstream import encode_event
+from gearshift.api.gateway_stream import GatewayStream
 from gearshift.api.http import Headers, Request, Response, StreamResponse, json_response
-from gearshift.api.pipeline import Gateway, GatewayStream
+from gearshift.api.pipeline import Gateway
 from gearshift.chat import ChatRequest, StreamEnd, Usage
 from gearshift.errors import GearshiftError, InvalidRequest
 

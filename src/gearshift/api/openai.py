@@ -17,6 +17,7 @@ import orjson
 
 from gearshift.api import sse
 from gearshift.api.context import request_context, served_headers, usd
+from gearshift.api.gateway_stream import GatewayStream
 from gearshift.api.http import (
     LedgerSpec,
     Request,
@@ -28,7 +29,7 @@ from gearshift.api.http import (
     render_openai_error,
 )
 from gearshift.api.openai_codec import parse_request, render_response, usage_body
-from gearshift.api.pipeline import Gateway, GatewayStream
+from gearshift.api.pipeline import Gateway
 from gearshift.chat import ChatRequest, TextDelta, ToolCallDelta
 from gearshift.errors import GearshiftError, InvalidRequest, NotFound
 

@@ -18,14 +18,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
+from gearshift.api.attempts import (
+    attempts,
+    is_client_fault,
+    judge_failure,
+)
 from gearshift.api.fields import MAX_MODEL_CHARS
+from gearshift.api.gateway_stream import (
+    CLIENT_CLOSED,
+    GatewayStream,
+    _close_quietly,
+    _internal,
+    _ms_since,
+)
 from gearshift.api.snapshot import Snapshot, build_snapshot, initial_snapshot
 from gearshift.chat import (
     ChatRequest,
@@ -63,11 +74,6 @@ log = logging.getLogger("gearshift.gateway")
 
 Observer = Callable[[LedgerRecord], None]
 T = TypeVar("T")
-# Statuses for outcomes that have no upstream status of their own (499 as nginx uses it).
-CLIENT_CLOSED = 499
-# First retry waits about this long; each later one doubles, with jitter, capped.
-BACKOFF_BASE_S = 0.05
-BACKOFF_CAP_S = 2.0
 
 
 class LedgerSink(Protocol):
@@ -594,7 +600,7 @@ class Gateway:
     async def _call_with_fallbacks(
         self, plan: _Plan, call: Callable[[Provider, ModelConfig], Awaitable[T]]
     ) -> tuple[T, ModelConfig]:
-        for pool, dep, attempt, delay in _attempts(plan):
+        for pool, dep, attempt, delay in attempts(plan):
             if delay:
                 await asyncio.sleep(delay)
             pool.begin(dep)
@@ -605,8 +611,8 @@ class Gateway:
                 result = await pending
             except UpstreamError as exc:
                 plan.last_error = exc
-                _judge(pool, dep, exc)
-                if _is_client_fault(exc):
+                judge_failure(pool, dep, exc)
+                if is_client_fault(exc):
                     raise
                 continue
             except BaseException:
@@ -622,7 +628,7 @@ class Gateway:
     async def _open_with_fallbacks(
         self, plan: _Plan, request: ChatRequest
     ) -> tuple[AsyncIterator[StreamEvent], StreamEvent, ModelConfig]:
-        for pool, dep, attempt, delay in _attempts(plan):
+        for pool, dep, attempt, delay in attempts(plan):
             if delay:
                 await asyncio.sleep(delay)
             pool.begin(dep)
@@ -651,8 +657,8 @@ class Gateway:
             plan.last_error = last
             pool.end(dep)
             await _close_quietly(events)
-            _judge(pool, dep, last)
-            if _is_client_fault(last):
+            judge_failure(pool, dep, last)
+            if is_client_fault(last):
                 raise last
         raise AssertionError("unreachable: _attempts raises when every attempt failed")
 
@@ -736,141 +742,6 @@ class Gateway:
                 log.exception("ledger observer %r failed", observe)
 
 
-class GatewayStream:
-    """An upstream stream already producing events; iterate it, or ``aclose`` it early."""
-
-    def __init__(
-        self,
-        gateway: Gateway,
-        plan: _Plan,
-        ctx: RequestContext,
-        served: Served,
-        events: AsyncIterator[StreamEvent],
-        first: StreamEvent,
-        model: ModelConfig,
-    ) -> None:
-        self.gateway = gateway
-        self.served = served
-        self._plan = plan
-        self._ctx = ctx
-        self._events = events
-        self._pending: StreamEvent | None = first
-        self._model = model
-        self._done = False
-        self._request: ChatRequest | None = None  # set when the answer observer wants the text
-        # The streamed text is kept for the answer observer and for a cache miss to store; a
-        # streamed tool call makes the answer unstorable.
-        self._collect = plan.cache_key is not None
-        self._texts: list[str] = []
-        self._tool_calls = False
-        # For pricing a stream cut short: the prompt, and the characters handed on so far.
-        self.prompt: ChatRequest | None = None
-        self._streamed_chars = 0
-
-    def collect_for(self, request: ChatRequest) -> None:
-        """Keep the streamed text, to offer it to the gateway's answer observer at the end."""
-        self._request = request
-        self._collect = True
-
-    def __aiter__(self) -> GatewayStream:
-        return self
-
-    async def __anext__(self) -> StreamEvent:
-        if self._done:
-            raise StopAsyncIteration
-        if self._pending is not None:
-            event, self._pending = self._pending, None
-        else:
-            try:
-                event = await anext(self._events)
-            except StopAsyncIteration:
-                ended = UpstreamError(
-                    f"{self._model.name}: the upstream stream ended without finishing",
-                    model=self._model.name,
-                )
-                await self._end_failed(ended)
-                raise ended from None
-            except UpstreamError as exc:
-                await self._end_failed(exc)
-                raise
-            except asyncio.CancelledError:
-                await self.aclose()
-                raise
-            except Exception as exc:
-                await self.aclose(GearshiftError(_internal(exc)))
-                raise
-        if isinstance(event, StreamEnd):
-            self._done = True
-            g = self.gateway
-            if self._plan.hit is not None:  # replayed from the cache: recorded as a hit
-                await g._finish(self._plan)
-                return event
-            g._succeed(self._plan, self._model, event.usage, _ms_since(self._ctx.started))
-            await g._finish(self._plan)
-            if self._collect:
-                text = "".join(self._texts)
-                if self._request is not None:
-                    g._offer_answer(self._request, text, self.served)
-                await g._store(
-                    self._plan,
-                    self._model,
-                    text,
-                    event.finish_reason,
-                    self._tool_calls,
-                    event.usage,
-                )
-        else:
-            if isinstance(event, TextDelta):
-                self._streamed_chars += len(event.text)
-            else:
-                self._streamed_chars += len(event.arguments) + len(event.name or "")
-            if self._collect:
-                if isinstance(event, TextDelta):
-                    self._texts.append(event.text)
-                else:
-                    self._tool_calls = True
-        return event
-
-    def _charge_partial(self) -> None:
-        """A stream cut short (the client left, the upstream broke) still used the upstream:
-        its prompt was read and part of an answer generated. Estimate those tokens from the
-        prompt and from what was streamed, and price them, rather than record $0."""
-        if self._plan.hit is not None or self.prompt is None:
-            return
-        from gearshift.routing.tokens import estimate_request_tokens
-
-        usage = Usage(
-            input_tokens=estimate_request_tokens(self.prompt),
-            output_tokens=(self._streamed_chars + 3) // 4,
-        )
-        record = self._plan.record
-        record.prompt_tokens = usage.input_tokens
-        record.completion_tokens = usage.output_tokens
-        self.gateway._price(self._plan, self._model, usage)
-
-    async def _end_failed(self, exc: UpstreamError) -> None:
-        self._done = True
-        await _close_quietly(self._events)
-        self.gateway._fail(self._plan.record, self._ctx, exc.status, "error", exc.message)
-        self._charge_partial()
-        await self.gateway._finish(self._plan)
-
-    async def aclose(self, error: GearshiftError | None = None) -> None:
-        """Stop early: cancel the upstream call and record the request, as
-        ``client_disconnect`` (the client went away) or, given ``error``, as that failure."""
-        if self._done:
-            return
-        self._done = True
-        await _close_quietly(self._events)
-        record = self._plan.record
-        if error is None:
-            self.gateway._fail(record, self._ctx, CLIENT_CLOSED, "client_disconnect", "client left")
-        else:
-            self.gateway._fail(record, self._ctx, error.status, "error", error.message)
-        self._charge_partial()
-        await self.gateway._finish(self._plan)
-
-
 # ---- helpers ---------------------------------------------------------------------------------
 
 
@@ -906,92 +777,9 @@ def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
     return engine
 
 
-def _attempts(plan: _Plan) -> Iterator[tuple[DeploymentPool, Deployment, int, float]]:
-    """(pool, deployment, attempt number within the model, seconds to wait first) for each
-    attempt of a request: each model in rank order; within a model its deployments
-    (providers/deployments.py), the next one at once
-    after a failure, the same one again only for a retryable failure that did not ask us to wait
-    longer than a fallback would take, after a backoff. Raises the request's error when every
-    attempt has failed (the caller records each failure in ``plan.last_error``)."""
-    for model in plan.ranked:
-        pool = plan.snap.pools[model.name]
-        previous: Deployment | None = None
-        for attempt, dep in enumerate(pool.attempts(model.max_retries)):
-            delay = 0.0
-            if dep is previous:
-                last = plan.last_error
-                assert last is not None
-                if not last.retryable or (last.retry_after_s or 0.0) > BACKOFF_CAP_S:
-                    break
-                delay = _backoff(attempt - 1, last)
-            previous = dep
-            plan.record.deployment = dep.label
-            yield pool, dep, attempt, delay
-        if previous is None:
-            plan.last_error = pool.unavailable()  # every deployment cooling down or at its limit
-        _note_failed(plan, model)
-    raise _exhausted(plan, plan.last_error)
-
-
-def _judge(pool: DeploymentPool, dep: Deployment, exc: UpstreamError) -> None:
-    """A failed attempt counts against the deployment's health, unless the request itself was
-    at fault (it would fail anywhere)."""
-    if _is_client_fault(exc):
-        pool.abandoned(dep)
-    else:
-        pool.failed(dep, exc)
-
-
-def _note_failed(plan: _Plan, model: ModelConfig) -> None:
-    """Name a failed model in the row's ``fallbacks`` (the models tried that failed, in order),
-    when there was a chain to fall along: a request for one model names none."""
-    if len(plan.ranked) > 1:
-        plan.record.fallbacks.append(model.name)
-
-
-def _is_client_fault(exc: UpstreamError) -> bool:
-    """An upstream 400/422 means the request itself is bad: another model won't take it either."""
-    return exc.upstream_status in (400, 413, 422)
-
-
-def _backoff(attempt: int, exc: UpstreamError) -> float:
-    delay: float = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt))
-    delay *= 0.5 + random.random() / 2
-    return max(delay, exc.retry_after_s or 0.0)
-
-
-def _exhausted(plan: _Plan, last: UpstreamError | None) -> GearshiftError:
-    if last is None:
-        return InvalidRequest("no model is available to serve this request")
-    tried = ", ".join(plan.record.fallbacks) or "(none)"
-    if len(plan.ranked) > 1:
-        last.message = f"every candidate model failed (tried {tried}); last error: {last.message}"
-        last.args = (last.message,)
-    return last
-
-
 async def _replay(events: list[StreamEvent]) -> AsyncIterator[StreamEvent]:
     for event in events:
         yield event
-
-
-async def _close_quietly(events: AsyncIterator[StreamEvent]) -> None:
-    close = getattr(events, "aclose", None)
-    if close is None:
-        return
-    try:
-        await close()
-    except Exception:
-        log.debug("closing an upstream stream raised", exc_info=True)
-
-
-def _internal(exc: BaseException) -> str:
-    """The ledger's note for a failure that is a bug of ours, not the upstream's or the client's."""
-    return f"internal error: {exc.__class__.__name__}: {exc}"
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0
 
 
 def _new_record(request: ChatRequest, ctx: RequestContext, *, stream: bool = False) -> LedgerRecord:

@@ -16,6 +16,7 @@ from typing import Any
 
 from gearshift.api import sse
 from gearshift.api.context import request_context, served_headers, usd
+from gearshift.api.gateway_stream import GatewayStream
 from gearshift.api.http import (
     LedgerSpec,
     Request,
@@ -27,7 +28,7 @@ from gearshift.api.http import (
     render_openai_error,
 )
 from gearshift.api.openai import body_tags
-from gearshift.api.pipeline import Gateway, GatewayStream
+from gearshift.api.pipeline import Gateway
 from gearshift.api.responses_codec import (
     STATELESS,
     call_item,
