@@ -168,6 +168,10 @@ def test_a_full_disk_holds_rows_in_memory_then_recovers(
         with backend.outage():
             writer.submit(full_record(5000))
             assert writer.spool.count() == 1  # on disk again
+        # The database is back: the writer reconnects on its retry loop and writes the row.
+        # (Closing at once could race that reconnect; the row would then wait in the spool for
+        # the next start, which is durable but not what this test checks.)
+        assert wait_until(lambda: writer.flush(1) and writer.healthy and writer.pending == 0, 60)
     writer.close()
     # a fresh connection: the old one was cut
     assert backend.open().count() == submitted + 1
