@@ -96,6 +96,13 @@ class KindModel:
         self, tokens: set[str], dense: Sequence[float], dense_names: Sequence[str]
     ) -> FloatArray:
         """Probability of each kind (order of ``self.kinds``) for one prompt's features."""
+        return self.best_and_probabilities(tokens, dense, dense_names)[1]
+
+    def best_and_probabilities(
+        self, tokens: set[str], dense: Sequence[float], dense_names: Sequence[str]
+    ) -> tuple[int, FloatArray]:
+        """The most likely kind's index (the first on a tie, like ``argmax``) and every kind's
+        probability."""
         vocab = self.vocab
         cues = self._cues
         if cues is None:
@@ -113,7 +120,8 @@ class KindModel:
         exp = math.exp
         weights = [exp(v - top) for v in scores]
         total = sum(weights)
-        return np.array([w / total for w in weights])
+        probs = [w / total for w in weights]
+        return probs.index(max(probs)), np.array(probs)
 
     def save(self, path: str | Path) -> None:
         words = sorted(self.vocab, key=self.vocab.__getitem__)
