@@ -14,7 +14,7 @@ import pytest
 from test_store import full_record
 
 from gearshift.ledger import LedgerWriter, Spool
-from gearshift.ledger.codec import record_to_json_line
+from gearshift.ledger.codec import record_to_json, record_to_json_line
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -155,6 +155,24 @@ def test_spool_lines_round_trip_exactly(tmp_path: object) -> None:
     assert spool.replay(lambda batch: got.extend(batch) or len(batch)) == 3
     assert got == records
     assert not spool.pending()
+
+
+def test_spool_line_is_the_record_json_byte_for_byte() -> None:
+    """The request path encodes the dataclass directly; the line must be what the documented
+    export format (``record_to_json``) gives, whatever the money amounts, tags and text."""
+    records = [full_record(i, cost_usd=Decimal("0.000000000001") * i) for i in range(3)]
+    records.append(
+        full_record(
+            9,
+            cost_usd=Decimal("1E-7"),
+            counterfactual_cost_usd=Decimal("12345.678900"),
+            tags={"équipe": "support", "z": "a"},
+            error='upstream said "no"\n',
+            difficulty=None,
+        )
+    )
+    for record in records:
+        assert record_to_json_line(record) == orjson.dumps(record_to_json(record)) + b"\n"
 
 
 WRITER_PROCESS = """

@@ -9,6 +9,8 @@ thread in the middle of a request. A segment's ``SEGMENT_BYTES`` are allocated w
 (so a full disk is an error there, never a SIGBUS later), and a new one is started when it fills.
 The database writer rotates the active segment (``seal``) and deletes a sealed segment once every
 row in it is committed, so in steady state the spool holds about one flush interval of rows.
+Only the active segment stays mapped: a sealed one is unmapped (its bytes stay in the page cache)
+and read back with ``pread``, so a backlog on disk never counts in the gateway's RSS.
 
 Segments live in ``<spool>.d/``, named ``<owner>-<seq>.jsonl``; the owning process holds an
 exclusive ``flock`` on each while it may still write or drain it. A segment nobody holds (its
@@ -72,6 +74,7 @@ class Spool:
         self._active: Segment | None = None
         self._spare: Segment | None = None  # made ready by the writer thread, off the request path
         self.on_roll: Callable[[Segment], None] | None = None  # a full segment was sealed
+        self._rolled: list[Segment] = []  # sealed on the request path, still mapped
         self._unconfirmed_rows = 0  # rows in our segments not yet deleted (committed)
         self.disk_bytes = 0  # bytes in this process's live segments plus orphans found
         self.spilled = 0  # rows written to disk only, because the memory queue was full
@@ -114,6 +117,7 @@ class Spool:
                 return None
             self._active, self._spare = self._spare, None
             then(old)
+        old.map.close()  # no more appends: see unmap_sealed()
         return old
 
     def prepare(self) -> None:
@@ -126,6 +130,17 @@ class Spool:
                 self._spare = fresh
                 return
         self._discard(fresh)  # another thread made one meanwhile
+
+    def unmap_sealed(self) -> None:
+        """Unmap the segments that filled up on the request path since the last call. A sealed
+        segment is only ever read with ``pread``; while mapped, every page written stays in the
+        process's RSS (file-backed), so a backlog of sealed segments (a slow or down database)
+        would grow RSS by the backlog's size. Its bytes stay in the page cache (a ``kill -9``
+        loses nothing) and dirty pages are written back as before."""
+        with self._lock:
+            rolled, self._rolled = self._rolled, []
+        for segment in rolled:
+            segment.map.close()
 
     def drain_spilled(self, segment: Segment, insert: Insert, batch_size: int) -> int:
         """Insert the rows of a sealed segment that were never queued in memory; returns how
@@ -168,9 +183,10 @@ class Spool:
     def close_sealed(self, segment: Segment) -> None:
         """Leave a segment on disk for the next start (the database is still down): synced,
         and cut to the bytes written."""
-        with contextlib.suppress(OSError):
-            segment.map.flush()
-        segment.map.close()
+        if not segment.map.closed:  # a sealed segment is unmapped already: fsync covers it
+            with contextlib.suppress(OSError):
+                segment.map.flush()
+            segment.map.close()
         with contextlib.suppress(OSError):
             os.ftruncate(segment.fd, segment.size)
             os.fsync(segment.fd)
@@ -278,6 +294,7 @@ class Spool:
             if self.on_roll is None:
                 raise RuntimeError("a full spool segment and no writer to seal it")
             self.on_roll(full)
+            self._rolled.append(full)  # unmapped by the writer thread, off the request path
         return spare
 
     def _new_segment(self, capacity: int, *, kind: str = "") -> Segment:

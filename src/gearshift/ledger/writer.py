@@ -221,6 +221,7 @@ class LedgerWriter:
                 return
 
     def _tick(self, closing: bool) -> None:
+        self.spool.unmap_sealed()  # even while the database is down: the backlog is on disk
         now = time.monotonic()
         if now >= self._next_fsync:
             self._next_fsync = now + self.spool.fsync_interval_s

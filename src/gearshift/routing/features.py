@@ -446,8 +446,8 @@ def extract_text(
     ]
     if not kinds:
         return Features(dense=dense, tokens=distinct, kind="", kind_probs=_NO_PROBS)
-    probs = kind_model().probabilities(distinct, dense, DENSE_NAMES)
-    return Features(dense=dense, tokens=distinct, kind=KINDS[int(probs.argmax())], kind_probs=probs)
+    best, probs = kind_model().best_and_probabilities(distinct, dense, DENSE_NAMES)
+    return Features(dense=dense, tokens=distinct, kind=KINDS[best], kind_probs=probs)
 
 
 def extract(request: ChatRequest) -> Features:
