@@ -342,6 +342,12 @@ class CooldownConfig(_Strict):
     max_cooldown_s: float = Field(
         default=300.0, gt=0, description="Cap on the cooldown, which doubles per failed probe."
     )
+    trial_wait_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a request waits for a verdict when every usable deployment of its"
+        " model is on trial (unproven, one request in flight) before going to one anyway.",
+    )
 
 
 class TelemetryConfig(_Strict):
