@@ -266,7 +266,12 @@ class RateLimitConfig(_Strict):
 
 
 class PolicyConfig(_Strict):
-    auth: Literal["optional", "required"] = "optional"
+    auth: Literal["optional", "required"] = Field(
+        default="optional",
+        description="required: every route but the health checks needs a key; optional: a"
+        " request with no key is anonymous. A presented gs- key that is unknown, revoked or"
+        " expired is refused either way.",
+    )
     budgets: list[BudgetConfig] = Field(default_factory=list)
     limits: list[RateLimitConfig] = Field(
         default_factory=list, description="rpm/tpm limits per key, team or tag."
