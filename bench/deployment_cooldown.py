@@ -2,8 +2,10 @@
 
 Starts two fake OpenAI-compatible upstreams (tests/fakes/openai_server.py, in this process) and
 ``gearshift serve`` (a subprocess) with one model listing both as ``deployments``. One of them is
-down, in one of two ways: it answers every request with 500 (``--down http500``: attempts counted
-by the fake itself), or nothing listens on its port (``--down refused``: attempts read from the
+down, in one of three ways: it answers every request with 500 (``--down http500``: attempts counted
+by the fake itself), or with 504 after ``--hang-s`` seconds (``--down hang``, a stuck upstream: the
+slow failure is where concurrent requests pile up), or nothing listens on its port
+(``--down refused``: attempts read from the
 gateway's ``gearshift_deployment_attempts_total``). For each of ``--concurrency`` (a list) and
 each of ``--runs`` runs, starts a fresh gateway (no health carried over), sends ``--requests``
 chat completions from that many client threads, and prints one JSON object per run: attempts at
@@ -48,7 +50,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", default="8", help="client threads; a list: 1,8,32")
     parser.add_argument("--runs", type=int, default=1, help="fresh gateways per concurrency")
-    parser.add_argument("--down", choices=["http500", "refused"], default="http500")
+    parser.add_argument("--down", choices=["http500", "hang", "refused"], default="http500")
+    parser.add_argument("--hang-s", type=float, default=0.5, help="--down hang: 504 after this")
     parser.add_argument("--cooldown-s", type=float, default=30.0)
     args = parser.parse_args()
     summary: dict[str, list[int | None]] = {}
@@ -63,7 +66,11 @@ def main() -> None:
 def one_run(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
     with FakeOpenAIServer(record=False) as alive, FakeOpenAIServer(record=False) as dead:
         dead.okn.fail_models = {"gpt-up": 500}
-        dead_url = dead.base_url if args.down == "http500" else f"http://127.0.0.1:{free_port()}/v1"
+        if args.down == "hang":
+            dead.okn.fail_models = {"gpt-up": "timeout"}
+            dead.okn.hang_s = args.hang_s
+        refused = args.down == "refused"
+        dead_url = f"http://127.0.0.1:{free_port()}/v1" if refused else dead.base_url
         tmp = Path(tempfile.mkdtemp(prefix="gearshift-bench-"))
         config = {
             "models": [
@@ -113,12 +120,13 @@ def one_run(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
             r'result="error"\} (\d+)',
             metrics,
         )
-        dead_attempts = dead.count if args.down == "http500" else None
+        dead_attempts = None if refused else dead.count
         ordered = sorted(latencies)
         return {
             "requests": args.requests,
             "concurrency": concurrency,
             "down": args.down,
+            "dead_max_in_flight": None if refused else dead.max_in_flight,
             "cooldown_s": args.cooldown_s,
             "attempts_at_dead_deployment": dead_attempts
             if dead_attempts is not None
