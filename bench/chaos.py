@@ -247,6 +247,39 @@ class Rig:
             self.start_upstream()
 
 
+class AnsweredCount:
+    """How many responses wrk's Lua script has recorded so far in a phase: counts the newlines
+    appended to its files since the last call (a long soak never rereads a million lines)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.offsets: dict[Path, int] = {}
+        self.total = 0
+
+    def __call__(self) -> int:
+        for file in self.directory.glob("*.txt"):
+            with file.open("rb") as handle:
+                handle.seek(self.offsets.get(file, 0))
+                data = handle.read()
+            self.offsets[file] = self.offsets.get(file, 0) + len(data)
+            self.total += data.count(b"\n")
+        return self.total
+
+
+def rss_parts_mb(pid: int) -> tuple[float, float]:
+    """(anonymous, file-backed) resident MB of one process: a memory-mapped file's pages (the
+    spool's, the shared libraries') are file-backed and count in RSS as well as the heap."""
+    parts = {"RssAnon": 0, "RssFile": 0}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in parts:
+                parts[name] = int(value.split()[0])
+    except OSError:
+        pass
+    return round(parts["RssAnon"] / 1024, 1), round(parts["RssFile"] / 1024, 1)
+
+
 def run_phase(rig: Rig, phase: str, port: int) -> dict[str, Any]:
     ports = [port]
     if phase == "redis_outage":
@@ -255,14 +288,29 @@ def run_phase(rig: Rig, phase: str, port: int) -> dict[str, Any]:
     started = time.time()
     loads = [rig.wrk(p, phase, stream=phase == "upstream_dies_mid_stream") for p in ports]
     rss: list[float] = []
-    trend: list[tuple[int, float]] = []  # (seconds in, MB) every 30 s: the trend of long runs
+    # Every --trend-s seconds: seconds in, responses so far, RSS and its anonymous and file-backed
+    # parts (the largest gateway's), so a long soak shows RSS against requests served.
+    trend: list[dict[str, float]] = []
+    milestone: dict[str, float] = {}  # the first sample at or past --stop-at-requests
+    answered = AnsweredCount(rig.tmp / "ids" / phase)
     sampler_stop = threading.Event()
+    every = max(1, round(rig.args.trend_s / 2))
 
     def sample() -> None:
         while not sampler_stop.wait(2):
-            rss.append(max((rss_mb(p.pid) for p in rig.gateways.values()), default=0.0))
-            if len(rss) % 15 == 0:
-                trend.append((len(rss) * 2, rss[-1]))
+            pids = [p.pid for p in rig.gateways.values()]
+            rss.append(max((rss_mb(pid) for pid in pids), default=0.0))
+            count = answered()
+            if len(rss) % every == 0 or (count >= rig.args.stop_at_requests and not milestone):
+                anon, file = max((rss_parts_mb(pid) for pid in pids), default=(0.0, 0.0))
+                point = {"s": round(time.time() - started), "requests": count,
+                         "rss_mb": rss[-1], "anon_mb": anon, "file_mb": file}  # fmt: skip
+                trend.append(point)
+                print(f"chaos: {phase} {point}", file=sys.stderr, flush=True)
+            if count >= rig.args.stop_at_requests and not milestone:
+                milestone.update(trend[-1])
+                for load in loads:  # wrk prints its summary on SIGINT and exits
+                    load.send_signal(signal.SIGINT)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -280,7 +328,8 @@ def run_phase(rig: Rig, phase: str, port: int) -> dict[str, Any]:
         "ended": time.time(),
         "rss_mb_end": rss_end,
         "rss_mb_max": max([*rss, rss_end]),
-        "rss_trend_mb": trend,
+        "rss_trend": trend,
+        "stopped_at_requests": milestone or None,
         "wrk_tail": [o.strip().splitlines()[-3:] for o in outputs],
     }
 
@@ -337,6 +386,19 @@ def main() -> int:
     parser.add_argument("--outage-s", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--phases", default=",".join(PHASES))
+    parser.add_argument(
+        "--trend-s",
+        type=float,
+        default=30.0,
+        help="seconds between RSS trend samples (with the responses so far)",
+    )
+    parser.add_argument(
+        "--stop-at-requests",
+        type=int,
+        default=10**12,
+        help="end a phase's load once this many responses were recorded "
+        "(the RSS soak: 1000000 with a --seconds long enough to reach it)",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:

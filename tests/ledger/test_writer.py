@@ -14,7 +14,7 @@ import pytest
 from test_store import full_record
 
 from gearshift.ledger import LedgerWriter, Spool
-from gearshift.ledger.codec import record_to_json_line
+from gearshift.ledger.codec import record_to_json, record_to_json_line
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -40,6 +40,25 @@ def test_batches_and_flush(backend: Backend) -> None:
     assert writer.stats.written == 1234
     assert 7 <= writer.stats.batches <= 1234 // 50  # batched, not one transaction per row
     assert store.fetch() == records
+    writer.close()
+
+
+def test_rows_reach_the_database_every_tick_though_the_spool_rotates_seldom(
+    backend: Backend,
+) -> None:
+    """Each tick commits what is queued; the spool segment is rotated (made, unmapped,
+    deleted) only when it is big or a second old, not at every tick (that cost ~0.07 ms of CPU
+    per request at full load)."""
+    store = backend.open()
+    writer = LedgerWriter(store, flush_interval_s=0.01)
+    for i in range(30):
+        writer.submit(full_record(i))
+        assert wait_until(lambda n=i + 1: store.count() == n, 10)  # written by a tick
+    # 30 ticks wrote rows; a rotation or two (a second may have passed), not one per tick
+    rotations = next(writer.spool._seq) - 1  # segments made: the first spare, then one a rotation
+    assert rotations <= 3, rotations
+    assert writer.flush(timeout=30)  # flush() rotates at once
+    assert not writer.spool.pending()
     writer.close()
 
 
@@ -155,6 +174,24 @@ def test_spool_lines_round_trip_exactly(tmp_path: object) -> None:
     assert spool.replay(lambda batch: got.extend(batch) or len(batch)) == 3
     assert got == records
     assert not spool.pending()
+
+
+def test_spool_line_is_the_record_json_byte_for_byte() -> None:
+    """The request path encodes the dataclass directly; the line must be what the documented
+    export format (``record_to_json``) gives, whatever the money amounts, tags and text."""
+    records = [full_record(i, cost_usd=Decimal("0.000000000001") * i) for i in range(3)]
+    records.append(
+        full_record(
+            9,
+            cost_usd=Decimal("1E-7"),
+            counterfactual_cost_usd=Decimal("12345.678900"),
+            tags={"équipe": "support", "z": "a"},
+            error='upstream said "no"\n',
+            difficulty=None,
+        )
+    )
+    for record in records:
+        assert record_to_json_line(record) == orjson.dumps(record_to_json(record)) + b"\n"
 
 
 WRITER_PROCESS = """

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zlib import crc32
 
 import numpy as np
 import numpy.typing as npt
@@ -93,6 +94,9 @@ class QualityModel:
     # may be fine at chat and poor at code (loadings are (M, K + own_inputs))
     own_inputs: int = 0
     index: dict[str, int] = field(default_factory=dict)
+    # Derived once for ``embed`` (see ``_fast``): every gram weight in one table, vocabulary rows
+    # first, then the hashed buckets; and the standardisation's bounds.
+    _weights: npt.NDArray[np.float32] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.index = {m: i for i, m in enumerate(self.models)}
@@ -104,20 +108,37 @@ class QualityModel:
     # ---- scoring -------------------------------------------------------------------------
 
     def embed(self, features: Features) -> FloatArray:
+        """``h(x)`` for one prompt (the request path: ~10 µs; ``embed_many`` for batches).
+
+        The same sums as ``embed_many``, in another order (equal to ~1e-16): the vocabulary rows
+        and the distinct buckets of the other grams are gathered from one table in a single
+        ``take``, and the standardisation runs in place, with ufuncs rather than ``ndarray``
+        methods (whose Python wrappers cost a microsecond each).
+        """
+        weights = self._weights
+        if weights is None:
+            weights = self._weights = np.concatenate([self.token_weights, self.bucket_weights])
         vocab = self.vocab
         tokens = features.tokens
-        idx = sorted(map(vocab.__getitem__, vocab.keys() & tokens))
-        d = (np.asarray(dense_inputs(features)) - self.dense_mean) / self.dense_scale
-        d = d.clip(-DENSE_CLIP, DENSE_CLIP)
-        h: FloatArray = self.embed_bias + d @ self.dense_weights
-        if idx:
-            h = h + self.token_weights[idx].sum(axis=0, dtype=np.float64)
-        # a comprehension: set.difference(vocab.keys()) walks all 20,000 keys (0.3 ms)
-        misses = sorted({bucket_of(g) for g in tokens if g not in vocab})
-        if misses:
-            h = h + self.bucket_weights[misses].sum(axis=0, dtype=np.float64)
-        if self.own_inputs:
-            h = np.concatenate([h, d[len(d) - self.own_inputs :]])
+        rows = list(map(vocab.__getitem__, vocab.keys() & tokens))
+        # tokens.difference(vocab) looks each gram up in the dict (a dict_keys view instead
+        # would make it walk all 20,000 keys); a bucket counts once however many grams hit it.
+        first_bucket = len(vocab)
+        mask = BUCKETS - 1
+        rows += {
+            first_bucket + (crc32(g) & mask) for g in map(str.encode, tokens.difference(vocab))
+        }
+        x = np.array(dense_inputs(features))
+        np.subtract(x, self.dense_mean, out=x)
+        np.divide(x, self.dense_scale, out=x)
+        np.maximum(x, -DENSE_CLIP, out=x)  # np.clip, without its Python wrapper
+        np.minimum(x, DENSE_CLIP, out=x)
+        h: FloatArray = x @ self.dense_weights
+        h += self.embed_bias
+        if rows:
+            h += np.add.reduce(weights.take(rows, 0), 0, dtype=np.float64)
+        if self.own_inputs:  # the kind probabilities as fixed coordinates (per-model weights)
+            h = np.concatenate((h, x[len(x) - self.own_inputs :]))
         return h
 
     def embed_many(self, batch: Sequence[Features]) -> FloatArray:

@@ -36,6 +36,8 @@ class IrtPredictor:
         self.model = model
         self.description = description
         self._params: dict[tuple[tuple[str, float], ...], FloatArray] = {}
+        # the last models' offsets (with the reference model's, last) and loadings
+        self._last: tuple[Sequence[ModelProfile], list[float], FloatArray] | None = None
         self._reference = model.params_for_ability(REFERENCE_ABILITY)
 
     def _trained_name(self, profile: ModelProfile) -> str | None:
@@ -77,11 +79,21 @@ class IrtPredictor:
     def predict(
         self, features: Features, models: Sequence[ModelProfile]
     ) -> tuple[float, list[float]]:
-        params = self.parameters(models)
+        last = self._last  # one reference, read once: safe if threads share the predictor
+        if last is not None and last[0] is models:
+            offsets, loadings = last[1], last[2]  # a router passes the same tuple every time
+        else:
+            params = self.parameters(models)
+            offsets, loadings = params[:, 0].tolist(), np.ascontiguousarray(params[:, 1:])
+            self._last = (models, offsets, loadings)
         h = self.model.embed(features)
-        z = params[:, 0] + params[:, 1:] @ h
-        q = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
-        return 1.0 - float(q[-1]), q[:-1].tolist()
+        # a handful of models: the sigmoid in plain floats beats four numpy calls
+        exp = math.exp
+        q = [
+            1.0 / (1.0 + exp(-min(max(a + z, -30.0), 30.0)))
+            for a, z in zip(offsets, (loadings @ h).tolist(), strict=True)
+        ]
+        return 1.0 - q[-1], q[:-1]
 
     def predict_many(
         self, batch: Sequence[Features], models: Sequence[ModelProfile]
