@@ -2,13 +2,18 @@
 
 Starts two fake OpenAI-compatible upstreams (tests/fakes/openai_server.py, in this process) and
 ``gearshift serve`` (a subprocess) with one model listing both as ``deployments``. One of them is
-down, in one of two ways: it answers every request with 500 (``--down http500``: attempts counted
-by the fake itself), or nothing listens on its port (``--down refused``: attempts read from the
-gateway's ``gearshift_deployment_attempts_total``). Sends ``--requests`` chat completions from
-``--concurrency`` client threads and prints one JSON object: attempts at the dead deployment,
-requests served, failures seen by clients, and the gateway's p50/p99 latency as clients saw it.
+down, in one of three ways: it answers every request with 500 (``--down http500``: attempts counted
+by the fake itself), or with 504 after ``--hang-s`` seconds (``--down hang``, a stuck upstream: the
+slow failure is where concurrent requests pile up), or nothing listens on its port
+(``--down refused``: attempts read from the
+gateway's ``gearshift_deployment_attempts_total``). For each of ``--concurrency`` (a list) and
+each of ``--runs`` runs, starts a fresh gateway (no health carried over), sends ``--requests``
+chat completions from that many client threads, and prints one JSON object per run: attempts at
+the dead deployment, requests served, failures seen by clients, and the gateway's p50/p99 latency
+as clients saw it; then a summary line with the attempts per concurrency.
 
-    .venv/bin/python bench/deployment_cooldown.py --requests 1000 --down http500
+    .venv/bin/python bench/deployment_cooldown.py --requests 1000 --down http500 \
+        --concurrency 1,8,32 --runs 3
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -42,14 +48,29 @@ BODY = {"model": "gpt", "messages": [{"role": "user", "content": "Summarise our 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--down", choices=["http500", "refused"], default="http500")
+    parser.add_argument("--concurrency", default="8", help="client threads; a list: 1,8,32")
+    parser.add_argument("--runs", type=int, default=1, help="fresh gateways per concurrency")
+    parser.add_argument("--down", choices=["http500", "hang", "refused"], default="http500")
+    parser.add_argument("--hang-s", type=float, default=0.5, help="--down hang: 504 after this")
     parser.add_argument("--cooldown-s", type=float, default=30.0)
     args = parser.parse_args()
+    summary: dict[str, list[int | None]] = {}
+    for concurrency in [int(c) for c in args.concurrency.split(",")]:
+        for _ in range(args.runs):
+            result = one_run(args, concurrency)
+            print(json.dumps(result), flush=True)
+            summary.setdefault(str(concurrency), []).append(result["attempts_at_dead_deployment"])
+    print(json.dumps({"attempts_at_dead_deployment_by_concurrency": summary, "bar": "<= 5"}))
 
+
+def one_run(args: argparse.Namespace, concurrency: int) -> dict[str, Any]:
     with FakeOpenAIServer(record=False) as alive, FakeOpenAIServer(record=False) as dead:
         dead.okn.fail_models = {"gpt-up": 500}
-        dead_url = dead.base_url if args.down == "http500" else f"http://127.0.0.1:{free_port()}/v1"
+        if args.down == "hang":
+            dead.okn.fail_models = {"gpt-up": "timeout"}
+            dead.okn.hang_s = args.hang_s
+        refused = args.down == "refused"
+        dead_url = f"http://127.0.0.1:{free_port()}/v1" if refused else dead.base_url
         tmp = Path(tempfile.mkdtemp(prefix="gearshift-bench-"))
         config = {
             "models": [
@@ -82,11 +103,11 @@ def main() -> None:
                 latencies.append((time.perf_counter() - started) * 1000)
                 statuses.append(response.status_code)
 
-            clients = [httpx.Client(timeout=30) for _ in range(args.concurrency)]
+            clients = [httpx.Client(timeout=30) for _ in range(concurrency)]
             started = time.perf_counter()
-            with ThreadPoolExecutor(args.concurrency) as pool:
+            with ThreadPoolExecutor(concurrency) as pool:
                 for i in range(args.requests):
-                    pool.submit(one, clients[i % args.concurrency])
+                    pool.submit(one, clients[i % concurrency])
             elapsed = time.perf_counter() - started
             metrics = httpx.get(f"{url}/metrics").text
             for client in clients:
@@ -99,31 +120,27 @@ def main() -> None:
             r'result="error"\} (\d+)',
             metrics,
         )
-        dead_attempts = dead.count if args.down == "http500" else None
+        dead_attempts = None if refused else dead.count
         ordered = sorted(latencies)
-        print(
-            json.dumps(
-                {
-                    "requests": args.requests,
-                    "concurrency": args.concurrency,
-                    "down": args.down,
-                    "cooldown_s": args.cooldown_s,
-                    "attempts_at_dead_deployment": dead_attempts
-                    if dead_attempts is not None
-                    else int(found.group(1))
-                    if found
-                    else None,
-                    "failed_attempts_per_gateway_metrics": int(found.group(1)) if found else None,
-                    "served_by_alive": alive.count,
-                    "client_status_counts": {str(s): statuses.count(s) for s in set(statuses)},
-                    "elapsed_s": round(elapsed, 2),
-                    "latency_ms_p50": round(statistics.median(ordered), 3),
-                    "latency_ms_p99": round(ordered[int(len(ordered) * 0.99) - 1], 3),
-                    "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-                },
-                indent=2,
-            )
-        )
+        return {
+            "requests": args.requests,
+            "concurrency": concurrency,
+            "down": args.down,
+            "dead_max_in_flight": None if refused else dead.max_in_flight,
+            "cooldown_s": args.cooldown_s,
+            "attempts_at_dead_deployment": dead_attempts
+            if dead_attempts is not None
+            else int(found.group(1))
+            if found
+            else None,
+            "failed_attempts_per_gateway_metrics": int(found.group(1)) if found else None,
+            "served_by_alive": alive.count,
+            "client_status_counts": {str(s): statuses.count(s) for s in set(statuses)},
+            "elapsed_s": round(elapsed, 2),
+            "latency_ms_p50": round(statistics.median(ordered), 3),
+            "latency_ms_p99": round(ordered[int(len(ordered) * 0.99) - 1], 3),
+            "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+        }
 
 
 if __name__ == "__main__":

@@ -266,7 +266,13 @@ class RateLimitConfig(_Strict):
 
 
 class PolicyConfig(_Strict):
-    auth: Literal["optional", "required"] = "optional"
+    auth: Literal["optional", "required"] = Field(
+        default="optional",
+        description="required: every route that serves data needs a key (all but the health"
+        " checks and the dashboard's data-free page); optional: a request with no key is"
+        " anonymous. A presented gs- key that is unknown, revoked or expired is refused"
+        " either way.",
+    )
     budgets: list[BudgetConfig] = Field(default_factory=list)
     limits: list[RateLimitConfig] = Field(
         default_factory=list, description="rpm/tpm limits per key, team or tag."
@@ -341,6 +347,12 @@ class CooldownConfig(_Strict):
     cooldown_s: float = Field(default=30.0, gt=0, description="First cooldown period, seconds.")
     max_cooldown_s: float = Field(
         default=300.0, gt=0, description="Cap on the cooldown, which doubles per failed probe."
+    )
+    trial_wait_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a request waits for a verdict when every usable deployment of its"
+        " model is on trial (unproven, one request in flight) before going to one anyway.",
     )
 
 

@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import yaml
 from tests.conftest import free_port
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.gateway.conftest import LARGE_KEY
-from tests.serve_process import start_serve, wait_healthy
+from tests.serve_process import start_serve, stop, wait_healthy
 
 # Issue 3's configuration, character for character; only the port (the fake's) is substituted,
 # and the ledger file is put in the test's folder by running from there.
@@ -173,3 +174,37 @@ def test_sigterm_lets_a_stream_finish(tmp_path: Path, upstream: FakeOpenAIServer
     with open_store(f"sqlite:///{tmp_path}/gearshift.db") as store:
         rows = store.fetch(where="stream = ?", params=[True])
     assert len(rows) == 1 and rows[0].outcome == "ok" and rows[0].cost_usd > 0
+
+
+def test_keys_never_reach_the_access_log(tmp_path: Path, upstream: FakeOpenAIServer) -> None:
+    admin, virtual = "admin-secret-in-url-123", "gs-notarealkeybutlookslikeone0123456"
+    config = tmp_path / "gearshift.yaml"
+    config.write_text(
+        ISSUE_YAML.replace(":9100/", f":{upstream.port}/")
+        + "server: {admin_key_env: GS_TEST_ADMIN}\n"
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LARGE_API_KEY": LARGE_KEY, "GS_TEST_ADMIN": admin}
+    proc = start_serve(
+        ["--config", str(config), "--port", str(port), "--access-log"], cwd=tmp_path, env=env
+    )
+    try:
+        wait_healthy(url, proc)
+        # The documented browser mistake: the admin key in the URL. Refused, and masked in the log.
+        assert httpx.get(f"{url}/api/dashboard?admin_key={admin}").status_code == 401
+        assert httpx.get(f"{url}/metrics?since=1d&admin_key={admin}").status_code == 401
+        assert httpx.get(f"{url}/v1/models?api_key={virtual}").status_code == 200
+        # In a header (the way that works), nothing of it is logged either.
+        ok = httpx.get(f"{url}/api/dashboard", headers={"authorization": f"Bearer {admin}"})
+        assert ok.status_code == 200
+        refused = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "small", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {virtual}"},
+        )
+        assert refused.status_code == 401 and virtual not in refused.text
+    finally:
+        log = stop(proc)
+    assert "GET /api/dashboard?admin_key=[redacted]" in log  # the access log is on
+    assert admin not in log and virtual not in log

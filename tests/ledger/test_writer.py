@@ -43,6 +43,25 @@ def test_batches_and_flush(backend: Backend) -> None:
     writer.close()
 
 
+def test_rows_reach_the_database_every_tick_though_the_spool_rotates_seldom(
+    backend: Backend,
+) -> None:
+    """Each tick commits what is queued; the spool segment is rotated (made, unmapped,
+    deleted) only when it is big or a second old, not at every tick (that cost ~0.07 ms of CPU
+    per request at full load)."""
+    store = backend.open()
+    writer = LedgerWriter(store, flush_interval_s=0.01)
+    for i in range(30):
+        writer.submit(full_record(i))
+        assert wait_until(lambda n=i + 1: store.count() == n, 10)  # written by a tick
+    # 30 ticks wrote rows; a rotation or two (a second may have passed), not one per tick
+    rotations = next(writer.spool._seq) - 1  # segments made: the first spare, then one a rotation
+    assert rotations <= 3, rotations
+    assert writer.flush(timeout=30)  # flush() rotates at once
+    assert not writer.spool.pending()
+    writer.close()
+
+
 def test_duplicate_submissions_write_one_row(backend: Backend) -> None:
     store = backend.open()
     writer = LedgerWriter(store)

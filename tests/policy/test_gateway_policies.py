@@ -75,7 +75,10 @@ def start(
     started: list[UvicornThread] = []
 
     def run(
-        policy: dict[str, Any], tolerance: float = 0.1, targets: dict[str, Any] | None = None
+        policy: dict[str, Any],
+        tolerance: float = 0.1,
+        targets: dict[str, Any] | None = None,
+        server: dict[str, Any] | None = None,
     ) -> Running:
         storage = f"sqlite:///{tmp_path}/ledger.db"
         base = fake_upstream.base_url
@@ -107,6 +110,7 @@ def start(
                 ],
                 "storage": storage,
                 "policy": policy,
+                "server": server or {},
             }
         )
         app = create_app(settings)
@@ -461,3 +465,112 @@ def test_bedrock_refuses_an_unknown_key_with_403(start: Callable[..., Running]) 
     with pytest.raises(ClientError) as refused:
         client.converse(modelId="small", messages=[{"role": "user", "content": [{"text": "Hi"}]}])
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+# Keys mean what they say on every route (issue 15): an expired key, however it was created, is
+# refused like a revoked one in every dialect; under ``auth: required`` nothing but the health
+# checks answers without a key; a key revoked or rotated over /admin/keys stops at once.
+
+KEY_ROUTES: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
+    ("POST", "/v1/chat/completions", {"model": "small", "messages": HI}),
+    ("POST", "/v1/embeddings", {"model": "small", "input": "hello"}),
+    ("POST", "/v1/responses", {"model": "small", "input": "hello"}),
+    ("POST", "/v1/messages", {"model": "small", "max_tokens": 5, "messages": HI}),
+    ("POST", "/v1/messages/count_tokens", {"model": "small", "messages": HI}),
+    (
+        "POST",
+        "/model/small/converse",
+        {"messages": [{"role": "user", "content": [{"text": "Hi"}]}]},
+    ),
+    ("POST", "/v1/feedback", {"request_id": "req_someone_elses", "score": 1}),
+    ("GET", "/v1/models", None),
+    ("GET", "/v1/models/small", None),
+)
+
+
+def refused_everywhere(gs: Running, key: str | None) -> None:
+    """Every key-taking route refuses ``key`` (None: no key) in its own dialect."""
+    headers = {"authorization": f"Bearer {key}"} if key is not None else {}
+    for method, path, body in KEY_ROUTES:
+        answer = httpx.request(method, gs.url + path, json=body, headers=headers)
+        if path.startswith("/model/"):  # Bedrock: as AWS answers a bad credential
+            assert answer.status_code == 403, (path, answer.text)
+            assert answer.headers["x-amzn-errortype"] == "AccessDeniedException"
+        else:
+            assert answer.status_code == 401, (path, answer.text)
+            assert answer.json()["error"]["type"] == "authentication_error", path
+        if key is not None:
+            assert key not in answer.text  # never echoed
+
+
+def test_an_expired_cli_key_is_refused_on_every_route_under_optional_auth(
+    start: Callable[..., Running], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gearshift.cli.main import main
+
+    gs = start({"auth": "optional", "key_refresh_s": 60})
+    assert main(["keys", "create", "--expires", "3s", "--storage", gs.storage, "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    secret = created["key"]
+    assert created["expires_at"] > time.time() and created["expired"] is False
+    # It works at once (found on a cache miss; the poll is a minute away), attributed to its id.
+    served = gs.openai(secret).chat.completions.create(model="small", messages=HI)
+    assert served.choices and gs.records[-1].key_id == created["id"]
+    time.sleep(max(0.0, created["expires_at"] - time.time()) + 0.05)
+    with pytest.raises(openai.AuthenticationError) as expired:
+        gs.openai(secret).chat.completions.create(model="small", messages=HI)
+    assert "expired" in str(expired.value)
+    with pytest.raises(anthropic.AuthenticationError):
+        gs.anthropic(secret).messages.create(model="small", max_tokens=5, messages=HI)  # type: ignore[arg-type]
+    refused_everywhere(gs, secret)
+    # A request with no key is still anonymous under auth: optional.
+    assert httpx.post(f"{gs.url}/v1/chat/completions", json={"model": "small", "messages": HI})
+    assert main(["keys", "list", "--storage", gs.storage]) == 0
+    assert "expired" in capsys.readouterr().out
+
+
+def test_every_route_needs_a_key_under_required_auth(start: Callable[..., Running]) -> None:
+    gs = start({"auth": "required"})
+    refused_everywhere(gs, None)
+    refused_everywhere(gs, UNKNOWN)
+    secret, _ = new_key(gs.storage)
+    for method, path, body in KEY_ROUTES:
+        keyed = httpx.request(
+            method, gs.url + path, json=body, headers={"authorization": f"Bearer {secret}"}
+        )
+        # Served, or refused for another reason than the key (someone else's feedback id).
+        assert keyed.status_code in (200, 404), (path, keyed.text)
+        assert keyed.status_code == 200 or path == "/v1/feedback", (path, keyed.text)
+    # Metrics and dashboard data need the admin key; with none configured they are locked,
+    # not open, and a virtual key does not open them.
+    for path in ("/metrics", "/api/dashboard", "/api/report"):
+        for headers in ({}, {"authorization": f"Bearer {secret}"}):
+            locked = httpx.get(gs.url + path, headers=headers)
+            assert locked.status_code == 401, (path, locked.text)
+            assert "admin_key_env" in locked.json()["error"]["message"]
+    for path in ("/healthz", "/healthz/live", "/healthz/ready"):
+        assert httpx.get(gs.url + path).status_code == 200, path  # load balancers need no key
+
+
+def test_a_key_revoked_or_rotated_over_http_stops_at_once(
+    start: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GS_TEST_ADMIN", "admin-for-tests")
+    admin = {"authorization": "Bearer admin-for-tests"}
+    # A poll a minute away: only the refresh after the change can make it apply at once.
+    gs = start({"auth": "required", "key_refresh_s": 60}, server={"admin_key_env": "GS_TEST_ADMIN"})
+    assert httpx.get(f"{gs.url}/metrics", headers=admin).status_code == 200
+    made = httpx.post(f"{gs.url}/admin/keys", headers=admin, json={"name": "a"}).json()
+    other = httpx.post(f"{gs.url}/admin/keys", headers=admin, json={"name": "b"}).json()
+    for key in (made["key"], other["key"]):
+        assert gs.openai(key).chat.completions.create(model="small", messages=HI).choices
+
+    assert httpx.delete(f"{gs.url}/admin/keys/{made['id']}", headers=admin).status_code == 200
+    with pytest.raises(openai.AuthenticationError):
+        gs.openai(made["key"]).chat.completions.create(model="small", messages=HI)
+
+    rotated = httpx.post(f"{gs.url}/admin/keys/{other['id']}/rotate", headers=admin).json()
+    with pytest.raises(openai.AuthenticationError):
+        gs.openai(other["key"]).chat.completions.create(model="small", messages=HI)
+    assert gs.openai(rotated["key"]).chat.completions.create(model="small", messages=HI).choices
+    assert gs.records[-1].key_id == other["id"]

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,45 @@ def test_sqlite_url_options_do_not_split_the_keys_from_the_ledger(
         assert db.fetchone("PRAGMA busy_timeout") == (1000,)
     finally:
         db.close()
+
+
+def test_cli_create_takes_expiry_models_and_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "gearshift.yaml"
+    cfg.write_text(
+        f"storage: sqlite:///{tmp_path}/ledger.db\n"
+        "models: [{name: small, base_url: 'http://127.0.0.1:9/v1'}]\n"
+        "routers: [{name: auto, models: [small]}]\n"
+    )
+    before = time.time()
+    code, out, _ = cli(
+        capsys, "create", "--expires", "30d", "--models", "auto", "--rpm", "5", "--tpm", "900",
+        "--config", str(cfg), "--json",
+    )  # fmt: skip
+    assert code == 0
+    made = json.loads(out)
+    assert before + 30 * 86400 <= made["expires_at"] <= time.time() + 30 * 86400
+    assert (made["models"], made["rpm"], made["tpm"], made["expired"]) == (["auto"], 5, 900, False)
+    stored = KeyStore.open(f"sqlite:///{tmp_path}/ledger.db")
+    try:
+        info = stored.get(made["id"])
+    finally:
+        stored.close()
+    assert info.expires_at == made["expires_at"] and info.models == ("auto",)
+    code, out, _ = cli(capsys, "create", "--expires", "2030-01-31T00:00:00Z", "--config", str(cfg))
+    assert code == 0
+    code, out, _ = cli(capsys, "list", "--config", str(cfg))
+    assert "active until 2030-01-31 00:00" in out
+
+    for args, needle in (
+        (["--expires", "2001-01-01T00:00:00Z"], "in the past"),
+        (["--expires", "soon"], "a duration (90m, 12h, 30d, 2w)"),
+        (["--expires", "2030-01-31T00:00:00"], "ISO time with its offset"),
+        (["--models", "auto,nope"], "unknown router(s) or model(s): nope"),
+    ):
+        code, _, err = cli(capsys, "create", *args, "--config", str(cfg))
+        assert code == 1 and needle in err, (args, err)
+    with pytest.raises(SystemExit):  # argparse: "--rpm: '0' is not a positive integer"
+        cli(capsys, "create", "--rpm", "0", "--config", str(cfg))
+    assert "not a positive integer" in capsys.readouterr().err

@@ -6,7 +6,8 @@ on one connection opened on first use. When ``server.admin_key_env`` is configur
 and the ``/api/...`` data need that key in a header (``Authorization: Bearer`` or ``x-api-key``),
 never in the URL, where access logs and browser history would keep it; the ``/dashboard`` page
 itself holds no data and asks the browser for the key. A configured variable that is unset locks
-the routes rather than opening them.
+the routes rather than opening them, and so does ``policy.auth: required`` without an admin key
+(every route that serves data needs a key then).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ RESERVED_PARAMS = frozenset({"since", "until", "by", "format"})
 
 def register(routes: Routes, gateway: Gateway) -> None:
     analytics = Analytics(gateway.settings)
+    # Read per request: a reload may turn policy.auth to required.
+    analytics.auth_required = lambda: gateway.snapshot.settings.policy.auth == "required"
     analytics.extra_metrics = getattr(gateway.policy, "prometheus", None)  # policy gauges
     analytics.metric_sources = gateway.metric_sources  # filled by later route modules too
     gateway.observers.append(analytics.metrics.observe)
@@ -59,6 +62,7 @@ class Analytics:
         self.metric_sources: list[Callable[[], str]] = []
         self._db: LedgerDB | None = None
         self._lock = threading.Lock()
+        self.auth_required: Callable[[], bool] = lambda: settings.policy.auth == "required"
 
     # ---- access ----------------------------------------------------------------------------
 
@@ -70,6 +74,12 @@ class Analytics:
             )
         env = self.settings.server.admin_key_env
         if not env:
+            if self.auth_required():
+                raise AuthenticationError(
+                    "this gateway requires keys (policy.auth: required) and the metrics and "
+                    "dashboard data need the admin key: set server.admin_key_env to the "
+                    "environment variable holding it"
+                )
             return
         expected = os.environ.get(env)
         if not expected:

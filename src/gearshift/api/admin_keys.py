@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import threading
-import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gearshift.api.http import Request, Response, Routes, json_response, render_openai_error
 from gearshift.errors import AuthenticationError, InvalidRequest
+
+log = logging.getLogger("gearshift.api.admin_keys")
 
 if TYPE_CHECKING:
     from gearshift.api.pipeline import Gateway
@@ -92,6 +93,16 @@ class KeysAPI:
 
         return await asyncio.to_thread(locked)
 
+    async def _keys_changed(self) -> None:
+        """A revoked or rotated key stops working on this gateway at once (other replicas see
+        it within ``policy.key_refresh_s``)."""
+        refresh = getattr(self.gateway.policy, "refresh_keys", None)
+        if refresh is not None:
+            try:
+                await refresh()
+            except Exception as exc:  # the change is stored; the poll will pick it up
+                log.warning("re-reading the keys table after a change failed: %s", exc)
+
     # ---- handlers --------------------------------------------------------------------------
 
     async def create(self, request: Request) -> Response:
@@ -124,7 +135,9 @@ class KeysAPI:
             store.audit(actor, "revoke", key_id, {"revoked_at": info.revoked_at})
             return info.public()
 
-        return json_response(200, await self._run(work))
+        public = await self._run(work)
+        await self._keys_changed()
+        return json_response(200, public)
 
     async def rotate(self, request: Request) -> Response:
         actor = self._actor(request)
@@ -136,6 +149,7 @@ class KeysAPI:
             return secret, info.public()
 
         secret, public = await self._run(work)
+        await self._keys_changed()
         return json_response(200, {"key": secret, **public})
 
     async def audit_log(self, request: Request) -> Response:
@@ -146,7 +160,7 @@ class KeysAPI:
     # ---- validation ------------------------------------------------------------------------
 
     def _create_options(self, body: dict[str, Any]) -> dict[str, Any]:
-        from gearshift.policy.keys import parse_budget
+        from gearshift.policy.keys import parse_budget, parse_expiry
 
         unknown = sorted(set(body) - CREATE_FIELDS)
         if unknown:
@@ -188,7 +202,7 @@ class KeysAPI:
                     raise InvalidRequest(f"'{name}' must be a positive integer", param=name)
                 options[name] = value
         if body.get("expires_at") is not None:
-            options["expires_at"] = _timestamp(body["expires_at"])
+            options["expires_at"] = parse_expiry(body["expires_at"])
         return options
 
 
@@ -199,26 +213,3 @@ def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(f"'{name}' must be a non-empty string", param=name)
     return value.strip()
-
-
-def _timestamp(value: Any) -> float:
-    """Unix seconds or an ISO 8601 time with its offset; it must lie in the future."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        when = float(value)
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            parsed = None
-        if parsed is None or parsed.tzinfo is None:
-            raise InvalidRequest(
-                "'expires_at' must be unix seconds or an ISO time with its offset, "
-                "e.g. 2027-01-31T00:00:00Z",
-                param="expires_at",
-            )
-        when = parsed.timestamp()
-    else:
-        raise InvalidRequest("'expires_at' must be a number or a string", param="expires_at")
-    if when <= time.time():
-        raise InvalidRequest("'expires_at' is in the past", param="expires_at")
-    return when

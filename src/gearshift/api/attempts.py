@@ -31,9 +31,11 @@ BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 2.0
 
 
-def attempts(plan: _Plan) -> Iterator[tuple[DeploymentPool, Deployment, int, float]]:
+def attempts(plan: _Plan) -> Iterator[tuple[DeploymentPool, Deployment | None, int, float]]:
     """(pool, deployment, attempt number within the model, seconds to wait first) for each
-    attempt of a request: each model in rank order; within a model its deployments
+    attempt of a request; a deployment of None means: wait up to that many seconds for a verdict
+    on the pool (``until_verdict``: every usable deployment is on trial), then go on iterating.
+    Each model in rank order; within a model its deployments
     (providers/deployments.py), the next one at once
     after a failure, the same one again only for a retryable failure that did not ask us to wait
     longer than a fallback would take, after a backoff. Raises the request's error when every
@@ -41,7 +43,12 @@ def attempts(plan: _Plan) -> Iterator[tuple[DeploymentPool, Deployment, int, flo
     for model in plan.ranked:
         pool = plan.snap.pools[model.name]
         previous: Deployment | None = None
-        for attempt, dep in enumerate(pool.attempts(model.max_retries)):
+        attempt = -1
+        for dep in pool.attempts(model.max_retries):
+            if isinstance(dep, float):
+                yield pool, None, attempt + 1, dep
+                continue
+            attempt += 1
             delay = 0.0
             if dep is previous:
                 last = plan.last_error

@@ -131,7 +131,10 @@ def served_headers(served: Served, *, with_cost: bool) -> Headers:
 def _header_text(text: str) -> bytes:
     """A header value from free text: one line, printable ASCII (other characters become '?'),
     bounded length."""
-    clean = "".join(c if " " <= c <= "~" else "?" for c in text[:300])
+    text = text[:300]
+    if text.isascii() and text.isprintable():  # ' '..'~' exactly: the usual case, in C
+        return text.encode("ascii")
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text)
     return clean.encode("ascii")
 
 

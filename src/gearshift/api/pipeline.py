@@ -24,11 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
-from gearshift.api.attempts import (
-    attempts,
-    is_client_fault,
-    judge_failure,
-)
+from gearshift.api.attempts import attempts, is_client_fault, judge_failure
 from gearshift.api.fields import MAX_MODEL_CHARS
 from gearshift.api.gateway_stream import (
     CLIENT_CLOSED,
@@ -601,6 +597,9 @@ class Gateway:
         self, plan: _Plan, call: Callable[[Provider, ModelConfig], Awaitable[T]]
     ) -> tuple[T, ModelConfig]:
         for pool, dep, attempt, delay in attempts(plan):
+            if dep is None:  # every usable deployment is on trial: wait for a verdict
+                await pool.until_verdict(delay)
+                continue
             if delay:
                 await asyncio.sleep(delay)
             pool.begin(dep)
@@ -629,6 +628,9 @@ class Gateway:
         self, plan: _Plan, request: ChatRequest
     ) -> tuple[AsyncIterator[StreamEvent], StreamEvent, ModelConfig]:
         for pool, dep, attempt, delay in attempts(plan):
+            if dep is None:  # every usable deployment is on trial: wait for a verdict
+                await pool.until_verdict(delay)
+                continue
             if delay:
                 await asyncio.sleep(delay)
             pool.begin(dep)

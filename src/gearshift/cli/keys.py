@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -31,6 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--team", help="default team tag of every request with this key")
     create.add_argument("--tags", help="more default tags: k=v,k2=v2")
     create.add_argument("--budget", help="this key's own budget, USD per period: 2000/month")
+    create.add_argument(
+        "--expires",
+        metavar="WHEN",
+        help="refused after this: a duration from now (90m, 12h, 30d, 2w), an ISO time with "
+        "its offset (2027-01-31T00:00:00Z) or unix seconds",
+    )
+    create.add_argument(
+        "--models", help="routers / models it may use, comma-separated (default: any)"
+    )
+    create.add_argument("--rpm", type=_positive, help="its own requests per minute")
+    create.add_argument("--tpm", type=_positive, help="its own tokens per minute")
     create.add_argument("--json", action="store_true", help="print JSON")
     lst = sub.add_parser("list", parents=[common], help="list keys (never the secrets)")
     lst.add_argument("--active", action="store_true", help="hide revoked keys")
@@ -40,6 +52,48 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("id", help="key id, as 'keys list' shows it (key_...)")
         sp.add_argument("--json", action="store_true", help="print JSON")
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _expiry(spec: str) -> float:
+    from gearshift.policy.keys import parse_expiry
+
+    return parse_expiry(float(spec) if spec.strip().isdigit() else spec, param="--expires")
+
+
+def _models(args: argparse.Namespace) -> list[str] | None:
+    """The allow-list, checked against the configuration's routers and models when the config
+    file can be read (with only --storage there is nothing to check against)."""
+    if args.models is None:
+        return None
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--models names no router or model")
+    from gearshift.config import load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError:
+        if args.storage:
+            return names
+        raise
+    known = {r.name for r in settings.routers} | {m.name for m in settings.models}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ConfigError(
+            f"--models names unknown router(s) or model(s): {', '.join(missing)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return names
 
 
 def _storage(args: argparse.Namespace) -> str:
@@ -66,7 +120,14 @@ def run(argv: Sequence[str]) -> int:
         if args.action == "create":
             budget = parse_budget(args.budget) if args.budget else None
             secret, info = store.create(
-                name=args.name, team=args.team, tags=parse_tags(args.tags), budget=budget
+                name=args.name,
+                team=args.team,
+                tags=parse_tags(args.tags),
+                budget=budget,
+                models=_models(args),
+                rpm=args.rpm,
+                tpm=args.tpm,
+                expires_at=_expiry(args.expires) if args.expires else None,
             )
             store.audit(_actor(), "create", info.id, info.public())
             if args.json:
@@ -115,8 +176,17 @@ def _actor() -> str:
     return f"cli:{user}@{socket.gethostname()}"
 
 
+def _status(key: KeyInfo, now: float) -> str:
+    if not key.active:
+        return f"revoked {_when(key.revoked_at)}"
+    if key.expired(now):
+        return f"expired {_when(key.expires_at)}"
+    return f"active until {_when(key.expires_at)}" if key.expires_at else "active"
+
+
 def _print_table(keys: Sequence[KeyInfo]) -> None:
     rows = [["id", "name", "prefix", "team", "tags", "budget", "created", "status"]]
+    now = time.time()
     for k in keys:
         pub = k.public()
         rows.append(
@@ -128,7 +198,7 @@ def _print_table(keys: Sequence[KeyInfo]) -> None:
                 ",".join(f"{a}={b}" for a, b in k.tags.items()) or "-",
                 pub["budget"] or "-",
                 _when(k.created_at),
-                "active" if k.active else f"revoked {_when(k.revoked_at)}",
+                _status(k, now),
             ]
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -8,7 +8,8 @@ request path about a microsecond and, unlike ``write()``, never hands the GIL to
 thread in the middle of a request. A segment's ``SEGMENT_BYTES`` are allocated when it is created
 (so a full disk is an error there, never a SIGBUS later), and a new one is started when it fills.
 The database writer rotates the active segment (``seal``) and deletes a sealed segment once every
-row in it is committed, so in steady state the spool holds about one flush interval of rows.
+row in it is committed; it rotates once the segment holds ``SEAL_BYTES`` or is
+``SEAL_INTERVAL_S`` old, so in steady state the spool holds about a second of rows.
 Only the active segment stays mapped: a sealed one is unmapped (its bytes stay in the page cache)
 and read back with ``pread``, so a backlog on disk never counts in the gateway's RSS.
 
@@ -27,11 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import itertools
 import logging
 import mmap
 import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +50,16 @@ log = logging.getLogger("gearshift.ledger")
 Insert = Callable[[list[LedgerRecord]], int]
 
 SEGMENT_BYTES = 4 * 1024 * 1024  # ~5,000 rows; the writer seals far sooner while it keeps up
+# The first this many bytes of each new segment are faulted in for writing by the writer thread
+# before the request path gets the segment (``_prefault``): ~400 rows, several ticks of traffic.
+PREFAULT_BYTES = 256 * 1024
+# The writer rotates the active segment once it holds this many bytes (within the faulted-in
+# part) or is this old, not at every tick: making, faulting in, unmapping and deleting a segment
+# every 50 ms cost the gateway ~0.07 ms of CPU per request at full load. Rows committed but not
+# yet rotated out are replayed after a crash like any other, and skipped as already there.
+SEAL_BYTES = 192 * 1024
+SEAL_INTERVAL_S = 1.0
+_MADV_POPULATE_WRITE = 23  # Linux >= 5.14
 
 
 @dataclass(slots=True)
@@ -72,6 +86,7 @@ class Spool:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self._active: Segment | None = None
+        self._next_seal = 0.0  # monotonic time from which the active segment is rotated
         self._spare: Segment | None = None  # made ready by the writer thread, off the request path
         self.on_roll: Callable[[Segment], None] | None = None  # a full segment was sealed
         self._rolled: list[Segment] = []  # sealed on the request path, still mapped
@@ -107,6 +122,14 @@ class Spool:
 
     # ---- the writer thread ----------------------------------------------------------------
 
+    def seal_due(self, now: float, max_bytes: int = SEAL_BYTES) -> bool:
+        """Whether the active segment should be rotated now: it holds rows, and ``max_bytes``
+        or more of them or it was started ``SEAL_INTERVAL_S`` ago."""
+        segment = self._active
+        if segment is None or segment.rows == 0:
+            return False
+        return segment.size >= max_bytes or now >= self._next_seal
+
     def seal(self, then: Callable[[Segment], None]) -> Segment | None:
         """Rotate: the active segment (if it holds rows) stops taking appends; ``then`` runs
         under the append lock, so the caller can queue a marker behind its last queued row."""
@@ -116,6 +139,7 @@ class Spool:
             if old is None or old.rows == 0:
                 return None
             self._active, self._spare = self._spare, None
+            self._next_seal = time.monotonic() + SEAL_INTERVAL_S
             then(old)
         old.map.close()  # no more appends: see unmap_sealed()
         return old
@@ -125,6 +149,7 @@ class Spool:
         if self._spare is not None:
             return
         fresh = self._new_segment(SEGMENT_BYTES)
+        _prefault(fresh, PREFAULT_BYTES)
         with self._lock:
             if self._spare is None:
                 self._spare = fresh
@@ -375,6 +400,39 @@ class Spool:
         self.rejected_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.rejected_path, "ab") as out:
             out.write(b"".join(lines))
+
+
+def _prefault(segment: Segment, nbytes: int) -> None:
+    """Fault the first ``nbytes`` of a fresh segment in for writing (``MADV_POPULATE_WRITE``),
+    on the writer thread and with the GIL released (a ctypes call), so the request path's copies
+    into them take no page fault: the first write to a page of a file mapping enters the
+    filesystem (ext4 maps the block and may wait for its journal), which under disk load cost
+    the event loop more than the JSON encoding of the row. Best effort: on another OS or an older
+    kernel the pages fault in on first write, as without it."""
+    madvise = _madvise()
+    if madvise is None:
+        return
+    import ctypes
+
+    view = ctypes.c_char.from_buffer(segment.map)
+    address = ctypes.addressof(view)
+    del view  # the mapping must hold no exported buffer, or it could not be closed
+    madvise(address, min(nbytes, len(segment.map)), _MADV_POPULATE_WRITE)
+
+
+@functools.cache
+def _madvise() -> Callable[[int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        function = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    function.restype = ctypes.c_int
+    return function
 
 
 def _has_rows(path: Path) -> bool:

@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from gearshift.ledger.record import LedgerRecord
-from gearshift.ledger.spool import Segment, Spool
+from gearshift.ledger.spool import SEAL_BYTES, Segment, Spool
 from gearshift.ledger.store import LedgerStore, LedgerUnavailable
 
 log = logging.getLogger("gearshift.ledger")
@@ -236,7 +236,10 @@ class LedgerWriter:
             if closing or now >= self._next_orphan_scan:
                 self._next_orphan_scan = now + ORPHAN_SCAN_INTERVAL_S
                 self._recover_orphans()
-            if self._healthy or closing:
+            # Rotating the spool segment is not free: done when it is big or old enough (or
+            # when closing), not at every tick; flush() rotates at once.
+            seal_bytes = min(SEAL_BYTES, max(self.spool_max_bytes // 8, 1))
+            if closing or (self._healthy and self.spool.seal_due(now, seal_bytes)):
                 self._seal()
             self._write_queued()
         except LedgerUnavailable as exc:

@@ -209,11 +209,17 @@ class GearshiftPolicy:
             lim = rule.limit(now)
             await self._counters.seed(lim.counter, amount, lim.ttl_s)
 
+    async def refresh_keys(self) -> None:
+        """Re-read the keys table now (after ``/admin/keys`` revoked or rotated one), so the
+        change applies on this gateway at once rather than at the next poll."""
+        if self._keys is not None:
+            await self._keys.refresh(force=True)
+
     # ---- the PolicyEngine protocol -----------------------------------------------------------
 
     async def authenticate(self, api_key: str | None) -> Caller:
         """A presented gearshift key (``gs-...``) must be valid whatever ``policy.auth`` says: an
-        unknown or revoked one is refused, never served as anonymous (it would escape its
+        unknown, revoked or expired one is refused, never served as anonymous (it would escape its
         budget). Under ``auth: optional`` a request with no key, or with some other string (the
         SDKs insist on an API key, so clients send placeholders), is anonymous."""
         if not self._started:

@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from gearshift.errors import ConfigError, InvalidRequest, NotFound
@@ -47,6 +48,8 @@ _SELECT = (
     "FROM keys LEFT JOIN key_limits ON key_limits.key_id = keys.id"
 )
 _BUDGET_SPEC = re.compile(r"^\s*\$?(\d+(?:\.\d+)?)\s*/\s*(day|week|month)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def new_secret() -> str:
@@ -69,6 +72,36 @@ def parse_budget(spec: str) -> tuple[float, Period]:
         raise InvalidRequest(f"budget {spec!r} must be more than 0 USD")
     period: Period = m.group(2)  # type: ignore[assignment]
     return amount, period
+
+
+def parse_expiry(value: object, *, now: float | None = None, param: str = "expires_at") -> float:
+    """When a key expires, as unix seconds: unix seconds, an ISO 8601 time with its offset
+    (``2027-01-31T00:00:00Z``) or a duration from now (``90m``, ``12h``, ``30d``, ``2w``). It
+    must lie in the future."""
+    now = time.time() if now is None else now
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        when = float(value)
+    elif isinstance(value, str):
+        duration = _DURATION.match(value)
+        if duration:
+            when = now + float(duration.group(1)) * _DURATION_S[duration.group(2)]
+        else:
+            try:
+                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                parsed = None
+            if parsed is None or parsed.tzinfo is None:
+                raise InvalidRequest(
+                    f"{param} {value[:60]!r} is not unix seconds, an ISO time with its offset "
+                    "(2027-01-31T00:00:00Z) or a duration (90m, 12h, 30d, 2w)",
+                    param=param,
+                )
+            when = parsed.timestamp()
+    else:
+        raise InvalidRequest(f"'{param}' must be a number or a string", param=param)
+    if not when > now:  # also refuses NaN
+        raise InvalidRequest(f"'{param}' is in the past", param=param)
+    return when
 
 
 def parse_tags(spec: str | None) -> dict[str, str]:
@@ -128,6 +161,7 @@ class KeyInfo:
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
             "active": self.active,
+            "expired": self.expired(time.time()),
             "models": list(self.models) if self.models is not None else None,
             "rpm": self.rpm,
             "tpm": self.tpm,

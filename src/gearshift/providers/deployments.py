@@ -13,13 +13,20 @@ tracking. Per attempt the pipeline asks its ``DeploymentPool`` for ``attempts()`
   for ``cooldown.cooldown_s`` (at least what its 429 ``Retry-After`` asked). Then one request at a
   time probes it: success makes it healthy, failure cools it down again for twice as long (up to
   ``cooldown.max_cooldown_s``). So a dead upstream costs one failed attempt per cooldown period,
-  not one per request.
+  not one per request;
+- **trials** (a half-open circuit, as in Envoy's outlier detection): a deployment that has not
+  proven itself (no success since start, or a failure since its last success) takes at most one
+  request at a time while another usable deployment exists, so a burst of concurrent requests
+  cannot all land on a dead upstream before its first failure comes back. When every usable
+  deployment is on trial, a request waits for a verdict (up to ``cooldown.trial_wait_s``, then
+  goes anyway). A model's only usable deployment is never held back.
 
 Everything here runs on the event loop, one coroutine at a time: plain attribute updates, no locks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -57,6 +64,7 @@ class Deployment:
         "minute_tokens",
         "model",
         "probing",
+        "proven",
         "provider",
         "rpm",
         "tpm",
@@ -87,6 +95,7 @@ class Deployment:
         self.cooldowns_total = 0
         self.cooled_until: float | None = None  # None = healthy
         self.probing = False  # a probe attempt is in flight
+        self.proven = False  # its last verdict was a success (so it may take many at once)
         self.last_error = ""
         self.minute = -1
         self.minute_requests = 0
@@ -109,6 +118,7 @@ class Deployment:
             "minute_tokens",
             "attempts_ok",
             "attempts_failed",
+            "proven",
         ):
             setattr(self, name, getattr(old, name))
 
@@ -133,6 +143,11 @@ class Deployment:
             return False
         return now < self.cooled_until or self.probing
 
+    def on_trial(self) -> bool:
+        """Unproven with its one trial request in flight: takes no more while another usable
+        deployment can (see the module docstring)."""
+        return not self.proven and self.in_flight > 0
+
     def state(self, now: float) -> str:
         if self.cooled_until is None:
             return "up"
@@ -147,6 +162,7 @@ class Deployment:
             "state": self.state(now),
             "in_flight": self.in_flight,
             "consecutive_failures": self.consecutive_failures,
+            "proven": self.proven,
         }
         if self.cooled_until is not None:
             out["retry_in_s"] = round(max(0.0, self.cooled_until - now), 3)
@@ -171,6 +187,8 @@ class DeploymentPool:
         self.cooldown = cooldown
         self._clock = clock
         self._rand = random.random
+        # Requests waiting for a verdict while every usable deployment is on trial.
+        self._waiters: list[asyncio.Future[None]] = []
 
     # ---- choosing ----------------------------------------------------------------------------
 
@@ -189,20 +207,38 @@ class DeploymentPool:
             ready.sort(key=lambda d: (d.in_flight / d.weight, -(rand() ** (1.0 / d.weight))))
         return ready
 
-    def attempts(self, max_retries: int) -> Iterator[Deployment]:
-        """The deployments to try for one request, in order: each usable one once, then (while
-        retries remain) round again over those still usable. Usability is re-read before every
-        attempt, so one cooled down during this request is not tried again."""
+    def attempts(self, max_retries: int) -> Iterator[Deployment | float]:
+        """The deployments to try for one request, in order: each usable one once (the best at
+        the time of each attempt), then (while retries remain) round again over those still
+        usable. Usability is re-read before every attempt, so one cooled down during this
+        request is not tried again. A float instead of a deployment means every usable
+        deployment is on trial: wait up to that many seconds for a verdict (``until_verdict``),
+        then iterate on."""
         total = max_retries + 1
-        first = self.usable()
+        if len(self.deployments) == 1:  # the common case: nothing to choose, no trials to gate
+            d = self.deployments[0]
+            for _ in range(total):
+                now = self._clock()
+                if d.cooling(now) or not d.within_limits(now):
+                    return
+                yield d
+            return
         given = 0
-        for d in first:
-            now = self._clock()
-            if d.cooling(now) or not d.within_limits(now):
+        waited_since: float | None = None
+        tried: list[Deployment] = []
+        while True:  # the first round: each deployment at most once
+            pick = self._pick(tried, waited_since)
+            if pick is None:
+                break
+            if isinstance(pick, float):
+                if waited_since is None:
+                    waited_since = self._clock()
+                yield pick
                 continue
-            yield d
+            tried.append(pick)
             given += 1
-        while given < total and first:
+            yield pick
+        while given < total and tried:
             again = self.usable()
             if not again:
                 return
@@ -211,6 +247,51 @@ class DeploymentPool:
                     return
                 yield d
                 given += 1
+
+    def _pick(
+        self, tried: list[Deployment], waited_since: float | None
+    ) -> Deployment | float | None:
+        """The best deployment not yet ``tried`` for the next attempt; None when none is left;
+        the seconds still to wait when every candidate is on trial and another usable deployment
+        exists (after ``trial_wait_s`` of waiting, a deployment on trial is taken anyway)."""
+        now = self._clock()
+        ready = [d for d in self.deployments if not d.cooling(now) and d.within_limits(now)]
+        candidates = [d for d in ready if d not in tried]
+        if not candidates:
+            return None
+        if len(ready) > 1:
+            free = [d for d in candidates if not d.on_trial()]
+            if free:
+                candidates = free
+            else:
+                left = self.cooldown.trial_wait_s - (now - (waited_since or now))
+                if left > 0:
+                    return left
+        if len(candidates) == 1:
+            return candidates[0]
+        rand = self._rand
+        return min(
+            candidates, key=lambda d: (d.in_flight / d.weight, -(rand() ** (1.0 / d.weight)))
+        )
+
+    async def until_verdict(self, timeout: float) -> None:
+        """Wait until an attempt on this model ends (a deployment may have proven itself or
+        freed its trial), or ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(timeout, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _wake_all(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            _wake(waiter)
 
     # ---- bookkeeping -------------------------------------------------------------------------
 
@@ -228,8 +309,13 @@ class DeploymentPool:
     def end(self, d: Deployment) -> None:
         """The attempt's connection is done (its answer read, or the stream finished)."""
         d.in_flight -= 1
+        if self._waiters:
+            self._wake_all()
 
     def succeeded(self, d: Deployment) -> None:
+        d.proven = True
+        if self._waiters:
+            self._wake_all()
         d.attempts_ok += 1
         d.consecutive_failures = 0
         d.cooldowns = 0
@@ -237,6 +323,9 @@ class DeploymentPool:
         d.probing = False
 
     def failed(self, d: Deployment, exc: UpstreamError) -> None:
+        d.proven = False
+        if self._waiters:
+            self._wake_all()
         d.attempts_failed += 1
         d.consecutive_failures += 1
         d.last_error = exc.message[:300]
@@ -253,6 +342,8 @@ class DeploymentPool:
         """The attempt ended without a verdict (client gone, our own bug): a probe is let go so
         the next request probes instead."""
         d.probing = False
+        if self._waiters:
+            self._wake_all()
 
     def add_tokens(self, d: Deployment, tokens: int) -> None:
         """Count a finished request's tokens against the deployment's ``tpm``."""
@@ -291,6 +382,11 @@ class DeploymentPool:
         """At least one deployment could take a request now or is due a probe (readiness)."""
         now = self._clock()
         return any(d.cooled_until is None or now >= d.cooled_until for d in self.deployments)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 DeploymentView = tuple[str, ModelConfig, float, int | None, int | None]

@@ -62,7 +62,9 @@ def exam_dense(text: str) -> list[float]:
     """The exam-structure features of ``text`` (see ``EXAM_NAMES``)."""
     q = text[-WINDOW:]
     options = [o for _, o in _OPTION.findall(q)]
-    first = q.find("\nA.") if options else -1
+    if not options:
+        return _without_options(q)
+    first = q.find("\nA.")
     stem = q[:first] if first >= 0 else q
     # Numbers, words and marks are read from the end of the stem only (the question sits there).
     tail = stem[-STEM_CHARS:]
@@ -100,4 +102,38 @@ def exam_dense(text: str) -> list[float]:
         float("_" in tail),
         float(len(stem) < 80),
         float(len(stem) > 400),
+    ]
+
+
+def _without_options(q: str) -> list[float]:
+    """``exam_dense`` of a window with no ``A.``/``B)`` lines (most traffic), the option terms
+    written out as the constants they are: the same numbers, ~40% less time."""
+    tail = q[-STEM_CHARS:]
+    end = tail.lower()
+    numbers = _NUMBER.findall(end) if any(map(end.__contains__, _DIGITS)) else []
+    words = end.split()
+    roman = " I." in tail or "\nI." in tail or "I and II" in tail or "II." in tail
+    return [
+        0.0,  # options
+        0.0,  # _ln(mean of [0])
+        0.0,  # _ln(max of [0])
+        0.0,  # spread / (mean + 1)
+        0.0,  # numeric option share
+        0.0,  # option words
+        float("all of the above" in end or "both" in end),
+        float("none of the above" in end),
+        float(any(map(end.__contains__, _NEGATIONS))),
+        _ln(len(q)),
+        _ln(len(numbers)),
+        _ln(max(map(len, numbers), default=0)),
+        _ln(sum(map(operator.contains, numbers, repeat(".")))),
+        _ln(tail.count("/")),
+        _ln(tail.count("%")),
+        _ln(tail.count("$")),
+        _ln(tail.count(". ") + tail.count("? ") + 1),
+        sum(map((8).__lt__, map(len, words))) / max(1, len(words)),
+        float(roman),
+        float("_" in tail),
+        float(len(q) < 80),
+        float(len(q) > 400),
     ]

@@ -74,8 +74,13 @@ _CODE_MARKS = (
     "console.",
 )
 _LATEX_MARKS = ("\\frac", "\\sqrt", "\\sum", "\\int", "\\cdot", "\\times", "\\pi", "\\boxed", "$")
+_LATEX_COMMANDS = tuple(m for m in _LATEX_MARKS if m.startswith("\\"))
+_DIGITS = tuple("0123456789")
 _OPERATORS = ("=", "+", "*", "/", "^", "<", ">")
 _CHOICE_MARKS = (*(f"\n{c}{p}" for c in "ABCDE" for p in ".)"), "(A)", "(B)", "(C)")
+# The same marks, split by the character each one holds: a text without it cannot hold them.
+_CHOICE_LINES = tuple(m for m in _CHOICE_MARKS if "\n" in m)
+_CHOICE_PARENS = tuple(m for m in _CHOICE_MARKS if "\n" not in m)
 _LIST_MARKS = ("\n- ", "\n* ", "\n• ", "\n1.", "\n2.", "\n3.", "\n1)", "\n2)")
 _FEWSHOT_MARKS = ("Answer:", "\nQ:", "\nA:", "Question:", "Example", "Input:", "Output:")
 
@@ -399,10 +404,17 @@ def extract_text(
         [focus.count(mark) for char, mark in _CODE_GATED if char in focus]
     )
     newlines = focus.count("\n")
-    latex = sum(map(question.count, _LATEX_MARKS))
-    found = _NUMBER.findall(question)
+    # Each group of marks is counted only where the character they all hold occurs (see _RARE).
+    latex = question.count("$")
+    if "\\" in question:
+        latex += sum(map(question.count, _LATEX_COMMANDS))
+    # \d is any Unicode digit: only an ASCII text without 0-9 is known to have none
+    no_digits = question.isascii() and not any(map(question.__contains__, _DIGITS))
+    found = [] if no_digits else _NUMBER.findall(question)
     numbers = len(found)
-    choices = sum(map(question.count, _CHOICE_MARKS))
+    choices = sum(map(question.count, _CHOICE_LINES)) if "\n" in question else 0
+    if "(" in question:
+        choices += sum(map(question.count, _CHOICE_PARENS))
     q_words = question.count(" ") + 1
     n_focus = len(focus) or 1
     n_ascii = len(focus) if focus.isascii() else len(focus.encode("ascii", "ignore"))
@@ -446,8 +458,8 @@ def extract_text(
     ]
     if not kinds:
         return Features(dense=dense, tokens=distinct, kind="", kind_probs=_NO_PROBS)
-    probs = kind_model().probabilities(distinct, dense, DENSE_NAMES)
-    return Features(dense=dense, tokens=distinct, kind=KINDS[int(probs.argmax())], kind_probs=probs)
+    best, probs = kind_model().best_and_probabilities(distinct, dense, DENSE_NAMES)
+    return Features(dense=dense, tokens=distinct, kind=KINDS[best], kind_probs=probs)
 
 
 def extract(request: ChatRequest) -> Features:
