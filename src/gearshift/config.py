@@ -268,9 +268,10 @@ class RateLimitConfig(_Strict):
 class PolicyConfig(_Strict):
     auth: Literal["optional", "required"] = Field(
         default="optional",
-        description="required: every route but the health checks needs a key; optional: a"
-        " request with no key is anonymous. A presented gs- key that is unknown, revoked or"
-        " expired is refused either way.",
+        description="required: every route that serves data needs a key (all but the health"
+        " checks and the dashboard's data-free page); optional: a request with no key is"
+        " anonymous. A presented gs- key that is unknown, revoked or expired is refused"
+        " either way.",
     )
     budgets: list[BudgetConfig] = Field(default_factory=list)
     limits: list[RateLimitConfig] = Field(

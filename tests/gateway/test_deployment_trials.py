@@ -58,7 +58,9 @@ def config(dead: FakeOpenAIServer, alive: FakeOpenAIServer, **cooldown: Any) -> 
                 ],
             }
         ],
-        "cooldown": {"cooldown_s": 60.0, **cooldown},
+        # A long trial wait: on a loaded machine the live deployment's first answer may take
+        # longer than the default 2 s, after which waiting requests would go anywhere.
+        "cooldown": {"cooldown_s": 60.0, "trial_wait_s": 30.0, **cooldown},
     }
 
 

@@ -7,7 +7,7 @@ and the ``/api/...`` data need that key in a header (``Authorization: Bearer`` o
 never in the URL, where access logs and browser history would keep it; the ``/dashboard`` page
 itself holds no data and asks the browser for the key. A configured variable that is unset locks
 the routes rather than opening them, and so does ``policy.auth: required`` without an admin key
-(every route but the health checks needs a key then).
+(every route that serves data needs a key then).
 """
 
 from __future__ import annotations
