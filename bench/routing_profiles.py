@@ -9,7 +9,12 @@ then predicted from its profile (catalogue ability -> offset and loadings, ``pro
 every row that scores it, and compared with the truth and with the model trained on its own rows:
 mean absolute error of the predicted quality, and pair APGR against a partner model scored on the
 same rows (the partner is trained as usual). The prompts themselves were seen in training (with
-other models' scores): this isolates the model side. Prints one JSON object.
+other models' scores): this isolates the model side.
+
+A third column fits the held-out model from ``--few`` (default 30) of its labelled rows, drawn at
+random, with the router's representation frozen (``irt_fewshot.params_from_rows``: the profile
+as prior); every figure is then computed on the *other* rows, the same rows for all three.
+Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ HELD_OUT: dict[str, str] = {
 
 
 def main() -> int:
+    from gearshift.routing.irt_fewshot import params_from_rows
     from gearshift.routing.irt_train import (
         IrtOptions,
         fit_quality_model,
@@ -51,6 +57,7 @@ def main() -> int:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="+")
+    p.add_argument("--few", type=int, default=30, help="labelled rows for the few-rows fit")
     args = p.parse_args()
     if not args.data.is_dir():
         print(json.dumps({"skipped": f"{args.data} not found"}))
@@ -78,13 +85,20 @@ def main() -> int:
     for model, partner in HELD_OUT.items():
         if args.only and model not in args.only:
             continue
-        rows = [i for i, s in enumerate(scores) if model in s and partner in s]
+        scored = [i for i, s in enumerate(scores) if model in s and partner in s]
+        pick = np.random.default_rng(args.seed).permutation(len(scored))
+        few = sorted(scored[j] for j in pick[: args.few])
+        rows = sorted(scored[j] for j in pick[args.few :])
         truth = np.asarray([scores[i][model] for i in rows])
         part = np.asarray([scores[i][partner] for i in rows])
         ability = catalogue_ability(model) or 0.6
         held = fit(model)
         h = held.embed_many([feats[i] for i in rows])
         q_profile = held.qualities(h, held.params_for_ability(ability)[None])[:, 0]
+        fitted = params_from_rows(
+            held, [feats[i] for i in few], [scores[i][model] for i in few], ability
+        )
+        q_few = held.qualities(h, fitted[None])[:, 0]
         q_partner = held.qualities(h, held.params(partner, 0.6)[0][None])[:, 0]
         q_trained = full.qualities(
             h_all[rows], np.stack([full.params(model, ability)[0], full.params(partner, 0.6)[0]])
@@ -101,12 +115,16 @@ def main() -> int:
         out[model] = {
             "partner": partner,
             "rows": len(rows),
+            "few_rows": len(few),
             "ability_from_catalogue": ability,
             "mean_truth": round(float(truth.mean()), 4),
             "mean_profile_prediction": round(float(q_profile.mean()), 4),
             "mae_profile": round(float(np.abs(q_profile - truth).mean()), 4),
+            "mean_few_rows_prediction": round(float(q_few.mean()), 4),
+            "mae_few_rows": round(float(np.abs(q_few - truth).mean()), 4),
             "mae_trained": round(float(np.abs(q_trained[:, 0] - truth).mean()), 4),
             "pair_apgr_profile": pair(q_profile, q_partner),
+            "pair_apgr_few_rows": pair(q_few, q_partner),
             "pair_apgr_trained": pair(q_trained[:, 0], q_trained[:, 1]),
         }
         print(json.dumps({model: out[model]}), file=sys.stderr, flush=True)

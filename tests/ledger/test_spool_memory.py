@@ -49,3 +49,39 @@ def test_a_backlog_of_sealed_segments_is_not_mapped(
     writer.close()
     assert store.ids() == {f"req-{i:06d}" for i in range(2000)}
     assert not writer.spool.pending()
+
+
+def test_sealed_segments_are_synced_at_the_next_fsync_tick(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment sealed during an outage is unmapped at once, so its ``msync`` is gone with the
+    mapping: the interval sync must reach it through its descriptor, or a power cut could lose
+    every sealed segment of a long outage, not only the last interval's rows."""
+    monkeypatch.setattr(spool_module, "SEGMENT_BYTES", 64 * 1024)
+    store = backend.open()
+    writer = LedgerWriter(
+        store,
+        queue_max_rows=100,
+        batch_size=50,
+        flush_interval_s=0.02,
+        retry_interval_s=0.2,
+        fsync_interval_s=0.1,
+    )
+    synced: list[int] = []
+    real_fdatasync = spool_module.os.fdatasync
+
+    def counting_fdatasync(fd: int) -> None:
+        synced.append(fd)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(spool_module.os, "fdatasync", counting_fdatasync)
+    with backend.outage():
+        for i in range(1000):
+            writer.submit(full_record(i))
+        assert writer.flush(timeout=30)
+        sealed = len(list(writer.spool.directory.glob("*.jsonl"))) - 1  # less the active one
+        assert sealed >= 10
+        assert wait_until(lambda: writer.spool.unsynced_segments == 0 and len(synced) >= sealed, 10)
+    assert wait_until(lambda: writer.flush(1) and store.count() == 1000 and writer.healthy, 60)
+    writer.close()
+    assert store.ids() == {f"req-{i:06d}" for i in range(1000)}

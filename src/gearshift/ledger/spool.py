@@ -90,6 +90,9 @@ class Spool:
         self._spare: Segment | None = None  # made ready by the writer thread, off the request path
         self.on_roll: Callable[[Segment], None] | None = None  # a full segment was sealed
         self._rolled: list[Segment] = []  # sealed on the request path, still mapped
+        # Sealed and unmapped, but not yet synced: ``fsync`` covers them with the active one, so
+        # the power-cut window is the interval for every row on disk, not only the newest.
+        self._unsynced: list[Segment] = []
         self._unconfirmed_rows = 0  # rows in our segments not yet deleted (committed)
         self.disk_bytes = 0  # bytes in this process's live segments plus orphans found
         self.spilled = 0  # rows written to disk only, because the memory queue was full
@@ -142,6 +145,7 @@ class Spool:
             self._next_seal = time.monotonic() + SEAL_INTERVAL_S
             then(old)
         old.map.close()  # no more appends: see unmap_sealed()
+        self._unsynced.append(old)
         return old
 
     def prepare(self) -> None:
@@ -166,6 +170,7 @@ class Spool:
             rolled, self._rolled = self._rolled, []
         for segment in rolled:
             segment.map.close()
+        self._unsynced += rolled
 
     def drain_spilled(self, segment: Segment, insert: Insert, batch_size: int) -> int:
         """Insert the rows of a sealed segment that were never queued in memory; returns how
@@ -182,16 +187,33 @@ class Spool:
         with contextlib.suppress(FileNotFoundError):
             segment.path.unlink()
         segment.map.close()
+        self._forget_unsynced(segment)
         os.close(segment.fd)
         with self._lock:
             self.disk_bytes -= segment.size
             self._unconfirmed_rows -= segment.rows
 
     def fsync(self) -> None:
+        """Sync what is on disk but not yet committed: the active segment (``msync``) and the
+        segments sealed since the last call (``fdatasync``; their bytes were written through
+        a mapping that is closed now, so only the file descriptor can sync them)."""
         segment = self._active
         if segment is not None and segment.rows:
             with contextlib.suppress(OSError, ValueError):  # ValueError: sealed meanwhile
                 segment.map.flush()
+        sealed, self._unsynced = self._unsynced, []
+        for done in sealed:
+            with contextlib.suppress(OSError):
+                os.fdatasync(done.fd)
+
+    @property
+    def unsynced_segments(self) -> int:
+        """Sealed segments whose bytes may still be only in the page cache."""
+        return len(self._unsynced)
+
+    def _forget_unsynced(self, segment: Segment) -> None:
+        # committed (or synced by close_sealed): no fsync needed, and its descriptor is closing
+        self._unsynced = [kept for kept in self._unsynced if kept is not segment]
 
     def close(self) -> None:
         """Stop appending: an empty active segment is removed, one with rows stays for the next
@@ -215,6 +237,7 @@ class Spool:
         with contextlib.suppress(OSError):
             os.ftruncate(segment.fd, segment.size)
             os.fsync(segment.fd)
+        self._forget_unsynced(segment)
         os.close(segment.fd)
 
     # ---- recovery -------------------------------------------------------------------------

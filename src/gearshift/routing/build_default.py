@@ -102,7 +102,9 @@ def build(
     options = IrtOptions(seed=seed)
     trained = sorted({m for s in scores for m in s})
     abilities = {m: e.ability for m in trained if (e := lookup(m)) is not None}
-    model = fit_quality_model(feats, scores, source_weights(names), abilities, options, log)
+    model = fit_quality_model(
+        feats, scores, source_weights(names), abilities, options, log, sources=names
+    )
     meta = {
         "kind": "quality (low-rank item response)",
         # the kind probabilities are inputs: a rebuilt kind model needs a rebuilt router

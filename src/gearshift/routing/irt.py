@@ -5,9 +5,11 @@ hashed buckets for grams outside the vocabulary, its standardised structural fea
 (``features.py``) and its task-kind probabilities (``kinds.py``); ``rank`` dimensions). Each
 model m has an offset ``a_m`` and loadings ``θ_m``, and its predicted quality is
 
-    q(m, x) = sigmoid(a_m + θ_m · h(x))
+    q(m, x) = sigmoid(a_m + θ_m · h(x) + u_m · kinds(x))
 
-— a two-parameter item-response model with a learned, multi-dimensional prompt side: one
+(``u_m``: the model's own weights on the prompt's task-kind probabilities, stored as extra
+loadings on ``own_inputs`` fixed coordinates of the embedding: a cheap model may be fine at chat
+and poor at code) — a two-parameter item-response model with a learned prompt side: one
 direction of h is roughly "how hard", others say *which kind* of hard (a model good at maths and
 weak at open writing gets loadings that say so). Scoring is a set intersection, a (hits × RANK)
 sum and one small matrix product: numpy only, no framework.
@@ -87,6 +89,10 @@ class QualityModel:
     loadings: FloatArray  # (M, K)
     profile_coef: FloatArray  # (2, K + 1): [offset, loadings] = coef[0] + coef[1] · ability
     meta: dict[str, Any] = field(default_factory=dict)
+    # the last ``own_inputs`` standardised inputs (the kind probabilities) are appended to the
+    # embedding as fixed coordinates, so each model has its own weight on them: a cheap model
+    # may be fine at chat and poor at code (loadings are (M, K + own_inputs))
+    own_inputs: int = 0
     index: dict[str, int] = field(default_factory=dict)
     # Derived once for ``embed`` (see ``_fast``): every gram weight in one table, vocabulary rows
     # first, then the hashed buckets; and the standardisation's bounds.
@@ -131,6 +137,8 @@ class QualityModel:
         h += self.embed_bias
         if rows:
             h += np.add.reduce(weights.take(rows, 0), 0, dtype=np.float64)
+        if self.own_inputs:  # the kind probabilities as fixed coordinates (per-model weights)
+            h = np.concatenate((h, x[len(x) - self.own_inputs :]))
         return h
 
     def embed_many(self, batch: Sequence[Features]) -> FloatArray:
@@ -157,6 +165,8 @@ class QualityModel:
         dense = np.asarray([dense_inputs(f) for f in batch], dtype=np.float64)
         d = ((dense - self.dense_mean) / self.dense_scale).clip(-DENSE_CLIP, DENSE_CLIP)
         out += d @ self.dense_weights
+        if self.own_inputs:
+            out = np.concatenate([out, d[:, d.shape[1] - self.own_inputs :]], axis=1)
         return out
 
     def params_for_ability(self, ability: float) -> FloatArray:
@@ -182,6 +192,8 @@ class QualityModel:
     def save(self, path: str | Path) -> None:
         words = sorted(self.vocab, key=self.vocab.__getitem__)
         meta = dict(self.meta, format=FORMAT, dense_names=list(INPUT_NAMES), models=self.models)
+        if self.own_inputs:
+            meta["own_inputs"] = self.own_inputs
         with open(path, "wb") as fh:
             np.savez_compressed(
                 fh,
@@ -217,6 +229,7 @@ class QualityModel:
                     loadings=data["loadings"].astype(np.float64),
                     profile_coef=data["profile_coef"].astype(np.float64),
                     meta=meta,
+                    own_inputs=int(meta.get("own_inputs", 0)),
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigError(f"cannot load router model {path}: {exc}") from None
@@ -228,14 +241,15 @@ class QualityModel:
                 "'make router'"
             )
         k = model.rank
+        j = k + model.own_inputs
         if (
             model.token_weights.shape != (len(words), k)
             or model.bucket_weights.shape != (BUCKETS, k)
             or model.dense_weights.shape != (len(INPUT_NAMES), k)
             or model.dense_mean.shape != (len(INPUT_NAMES),)
             or model.dense_scale.shape != (len(INPUT_NAMES),)
-            or model.loadings.shape != (len(model.models), k)
-            or model.profile_coef.shape != (2, k + 1)
+            or model.loadings.shape != (len(model.models), j)
+            or model.profile_coef.shape != (2, j + 1)
         ):
             raise ConfigError(f"router model {path} has inconsistent arrays")
         return model
