@@ -1,10 +1,11 @@
 """The default router decides exactly as it did before the serving-speed work.
 
-``data/pinned_decisions.json`` was computed by ``pinned_cases.py`` with the code before the
-speed-ups of features, kinds and the IRT predictor (see that module). The text features must match
-bit for bit; the models' outputs (kind probabilities, qualities, difficulty) to 1e-12, which allows
-a different order of floating-point additions and nothing else; every decision as served
-(chosen, ranked, rounded predictions, difficulty, kind, costs, reason) exactly.
+``data/pinned_decisions.json`` was first computed by ``pinned_cases.py`` with the code before the
+speed-ups of features, kinds and the IRT predictor (see that module), which then matched it; it is
+pinned again whenever the bundled models are rebuilt (with the serving code unchanged). The text
+features must match bit for bit; the models' outputs (kind probabilities, qualities, difficulty)
+to 1e-12, which allows a different order of floating-point additions and nothing else; every
+decision as served (chosen, ranked, rounded predictions, difficulty, kind, costs, reason) exactly.
 """
 
 from __future__ import annotations
@@ -50,12 +51,13 @@ def _close(a: Any, b: Any) -> bool:
 
 
 def test_decisions_are_unchanged(observed: dict[str, dict[str, Any]]) -> None:
-    if model_digests() != PINNED["models"]:
-        pytest.skip(
-            "the bundled router or kind model was rebuilt since the decisions were pinned; "
-            "pin them again: python -m tests.routing.pinned_cases > "
-            "tests/routing/data/pinned_decisions.json"
-        )
+    # A rebuilt model must be re-pinned in the same commit (a skip here would let every later
+    # serving change go unchecked until someone noticed).
+    assert model_digests() == PINNED["models"], (
+        "the bundled router or kind model was rebuilt since the decisions were pinned; "
+        "pin them again: python -m tests.routing.pinned_cases > "
+        "tests/routing/data/pinned_decisions.json"
+    )
     numbers = []
     decisions = []
     for cid, got in observed.items():
