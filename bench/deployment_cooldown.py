@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="fresh gateways per concurrency")
     parser.add_argument("--down", choices=["http500", "hang", "refused"], default="http500")
     parser.add_argument("--hang-s", type=float, default=0.5, help="--down hang: 504 after this")
-    parser.add_argument("--cooldown-s", type=float, default=30.0)
+    parser.add_argument("--cooldown-s", type=float, default=5.0)
     args = parser.parse_args()
     summary: dict[str, list[int | None]] = {}
     for concurrency in [int(c) for c in args.concurrency.split(",")]:

@@ -344,7 +344,10 @@ class CooldownConfig(_Strict):
     failures: int = Field(
         default=3, ge=1, description="Consecutive failed attempts that cool a deployment down."
     )
-    cooldown_s: float = Field(default=30.0, gt=0, description="First cooldown period, seconds.")
+    # 5 s, not longer: a model's only deployment that blips for two seconds is refused (503) for
+    # the whole period, so a long first period turns a blip into an outage (chaos bench:
+    # 30 s made a 2 s provider restart cost ~16k refusals); repeated failed probes double it.
+    cooldown_s: float = Field(default=5.0, gt=0, description="First cooldown period, seconds.")
     max_cooldown_s: float = Field(
         default=300.0, gt=0, description="Cap on the cooldown, which doubles per failed probe."
     )

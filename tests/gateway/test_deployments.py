@@ -294,3 +294,33 @@ def test_side_calls_go_to_a_deployment_with_its_own_url(
     gateway = running.app.gateway
     _, upstream = gateway.upstream_for(gateway.models["gpt"])
     assert upstream.base_url in (east.base_url, west.base_url)
+
+
+def test_failures_in_flight_when_cooled_down_do_not_extend_the_cooldown() -> None:
+    """A burst of attempts in flight when the upstream died fails after the deployment is
+    already cooling down: those stragglers must not double the period again and again (a 2 s
+    restart of the only upstream was refused for minutes); only a failed probe extends it."""
+    from gearshift.errors import UpstreamError
+
+    clock = Clock()
+    model = ModelConfig(name="m", base_url="http://a/v1")
+    pool = build_pool(
+        model,
+        CooldownConfig(failures=3, cooldown_s=5, max_cooldown_s=300),
+        lambda view: None,  # type: ignore[arg-type,return-value]
+        clock=clock,
+    )
+    [d] = pool.deployments
+    refused = UpstreamError("m: cannot reach a: connection refused")
+    for _ in range(16):  # sixteen concurrent attempts, all begun while it looked healthy
+        pool.begin(d)
+    for _ in range(16):
+        pool.end(d)
+        pool.failed(d, refused)
+    assert d.cooled_until == clock.now + 5.0  # the first cooldown, not 5 * 2**13 capped
+    assert d.cooldowns == 1
+    clock.now += 5.0
+    assert pool.begin(d) is True  # the probe
+    pool.end(d)
+    pool.succeeded(d)
+    assert pool.usable() == [d] and d.state(clock.now) == "up"

@@ -331,7 +331,11 @@ class DeploymentPool:
         d.last_error = exc.message[:300]
         was_probe = d.probing
         d.probing = False
-        if was_probe or d.consecutive_failures >= self.cooldown.failures:
+        # Once cooled down, only a probe may extend the cooldown: other failures now are of
+        # attempts that began before it (a burst in flight when the upstream died), and letting
+        # each of them double the period turned a 2 s upstream restart into minutes of 503s.
+        first_cooldown = d.cooled_until is None and d.consecutive_failures >= self.cooldown.failures
+        if was_probe or first_cooldown:
             period = min(self.cooldown.max_cooldown_s, self.cooldown.cooldown_s * 2**d.cooldowns)
             period = max(period, exc.retry_after_s or 0.0)
             d.cooled_until = self._clock() + period
