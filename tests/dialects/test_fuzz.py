@@ -277,7 +277,11 @@ def check(run: FuzzRun, client: httpx.Client, case: tuple[Any, ...]) -> None:
         run.fail(f"500: {where}", f"{example} -> {response.text[:300]}")
     while run.crashes:  # an exception logged without a 500 (mid-stream, say) is a bug too
         run.fail(f"logged exception: {run.crashes.pop()}", example)
-    if _owes_row(run, method, path, body):
+    # Match the path the server received: the client removes dot segments (``/model/./invoke``
+    # is sent as ``/model/invoke``, a 404 owed no row), so the generated path can name a route
+    # that the request never reached.
+    sent = response.request.url.raw_path.decode("ascii")
+    if _owes_row(run, method, sent, body):
         run.owed_rows.append(response.headers.get("x-request-id", "?"))
     if status >= 400 and dialect_of_error(response) != dialect:
         got = dialect_of_error(response)
