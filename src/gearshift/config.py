@@ -344,9 +344,10 @@ class CooldownConfig(_Strict):
     failures: int = Field(
         default=3, ge=1, description="Consecutive failed attempts that cool a deployment down."
     )
-    # 5 s, not longer: a model's only deployment that blips for two seconds is refused (503) for
-    # the whole period, so a long first period turns a blip into an outage (chaos bench:
-    # 30 s made a 2 s provider restart cost ~16k refusals); repeated failed probes double it.
+    # 5 s, not longer: while a model's only deployment cools down, its requests are refused (or
+    # fall back), so a long first period turns a 2 s provider restart into an outage
+    # (bench/upstream_blip.py); an upstream that stays down is probed ever less often, as
+    # each failed probe doubles the period.
     cooldown_s: float = Field(default=5.0, gt=0, description="First cooldown period, seconds.")
     max_cooldown_s: float = Field(
         default=300.0, gt=0, description="Cap on the cooldown, which doubles per failed probe."
