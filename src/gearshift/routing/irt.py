@@ -37,6 +37,7 @@ import numpy.typing as npt
 from gearshift.errors import ConfigError
 from gearshift.routing.features import DENSE_NAMES, Features
 from gearshift.routing.kinds import KINDS
+from gearshift.routing.numeric import sigmoid
 
 __all__ = [
     "BUCKETS",
@@ -68,11 +69,6 @@ def dense_inputs(features: Features) -> list[float]:
 
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def sigmoid(z: FloatArray) -> FloatArray:
-    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
-    return out
 
 
 @dataclass(slots=True)

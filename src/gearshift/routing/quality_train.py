@@ -40,6 +40,7 @@ import numpy.typing as npt
 from gearshift.errors import InvalidRequest
 from gearshift.routing.features import Features
 from gearshift.routing.formats import LabelledRow
+from gearshift.routing.numeric import sigmoid
 from gearshift.routing.textmodel import TextModel
 
 __all__ = [
@@ -91,12 +92,7 @@ class QualityFit:
         return out
 
     def predict(self, x: Any) -> FloatArray:
-        return _sigmoid(x @ self.weights() + self.bias)
-
-
-def _sigmoid(z: FloatArray) -> FloatArray:
-    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
-    return out
+        return sigmoid(x @ self.weights() + self.bias)
 
 
 def score_matrix(
@@ -175,7 +171,7 @@ def fit_quality(
         # log(1 + e^z) - y·z, written to stay finite for large |z|
         soft = np.logaddexp(0.0, z)
         loss = float((mask * (soft - scores * z)).sum()) / observed
-        r = mask * (_sigmoid(z) - scores) / observed
+        r = mask * (sigmoid(z) - scores) / observed
         g_b = r.sum(0)
         g_s = (r * u[:, None]).sum(0) + DISCRIMINATION_PULL * (s - 1.0)
         g_w = xt @ (r @ s) + lam_w * w

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from gearshift.errors import ConfigError
 from gearshift.routing.domain import DomainPrior, blend_logit, gain_logit
 from gearshift.routing.features import DENSE_NAMES, Features
+from gearshift.routing.numeric import sigmoid
 
 __all__ = ["FORMAT_VERSION", "TextModel"]
 
@@ -33,11 +34,6 @@ FORMAT_VERSION = 1
 # the order, and ties would merge its thresholds) while the values stay calibrated.
 RAW_SHARE = 1e-3
 FloatArray = npt.NDArray[np.float64]
-
-
-def _sigmoid(x: FloatArray) -> FloatArray:
-    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
-    return out
 
 
 @dataclass(slots=True)
@@ -86,7 +82,7 @@ class TextModel:
         """Calibrated probability per head."""
         if len(self.heads) == 1:
             return [self._predict_one(features)]
-        return self.calibrate(_sigmoid(self.logits(features)))
+        return self.calibrate(sigmoid(self.logits(features)))
 
     def _predict_one(self, features: Features) -> float:
         # One head (the default router): plain Python floats beat numpy's per-call overhead.
@@ -130,7 +126,7 @@ class TextModel:
             z += np.asarray([f.kind_probs for f in batch]) @ self.kind_weights
         if self.domain is not None:
             z = blend_logit(self.blend, z, self.domain.expected_gains(batch)[:, None])
-        p = _sigmoid(z)
+        p = sigmoid(z)
         for j in range(h):
             if self.calib_x and self.calib_x[j]:
                 raw = p[:, j].copy()

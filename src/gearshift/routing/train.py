@@ -24,6 +24,7 @@ from gearshift.errors import InvalidRequest
 from gearshift.routing.domain import most_frequent
 from gearshift.routing.features import Features, extract
 from gearshift.routing.formats import LabelledRow
+from gearshift.routing.numeric import sigmoid
 from gearshift.routing.textmodel import TextModel
 
 __all__ = [
@@ -109,11 +110,6 @@ def _fit_head(
     return model.coef_[0].astype(np.float64), float(model.intercept_[0])
 
 
-def _sigmoid(z: FloatArray) -> FloatArray:
-    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-    return out
-
-
 def fold_ids(n: int, folds: int, seed: int, groups: Sequence[str] | None = None) -> IntArray:
     """Fold of each row; stratified by ``groups`` (e.g. data source) so every fold has each."""
     rng = np.random.default_rng(seed)
@@ -155,7 +151,7 @@ def kfold_predict(
         for h in range(targets.shape[1]):
             w = None if weights is None else weights[train, h]
             coef, icpt = _fit_head(xtr, targets[train, h], options.c, w)
-            out[test, h] = _sigmoid(xte @ coef + icpt)
+            out[test, h] = sigmoid(xte @ coef + icpt)
     return out
 
 
