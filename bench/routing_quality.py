@@ -223,7 +223,7 @@ def router_predictions(
     from gearshift.routing.irt_train import fit_quality_model
 
     h = hashlib.sha256()
-    for name in ("irt.py", "irt_train.py"):
+    for name in ("irt.py", "irt_train.py", "encoder.py", "data/potion_base_8m.npz"):
         h.update((ROOT / "src" / "gearshift" / "routing" / name).read_bytes())
     h.update(_features_digest().encode())
     h.update(json.dumps([_opts(options), scores, weights.tolist(), sources, models]).encode())
@@ -235,11 +235,12 @@ def router_predictions(
     trained = sorted({m for s in scores for m in s})
     abilities = {m: a for m in trained if (a := catalogue_ability(m)) is not None}
     model = fit_quality_model(feats, scores, weights, abilities, options, sources=sources)
-    params = np.stack([model.params(m, catalogue_ability(m) or 0.6)[0] for m in models])
-    out = (
-        model.qualities(model.embed_many(held_feats), params),
-        [m for m in models if m not in model.index],
-    )
+    abilities_held = [catalogue_ability(m) or 0.6 for m in models]
+    params = np.stack([model.params(m, a)[0] for m, a in zip(models, abilities_held, strict=True)])
+    q = model.qualities(model.embed_many(held_feats), params)
+    rows = [model.head_row(m) for m in models]
+    q = model.blend(q, model.prompt_vectors(held_feats), rows, abilities_held)
+    out = (q, [m for m in models if m not in model.index])
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))
     return out

@@ -141,7 +141,7 @@ def model_digests() -> dict[str, str]:
     data = resources.files("gearshift.routing") / "data"
     return {
         name: hashlib.sha256((data / name).read_bytes()).hexdigest()
-        for name in ("default_router.npz", "kinds.npz")
+        for name in ("default_router.npz", "kinds.npz", "potion_base_8m.npz")
     }
 
 

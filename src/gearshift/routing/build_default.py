@@ -62,6 +62,21 @@ def kinds_digest() -> str:
     return hashlib.sha256((Path(__file__).parent / "data" / KINDS_FILE).read_bytes()).hexdigest()
 
 
+def encoder_provenance() -> dict[str, str]:
+    import numpy as np
+
+    from gearshift.routing.encoder import DEFAULT_PATH
+
+    with np.load(DEFAULT_PATH, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+    return {
+        "file": DEFAULT_PATH.name,
+        "sha256": hashlib.sha256(DEFAULT_PATH.read_bytes()).hexdigest(),
+        "upstream": meta["upstream"],
+        "licence": meta["licence"],
+    }
+
+
 def build(
     data: Sequence[str | Path], out: Path, *, seed: int = 0, log: Any = print
 ) -> dict[str, Any]:
@@ -115,6 +130,8 @@ def build(
         "data_sha256": digest.hexdigest(),
         "profile_abilities": {m: abilities[m] for m in sorted(abilities)},
     }
+    if model.has_heads:  # the heads read the bundled encoder's embeddings: name it and its terms
+        meta["encoder"] = encoder_provenance()
     model.meta.update(meta)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / MODEL_FILE)

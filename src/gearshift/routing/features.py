@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise, repeat
 from operator import add
 
@@ -269,6 +269,9 @@ class Features:
     tokens: set[str]  # distinct n-grams of the focus text (and system-prompt unigrams)
     kind: str  # the most likely of kinds.KINDS ("" when extracted with kinds=False)
     kind_probs: FloatArray  # probability of each of kinds.KINDS (empty with kinds=False)
+    # the focus text's words in order (the window the n-grams come from): the prompt encoder's
+    # input (``encoder.py``), embedded only by a router that uses it
+    words: list[str] = field(default_factory=list)
 
 
 def focus_window(text: str) -> str:
@@ -457,9 +460,9 @@ def extract_text(
         *exam_dense(last_user),
     ]
     if not kinds:
-        return Features(dense=dense, tokens=distinct, kind="", kind_probs=_NO_PROBS)
+        return Features(dense=dense, tokens=distinct, kind="", kind_probs=_NO_PROBS, words=tokens)
     best, probs = kind_model().best_and_probabilities(distinct, dense, DENSE_NAMES)
-    return Features(dense=dense, tokens=distinct, kind=KINDS[best], kind_probs=probs)
+    return Features(dense=dense, tokens=distinct, kind=KINDS[best], kind_probs=probs, words=tokens)
 
 
 def extract(request: ChatRequest) -> Features:

@@ -72,6 +72,11 @@ class IrtOptions:
     # Off: at 1e-2 (set before measuring) MMLU-Pro held out reached 95% of the best model's
     # quality (at 75% of its cost) but its pair APGR fell below the baseline's (0.537 vs 0.542)
     l2_profile: float = 0.0
+    # the encoder heads (``QualityModel.head_share``): share of the final quality, and the ridge
+    # strength of each model's head on the 256 embedding dimensions (unit vectors). Chosen on
+    # seed 0 of the held-out folds among shares 0-1 and strengths 1 and 10 (docs/benchmarks.md)
+    head_share: float = 0.5
+    head_alpha: float = 10.0
 
 
 def source_weights(sources: Sequence[str], cap: int = SOURCE_CAP) -> FloatArray:
@@ -104,6 +109,7 @@ def fit_quality_model(
             tokens=f.tokens,
             kind=f.kind,
             kind_probs=f.kind_probs,
+            words=f.words,
         )
         for f in feats
     ]
@@ -266,6 +272,12 @@ def fit_quality_model(
         dense_w[n_dense - n_kinds :] = 0.0
     params = np.concatenate([a[:, None], th, u], axis=1)
     coef = profile_coefficients(models, params, abilities)
+    heads: dict[str, Any] = {}
+    if options.head_share > 0:
+        w_heads, b_heads = fit_heads(
+            QualityModel.prompt_vectors(feats), scores, models, options.head_alpha
+        )
+        heads = {"head_weights": w_heads, "head_bias": b_heads, "head_share": options.head_share}
     return QualityModel(
         vocab=dict(design.vocab),
         token_weights=ww[:n_vocab].astype(np.float32),
@@ -280,7 +292,36 @@ def fit_quality_model(
         profile_coef=coef,
         own_inputs=n_own,
         meta={"options": {f: getattr(options, f) for f in options.__slots__}},
+        **heads,
     )
+
+
+def fit_heads(
+    e: FloatArray, scores: Sequence[Mapping[str, float]], models: Sequence[str], alpha: float
+) -> tuple[FloatArray, FloatArray]:
+    """(M + 1, D) weights and (M + 1,) biases: a ridge regression of each model's scores on the
+    prompts' embeddings e (N, D), over the rows that score it, then one of each row's mean score
+    (the head unseen models are predicted from). Unweighted: every outcome counts once."""
+    weights = np.zeros((len(models) + 1, e.shape[1]))
+    bias = np.zeros(len(models) + 1)
+    for j, m in enumerate(models):
+        rows = [i for i, s in enumerate(scores) if m in s]
+        y = np.asarray([scores[i][m] for i in rows])
+        weights[j], bias[j] = _ridge(e[rows], y, alpha)
+    mean = np.asarray([float(np.mean(list(s.values()))) if s else 0.5 for s in scores])
+    weights[-1], bias[-1] = _ridge(e, mean, alpha)
+    return weights, bias
+
+
+def _ridge(x: FloatArray, y: FloatArray, alpha: float) -> tuple[FloatArray, float]:
+    """Weights and intercept minimising |y − x·w − b|² + alpha·|w|² (the intercept unpenalised)."""
+    if len(y) < 2:
+        return np.zeros(x.shape[1]), float(y.mean()) if len(y) else 0.5
+    x_mean = x.mean(axis=0)
+    y_mean = float(y.mean())
+    xc = x - x_mean
+    w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - y_mean))
+    return w, y_mean - float(x_mean @ w)
 
 
 def _balance_factors(
