@@ -239,7 +239,8 @@ def router_predictions(
     params = np.stack([model.params(m, a)[0] for m, a in zip(models, abilities_held, strict=True)])
     q = model.qualities(model.embed_many(held_feats), params)
     rows = [model.head_row(m) for m in models]
-    q = model.blend(q, model.prompt_vectors(held_feats), rows, abilities_held)
+    e = model.prompt_vectors(held_feats)
+    q = model.blend(q, e, rows, abilities_held, model.shares(held_feats))
     out = (q, [m for m in models if m not in model.index])
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))

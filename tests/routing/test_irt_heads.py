@@ -77,9 +77,21 @@ def test_blend_is_the_share_weighted_mean(model: QualityModel) -> None:
     q_irt = model.qualities(model.embed_many(feats), params)
     e = model.prompt_vectors(feats)
     rows = [model.head_row("small"), -1]
-    blended = model.blend(q_irt, e, rows, [0.5, 0.7])
-    expected = 0.5 * q_irt + 0.5 * model.head_qualities(e, rows, [0.5, 0.7])
-    assert np.allclose(blended, expected)
+    shares = model.shares(feats)
+    assert np.allclose(shares, [0.5 * min(1.0, len(f.words) / 4) for f in feats])
+    blended = model.blend(q_irt, e, rows, [0.5, 0.7], shares)
+    heads = model.head_qualities(e, rows, [0.5, 0.7])
+    assert np.allclose(blended, (1 - shares[:, None]) * q_irt + shares[:, None] * heads)
+
+
+def test_short_prompts_lean_on_the_item_response_model(model: QualityModel) -> None:
+    """One or two words embed unlike the tens-of-words prompts the heads were fitted on."""
+    assert model.head_full_words == 4
+    assert model.share_for(1) == pytest.approx(0.5 / 4)
+    assert model.share_for(2) == pytest.approx(0.25)
+    assert model.share_for(4) == model.share_for(400) == 0.5
+    hi = extract(prompt_request("hi"))
+    assert hi.words == ["hi"] and model.shares([hi])[0] == pytest.approx(0.5 / 4)
 
 
 def test_one_prompt_and_a_batch_agree_and_so_does_difficulty(model: QualityModel) -> None:
@@ -101,6 +113,7 @@ def test_heads_survive_save_and_load(model: QualityModel, tmp_path: Path) -> Non
     model.save(path)
     loaded = QualityModel.load(path)
     assert loaded.head_share == model.head_share
+    assert loaded.head_full_words == model.head_full_words
     assert np.array_equal(loaded.head_weights, model.head_weights)
     profiles = profiles_for_names(["small", "large"])
     f = extract(prompt_request(CODE[0]))
@@ -118,7 +131,8 @@ def test_a_model_without_heads_is_the_item_response_model(tmp_path: Path) -> Non
     loaded = QualityModel.load(tmp_path / "bare.npz")
     h = loaded.embed_many(feats[:3])
     q = loaded.qualities(h, loaded.params("small", 0.5)[0][None])
-    assert np.array_equal(loaded.blend(q, np.zeros((3, 256)), [0], [0.5]), q)
+    assert np.array_equal(loaded.blend(q, np.zeros((3, 256)), [0], [0.5], np.full(3, 0.5)), q)
+    assert not loaded.shares(feats[:3]).any()
 
 
 def test_inconsistent_heads_are_refused(model: QualityModel, tmp_path: Path) -> None:

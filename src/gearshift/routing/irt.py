@@ -105,6 +105,10 @@ class QualityModel:
     head_weights: FloatArray = field(default_factory=lambda: np.zeros((0, DIMENSIONS)))
     head_bias: FloatArray = field(default_factory=lambda: np.zeros(0))
     head_share: float = 0.0
+    # ... at full weight from this many focus words on, in proportion below it: the heads were
+    # fitted on prompts of tens of words, and the mean vector of one or two words ("hi") is
+    # unlike any they saw (0: always full; see ``IrtOptions.head_full_words``)
+    head_full_words: int = 0
     index: dict[str, int] = field(default_factory=dict)
     # Derived once for ``embed`` (see ``_fast``): every gram weight in one table, vocabulary rows
     # first, then the hashed buckets; and the standardisation's bounds.
@@ -209,6 +213,16 @@ class QualityModel:
         """The head of a trained model, or -1 (unseen: from the mean head and its ability)."""
         return self.index.get(name, -1) if self.has_heads else -1
 
+    def share_for(self, words: int) -> float:
+        """The heads' share of the quality of a prompt with this many focus words."""
+        if not self.has_heads:
+            return 0.0
+        full = self.head_full_words
+        return self.head_share if words >= full else self.head_share * words / full
+
+    def shares(self, batch: Sequence[Features]) -> FloatArray:
+        return np.asarray([self.share_for(len(f.words)) for f in batch])
+
     @staticmethod
     def prompt_vectors(batch: Sequence[Features]) -> FloatArray:
         """(N, D) encoder embeddings of prompts' focus words."""
@@ -232,12 +246,18 @@ class QualityModel:
         return np.stack(cols, axis=1) if cols else np.zeros((len(e), 0))
 
     def blend(
-        self, q: FloatArray, e: FloatArray, rows: Sequence[int], abilities: Sequence[float]
+        self,
+        q: FloatArray,
+        e: FloatArray,
+        rows: Sequence[int],
+        abilities: Sequence[float],
+        shares: FloatArray,
     ) -> FloatArray:
-        """Final (N, M) qualities from item-response qualities q (N, M) and embeddings e."""
+        """Final (N, M) qualities from item-response qualities q (N, M), embeddings e (N, D)
+        and the heads' share of each prompt (``shares``)."""
         if not self.has_heads:
             return q
-        s = self.head_share
+        s = shares[:, None]
         out: FloatArray = (1.0 - s) * q + s * self.head_qualities(e, rows, abilities)
         return out
 
@@ -251,6 +271,7 @@ class QualityModel:
         arrays: dict[str, Any] = {}
         if self.has_heads:
             meta["head_share"] = self.head_share
+            meta["head_full_words"] = self.head_full_words
             arrays = {"head_weights": self.head_weights, "head_bias": self.head_bias}
         with open(path, "wb") as fh:
             np.savez_compressed(
@@ -294,6 +315,7 @@ class QualityModel:
                     model.head_weights = data["head_weights"].astype(np.float64)
                     model.head_bias = data["head_bias"].astype(np.float64)
                     model.head_share = float(meta["head_share"])
+                    model.head_full_words = int(meta.get("head_full_words", 0))
         except (OSError, KeyError, ValueError) as exc:
             raise ConfigError(f"cannot load router model {path}: {exc}") from None
         if meta.get("format") != FORMAT:
@@ -319,6 +341,7 @@ class QualityModel:
                     model.head_weights.shape != (len(model.models) + 1, DIMENSIONS)
                     or model.head_bias.shape != (len(model.models) + 1,)
                     or not 0.0 < model.head_share <= 1.0
+                    or model.head_full_words < 0
                 )
             )
         ):

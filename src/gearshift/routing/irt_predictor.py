@@ -105,7 +105,7 @@ class IrtPredictor:
         e = default_encoder().embed_words(features.words)
         raw = [min(max(z + b, 0.0), 1.0) for z, b in zip((weights @ e).tolist(), bias, strict=True)]
         miss = 1.0 - raw[-1]
-        share = self.model.head_share
+        share = self.model.share_for(len(features.words))
         keep = 1.0 - share
         return [
             keep * qi + share * (raw[c] if c >= 0 else min(max(1.0 - s * miss, 0.0), 1.0))
@@ -141,7 +141,8 @@ class IrtPredictor:
         q = sigmoid(params[:, 0] + h @ params[:, 1:].T)
         if self.model.has_heads:
             rows, abilities = self._rows_abilities(models)
-            q = self.model.blend(q, self.model.prompt_vectors(batch), rows, abilities)
+            e = self.model.prompt_vectors(batch)
+            q = self.model.blend(q, e, rows, abilities, self.model.shares(batch))
         return 1.0 - q[:, -1], q[:, :-1]
 
     def difficulty(self, features: Features) -> float:
