@@ -6,6 +6,7 @@ Prints one JSON object. Decision latency is measured on one core (the process is
 while it measures, where the OS allows) for prompts of about 20, 500, 2,000 and 8,000 tokens,
 as wall-clock time and
 as the thread's CPU time (the latter is not inflated when other processes share the machine).
+Import + load covers the default router and the prompt encoder table the first decision loads.
 Every prompt is written here; nothing is downloaded.
 """
 
@@ -81,6 +82,7 @@ def import_time() -> dict[str, object]:
     code = (
         "import sys, time; t = time.perf_counter(); c = time.process_time(); "
         "import gearshift.routing as r; r.default_predictor(); "
+        "from gearshift.routing.encoder import default_encoder; default_encoder(); "
         "dt = time.perf_counter() - t; dc = time.process_time() - c; "
         "heavy = sorted(m for m in ('sklearn', 'scipy', 'torch', 'matplotlib', 'tensorflow') "
         "if m in sys.modules); print(dt, dc, ','.join(heavy))"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -123,26 +124,33 @@ class StaticEncoder:
         return list(chain.from_iterable(cast(list[tuple[int, ...]], pieces)))
 
     def _unit_means(self, batch_ids: list[list[int]]) -> FloatArray:
-        """(N, D) unit vectors: the mean of each prompt's token rows (zeros when it has none).
-        Gathered prompt by prompt (a whole batch's rows would not fit in cache), normalised in
-        one step; a single prompt takes the same arithmetic, so one and many agree exactly."""
-        sums = np.zeros((len(batch_ids), self.dimensions), dtype=np.float32)
-        vectors, scales = self.vectors, self.scales
+        """(N, D) unit vectors: the mean of each prompt's token rows (zeros when it has none),
+        gathered prompt by prompt (a whole batch's rows would not fit in cache) with the same
+        arithmetic as one prompt's, so one and many agree exactly."""
+        out = np.zeros((len(batch_ids), self.dimensions))
         for j, ids in enumerate(batch_ids):
             if ids:
-                np.dot(scales.take(ids), vectors.take(ids, 0).astype(np.float32), out=sums[j])
-        return _unit_rows(sums)
+                out[j] = self._unit_mean(ids)
+        return out
+
+    def _unit_mean(self, ids: list[int]) -> FloatArray:
+        if not ids:
+            return np.zeros(self.dimensions)
+        total = np.dot(self.scales.take(ids), self.vectors.take(ids, 0).astype(np.float32))
+        v: FloatArray = total.astype(np.float64)
+        norm = math.sqrt(float(v @ v))
+        if norm > 0.0:
+            v /= norm
+        return v
 
     def embed(self, text: str) -> FloatArray:
         """(D,) unit vector for a text: the mean of its WordPiece tokens' rows (zeros if none)."""
-        out: FloatArray = self._unit_means([self.token_ids(text)])[0]
-        return out
+        return self._unit_mean(self.token_ids(text))
 
     def embed_words(self, words: list[str]) -> FloatArray:
         """``embed`` of words already split, lower-cased and free of punctuation
         (``Features.words``: the router's focus window), without splitting them again."""
-        out: FloatArray = self._unit_means([self._word_ids(words)])[0]
-        return out
+        return self._unit_mean(self._word_ids(words))
 
     def embed_many_words(self, batch: list[list[str]]) -> FloatArray:
         return self._unit_means([self._word_ids(words) for words in batch])
@@ -163,14 +171,6 @@ class StaticEncoder:
             raise ConfigError(f"prompt encoder {path} has inconsistent arrays")
         vocab = {t: i for i, t in enumerate(tokens)}
         return cls(vocab, vectors, scales.astype(np.float32))
-
-
-def _unit_rows(sums: npt.NDArray[np.float32]) -> FloatArray:
-    """Scaled sums of token rows (N, D) as float64 unit vectors (a zero sum stays zero)."""
-    v: FloatArray = sums.astype(np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->i", v, v))
-    np.divide(v, np.where(norms > 0.0, norms, 1.0)[:, None], out=v)
-    return v
 
 
 @functools.cache
