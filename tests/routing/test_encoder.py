@@ -132,3 +132,16 @@ def test_a_broken_table_is_a_config_error(tmp_path: Path) -> None:
         StaticEncoder.load(bad)
     with pytest.raises(ConfigError, match="cannot load"):
         StaticEncoder.load(tmp_path / "missing.npz")
+
+
+def test_the_word_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gearshift.routing import encoder
+
+    enc = StaticEncoder(
+        dict(default_encoder().vocab), default_encoder().vectors, default_encoder().scales
+    )
+    monkeypatch.setattr(encoder, "WORD_CACHE", 100)
+    for n in range(10):
+        enc.embed_words([f"ticket{n}x{i}" for i in range(60)])
+        assert len(enc._words) <= 100 + 60  # cleared once past the bound, then refilled
+    assert enc.token_ids("ticket") == default_encoder().token_ids("ticket")

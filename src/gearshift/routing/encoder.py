@@ -39,7 +39,7 @@ DEFAULT_PATH = Path(__file__).parent / "data" / "potion_base_8m.npz"
 DIMENSIONS = 256
 CONTINUATION = "##"
 MAX_WORD_CHARS = 100  # BERT's max_input_chars_per_word: longer "words" are unknown
-WORD_CACHE = 200_000  # distinct words remembered (about 30 MB at most); cleared when full
+WORD_CACHE = 50_000  # distinct words remembered (about 6 MB, measured); cleared when full
 
 FloatArray = npt.NDArray[np.float64]
 # BERT's basic tokenizer on lower-cased text: runs of non-space, non-punctuation characters, and
