@@ -14,10 +14,16 @@ direction of h is roughly "how hard", others say *which kind* of hard (a model g
 weak at open writing gets loadings that say so). Scoring is a set intersection, a (hits × RANK)
 sum and one small matrix product: numpy only, no framework.
 
+The final quality blends that with per-model *encoder heads*: ridge regressions of each model's
+scores on the prompt's static sentence embedding (``encoder.py``), which reads what a prompt
+means rather than which words it uses — ``(1 − s) · q_irt + s · clip(w_m · e(x) + b_m, 0, 1)``
+with ``s = head_share`` (0.5; less for prompts under ``head_full_words`` words).
+
 Models the training data never names get ``(a, θ)`` from their *profile*: a linear map from
 ability (catalogue, config ``ability`` or ``tier``) to offsets and loadings, fitted over the
 trained models whose ability the catalogue knows (``profile_coef``). ``ModelProfile.quality_source``
-records which one served each model.
+records which one served each model. Their head half comes from the mean head and the ability
+(``UNSEEN_SPREAD``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ against the score plus L2 penalties, minimised jointly by L-BFGS (scipy, importe
 the request path). ``d`` is a training-only offset per (model, source) that serving drops; ``u_m``
 are the model's own weights on the kind probabilities; trained loadings are pulled towards the
 ability line that profiles unseen models (``IrtOptions``). Rows are weighted so each source counts
-at most ``SOURCE_CAP`` rows. The start point is seeded, so a build is reproducible."""
+at most ``SOURCE_CAP`` rows. The start point is seeded, so a build is reproducible.
+
+Then the encoder heads (``fit_heads``): a ridge regression per trained model of its scores on the
+prompts' static-encoder embeddings, and one of each row's mean score; numpy only, closed form."""
 
 from __future__ import annotations
 
