@@ -8,8 +8,10 @@ score of that model removed (its rows stay, with the other models' scores). The 
 then predicted from its profile (catalogue ability -> offset and loadings, ``profile_coef``) on
 every row that scores it, and compared with the truth and with the model trained on its own rows:
 mean absolute error of the predicted quality, and pair APGR against a partner model scored on the
-same rows (the partner is trained as usual). The prompts themselves were seen in training (with
-other models' scores): this isolates the model side.
+same rows (the partner is trained as usual). Every prediction is the shipped one: the
+item-response part blended with the encoder heads (an unseen model's head part from the mean head
+and its ability). The prompts themselves were seen in training (with other models' scores): this
+isolates the model side.
 
 A third column fits the held-out model from ``--few`` (default 30) of its labelled rows, drawn at
 random, with the router's representation frozen (``irt_fewshot.params_from_rows``: the profile
@@ -93,15 +95,38 @@ def main() -> int:
         part = np.asarray([scores[i][partner] for i in rows])
         ability = catalogue_ability(model) or 0.6
         held = fit(model)
-        h = held.embed_many([feats[i] for i in rows])
-        q_profile = held.qualities(h, held.params_for_ability(ability)[None])[:, 0]
+        batch = [feats[i] for i in rows]
+        h = held.embed_many(batch)
+        e, shares = held.prompt_vectors(batch), held.shares(batch)
+
+        def served(
+            m: Any, q: Any, heads: list[int], abilities: list[float], e: Any = e, s: Any = shares
+        ) -> Any:
+            """The shipped prediction: the item-response part q blended with the heads."""
+            return m.blend(q, e, heads, abilities, s)
+
+        q_profile = served(
+            held, held.qualities(h, held.params_for_ability(ability)[None]), [-1], [ability]
+        )[:, 0]
         fitted = params_from_rows(
             held, [feats[i] for i in few], [scores[i][model] for i in few], ability
         )
-        q_few = held.qualities(h, fitted[None])[:, 0]
-        q_partner = held.qualities(h, held.params(partner, 0.6)[0][None])[:, 0]
-        q_trained = full.qualities(
-            h_all[rows], np.stack([full.params(model, ability)[0], full.params(partner, 0.6)[0]])
+        # the few rows fit the item-response part; served, the head part still comes from ability
+        q_few = served(held, held.qualities(h, fitted[None]), [-1], [ability])[:, 0]
+        q_partner = served(
+            held,
+            held.qualities(h, held.params(partner, 0.6)[0][None]),
+            [held.head_row(partner)],
+            [0.6],
+        )[:, 0]
+        q_trained = served(
+            full,
+            full.qualities(
+                h_all[rows],
+                np.stack([full.params(model, ability)[0], full.params(partner, 0.6)[0]]),
+            ),
+            [full.head_row(model), full.head_row(partner)],
+            [ability, 0.6],
         )
         weak_first = part.mean() <= truth.mean()
         w, s = (part, truth) if weak_first else (truth, part)
