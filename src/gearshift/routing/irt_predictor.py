@@ -44,6 +44,8 @@ class IrtPredictor:
         self._last: tuple[Sequence[ModelProfile], list[float], FloatArray, _Heads] | None = None
         self._reference = model.params_for_ability(REFERENCE_ABILITY)
         self._reference_heads = self._heads_of([-1], [REFERENCE_ABILITY])
+        if model.has_heads:  # load the encoder table now (~45 ms), not on the first request
+            default_encoder()
 
     def _trained_name(self, profile: ModelProfile) -> str | None:
         for name in (profile.name, profile.upstream):
