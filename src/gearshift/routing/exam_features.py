@@ -74,9 +74,6 @@ def exam_dense(text: str) -> list[float]:
     spread = (sum((x - mean) ** 2 for x in lengths) / len(lengths)) ** 0.5
     n_opt = max(1, len(options))
     said = end + " " + " ".join(options).lower()
-    # most chat text has no digits at all: ten C-level scans beat the regex there
-    numbers = _NUMBER.findall(end) if any(map(end.__contains__, _DIGITS)) else []
-    words = end.split()
     listed = tail + "\n" + "\n".join(options)
     roman = " I." in listed or "\nI." in listed or "I and II" in listed or "II." in listed
     return [
@@ -86,6 +83,17 @@ def exam_dense(text: str) -> list[float]:
         spread / (mean + 1),
         sum(map(_is_number, options)) / n_opt,
         sum(o.count(" ") + 1 for o in options) / n_opt,
+        *_question_terms(stem, tail, end, said, roman),
+    ]
+
+
+def _question_terms(stem: str, tail: str, end: str, said: str, roman: bool) -> list[float]:
+    """The features after the option terms: what the question says, the stem's length, and the
+    numbers, marks and words of its end (``tail``, ``end`` lower-cased)."""
+    # most chat text has no digits at all: ten C-level scans beat the regex there
+    numbers = _NUMBER.findall(end) if any(map(end.__contains__, _DIGITS)) else []
+    words = end.split()
+    return [
         float("all of the above" in said or "both" in said),
         float("none of the above" in said),
         float(any(map(end.__contains__, _NEGATIONS))),
@@ -110,30 +118,6 @@ def _without_options(q: str) -> list[float]:
     written out as the constants they are: the same numbers, ~40% less time."""
     tail = q[-STEM_CHARS:]
     end = tail.lower()
-    numbers = _NUMBER.findall(end) if any(map(end.__contains__, _DIGITS)) else []
-    words = end.split()
     roman = " I." in tail or "\nI." in tail or "I and II" in tail or "II." in tail
-    return [
-        0.0,  # options
-        0.0,  # _ln(mean of [0])
-        0.0,  # _ln(max of [0])
-        0.0,  # spread / (mean + 1)
-        0.0,  # numeric option share
-        0.0,  # option words
-        float("all of the above" in end or "both" in end),
-        float("none of the above" in end),
-        float(any(map(end.__contains__, _NEGATIONS))),
-        _ln(len(q)),
-        _ln(len(numbers)),
-        _ln(max(map(len, numbers), default=0)),
-        _ln(sum(map(operator.contains, numbers, repeat(".")))),
-        _ln(tail.count("/")),
-        _ln(tail.count("%")),
-        _ln(tail.count("$")),
-        _ln(tail.count(". ") + tail.count("? ") + 1),
-        sum(map((8).__lt__, map(len, words))) / max(1, len(words)),
-        float(roman),
-        float("_" in tail),
-        float(len(q) < 80),
-        float(len(q) > 400),
-    ]
+    # options, _ln(mean) and _ln(max) of [0], spread, numeric option share, option words
+    return [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, *_question_terms(q, tail, end, end, roman)]
