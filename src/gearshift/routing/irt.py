@@ -234,20 +234,26 @@ class QualityModel:
         """(N, D) encoder embeddings of prompts' focus words."""
         return default_encoder().embed_many_words([f.words for f in batch])
 
+    def head_columns(self, rows: Sequence[int]) -> tuple[list[int], list[int]]:
+        """The heads these models need (their own, then the mean head, last) and each model's
+        column among them (-1: unseen, from the mean head)."""
+        used = sorted({r for r in rows if r >= 0} | {len(self.head_bias) - 1})
+        at = {r: k for k, r in enumerate(used)}
+        return used, [at[r] if r >= 0 else -1 for r in rows]
+
     def head_qualities(
         self, e: FloatArray, rows: Sequence[int], abilities: Sequence[float]
     ) -> FloatArray:
         """(N, M) head predictions for embeddings e (N, D): a trained model's own head (row ≥ 0),
         else the mean head moved by the model's ability (``UNSEEN_SPREAD``)."""
-        used = sorted({r for r in rows if r >= 0} | {len(self.head_bias) - 1})  # the mean: last
+        used, at = self.head_columns(rows)
         # einsum, not BLAS: a threaded gemm here spins a second core for a few columns
         z = np.einsum("nd,md->nm", e, self.head_weights[used])
         raw = np.clip(z + self.head_bias[used], 0.0, 1.0)
-        at = {r: k for k, r in enumerate(used)}
         miss = 1.0 - raw[:, -1]
         cols = [
-            raw[:, at[r]] if r >= 0 else np.clip(1.0 - UNSEEN_SPREAD * (1.0 - a) * miss, 0.0, 1.0)
-            for r, a in zip(rows, abilities, strict=True)
+            raw[:, c] if c >= 0 else np.clip(1.0 - UNSEEN_SPREAD * (1.0 - a) * miss, 0.0, 1.0)
+            for c, a in zip(at, abilities, strict=True)
         ]
         return np.stack(cols, axis=1) if cols else np.zeros((len(e), 0))
 

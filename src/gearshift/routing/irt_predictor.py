@@ -93,11 +93,10 @@ class IrtPredictor:
         if not self.model.has_heads:
             return None
         m = self.model
-        used = sorted({r for r in rows if r >= 0} | {len(m.head_bias) - 1})
-        at = {r: k for k, r in enumerate(used)}
+        used, cols = m.head_columns(rows)
         weights = np.ascontiguousarray(m.head_weights[used])
         spread = [(1.0 - a) * UNSEEN_SPREAD for a in abilities]
-        return weights, m.head_bias[used].tolist(), [at.get(r, -1) for r in rows], spread
+        return weights, m.head_bias[used].tolist(), cols, spread
 
     def _blend(self, q: list[float], features: Features, heads: _Heads) -> list[float]:
         """q blended with the encoder heads, in plain floats (a handful of models)."""
