@@ -232,18 +232,19 @@ class Clock:
         return self.now
 
 
+def one_deployment(cooldown: CooldownConfig) -> tuple[Any, Any, Clock]:
+    """A pool of model ``m``'s single deployment on a clock the test moves: (pool, it, clock)."""
+    clock = Clock()
+    model = ModelConfig(name="m", base_url="http://a/v1")
+    pool = build_pool(model, cooldown, lambda view: None, clock=clock)  # type: ignore[arg-type,return-value]
+    [d] = pool.deployments
+    return pool, d, clock
+
+
 def test_a_429_storm_cools_down_for_its_retry_after_and_one_probe_at_a_time() -> None:
     from gearshift.errors import UpstreamError
 
-    clock = Clock()
-    model = ModelConfig(name="m", base_url="http://a/v1")
-    pool = build_pool(
-        model,
-        CooldownConfig(failures=3, cooldown_s=10, max_cooldown_s=40),
-        lambda view: None,  # type: ignore[arg-type,return-value]
-        clock=clock,
-    )
-    [d] = pool.deployments
+    pool, d, clock = one_deployment(CooldownConfig(failures=3, cooldown_s=10, max_cooldown_s=40))
     storm = UpstreamError("m: upstream answered 429", upstream_status=429)
     storm.retry_after_s = 25.0
     for _ in range(3):
@@ -302,15 +303,7 @@ def test_failures_in_flight_when_cooled_down_do_not_extend_the_cooldown() -> Non
     restart of the only upstream was refused for minutes); only a failed probe extends it."""
     from gearshift.errors import UpstreamError
 
-    clock = Clock()
-    model = ModelConfig(name="m", base_url="http://a/v1")
-    pool = build_pool(
-        model,
-        CooldownConfig(failures=3, cooldown_s=5, max_cooldown_s=300),
-        lambda view: None,  # type: ignore[arg-type,return-value]
-        clock=clock,
-    )
-    [d] = pool.deployments
+    pool, d, clock = one_deployment(CooldownConfig(failures=3, cooldown_s=5, max_cooldown_s=300))
     refused = UpstreamError("m: cannot reach a: connection refused")
     for _ in range(16):  # sixteen concurrent attempts, all begun while it looked healthy
         pool.begin(d)
