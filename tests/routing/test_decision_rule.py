@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Any
 
+import numpy as np
 import pytest
 
 from gearshift.chat import ChatRequest, ImagePart, Message, TextPart, Tool
 from gearshift.config import parse_settings
 from gearshift.errors import ConfigError, InvalidRequest
 from gearshift.routing import decide_prompt, prompt_request, router_for_models
+from gearshift.routing.metrics import route_by_tolerance
 
 HARD = (
     "Prove rigorously, step by step, that every finite integral domain is a field, then derive "
@@ -59,6 +63,31 @@ def test_chosen_is_cheapest_within_tolerance(
         assert d.most_capable == "large"
         assert d.reason
 
+
+
+def test_a_decision_replays_exactly_from_what_it_records(
+    three_models: list[dict[str, Any]], make_router: Any
+) -> None:
+    # The targets controller, the rollups and the audit replay the rule on the ledger's recorded
+    # predictions. At a tolerance equal to a recorded gap, the rule must keep that model: the
+    # router decides on the recorded (rounded) numbers, not on numbers the row does not hold.
+    engine = make_router(three_models)
+    data = resources.files("gearshift.routing") / "data" / "kinds_labelled.jsonl"
+    prompts = [json.loads(line)["text"] for line in data.read_text("utf-8").splitlines()[:150]]
+    names = ["small", "medium", "large"]
+    checked = 0
+    for prompt in prompts:
+        first = decide_prompt(engine, prompt)
+        best = max(first.predicted.values())
+        for m in names:
+            tol = best - first.predicted[m]
+            d = decide_prompt(engine, prompt, tolerance=tol)
+            predicted = np.array([[d.predicted[n] for n in names]])
+            costs = np.array([[d.est_cost_usd[n] for n in names]])
+            replayed = names[int(route_by_tolerance(predicted, costs, d.tolerance)[0])]
+            assert d.chosen == replayed, (prompt, m, tol, d.predicted)
+            checked += 1
+    assert checked == 3 * len(prompts)
 
 def test_fallback_model_goes_last(three_models: list[dict[str, Any]], make_router: Any) -> None:
     engine = make_router(three_models, quality_tolerance=1.0, fallback="large")

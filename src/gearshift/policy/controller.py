@@ -38,9 +38,6 @@ log = logging.getLogger("gearshift.policy.controller")
 
 # A window averaging this much over the cost target, with the tolerance at its floor, is unmet.
 MISS_TOLERANCE = 0.05
-# Requests' predicted qualities reach the controller rounded to 4 decimals (routing/engine.py):
-# two of them can be this much closer together than the router's unrounded numbers.
-PREDICTION_ROUNDING = 1e-4
 # The calibration ratio (observed / replayed cost) is trusted within these bounds.
 CALIBRATION_RANGE = (0.2, 5.0)
 
@@ -302,10 +299,6 @@ class TargetsController:
                 f"${observed['avg_cost_usd']:.6f} with the tolerance at max_quality_tolerance "
                 f"{hi:g}"
             )
-        if lo < need < hi:
-            # The replay reads the ledger's predictions, rounded to 4 decimals, so a gap it
-            # closes at exactly ``need`` may be up to 1e-4 wider in the router's own numbers.
-            need = min(need + PREDICTION_ROUNDING, hi)
         self._tolerance = need
         self._allowed = allowed
         observed["cost_goal_usd"] = cost_goal

@@ -4,6 +4,9 @@ For one request: extract features, predict quality per candidate, drop candidate
 serve it (policy ``allowed``, context window, tools, images, JSON mode), take the best predicted
 quality among the rest, and choose the cheapest whose prediction is at least ``best − tolerance``.
 Ties go to the cheaper model, then the lower tier, then the name, so a decision is deterministic.
+The rule reads the predictions rounded to ``PREDICTION_DECIMALS``, the numbers the decision (and
+so the ledger row) records: a replay of recorded rows (the targets controller, the rollups'
+"within tolerance", an audit) reaches exactly the decision the router made.
 The fallback order is the other eligible candidates by predicted quality (best first), with the
 router's ``fallback`` model last. Everything per-model (ability, prices, context, capabilities) is
 resolved when the router is built, so ``decide`` does no look-ups.
@@ -31,6 +34,8 @@ __all__ = ["DEFAULT_COMPLETION_TOKENS", "Router"]
 
 DEFAULT_COMPLETION_TOKENS = 400  # expected answer length when the request does not cap it
 STICKY_CAPACITY = 10_000
+# Predicted qualities are decided on, and recorded, to this many decimals (see the module text).
+PREDICTION_DECIMALS = 4
 _UNPRICED = float("inf")
 
 
@@ -72,7 +77,8 @@ class Router:
         allowed: Collection[str] | None = None,
     ) -> Decision:
         features = extract(request)
-        difficulty, qualities = self.predictor.predict(features, self.profiles)
+        difficulty, raw = self.predictor.predict(features, self.profiles)
+        qualities = [round(q, PREDICTION_DECIMALS) for q in raw]
         tol = self.tolerance if tolerance is None else min(max(tolerance, 0.0), 1.0)
         prompt_tokens = estimate_request_tokens(request)
         max_tokens = request.max_tokens or 0
@@ -92,7 +98,7 @@ class Router:
                 continue
             eligible.append(i)
             costs[p.name] = p.expected_cost(prompt_tokens, completion)
-        predicted = {p.name: round(q, 4) for p, q in zip(self.profiles, qualities, strict=True)}
+        predicted = {p.name: q for p, q in zip(self.profiles, qualities, strict=True)}
         if not eligible:
             detail = "; ".join(f"{m}: {why}" for m, why in excluded.items())
             raise InvalidRequest(
@@ -138,7 +144,7 @@ class Router:
             chosen=ranked[0],
             ranked=tuple(ranked),
             predicted=predicted,
-            difficulty=round(difficulty, 4),
+            difficulty=round(difficulty, PREDICTION_DECIMALS),
             tolerance=tol,
             est_cost_usd=costs,
             most_capable=self.most_capable,
