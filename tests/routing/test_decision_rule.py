@@ -64,7 +64,6 @@ def test_chosen_is_cheapest_within_tolerance(
         assert d.reason
 
 
-
 def test_a_decision_replays_exactly_from_what_it_records(
     three_models: list[dict[str, Any]], make_router: Any
 ) -> None:
@@ -88,6 +87,7 @@ def test_a_decision_replays_exactly_from_what_it_records(
             assert d.chosen == replayed, (prompt, m, tol, d.predicted)
             checked += 1
     assert checked == 3 * len(prompts)
+
 
 def test_fallback_model_goes_last(three_models: list[dict[str, Any]], make_router: Any) -> None:
     engine = make_router(three_models, quality_tolerance=1.0, fallback="large")
