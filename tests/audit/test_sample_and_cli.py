@@ -4,6 +4,7 @@ agreement with the router it replays."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -239,3 +240,50 @@ def test_batches_in_flight_do_not_change_the_report() -> None:
         reports.append(build_report(auditor, stats, [str(SAMPLE)]))
     assert reports[0]["prompts_predicted"] < reports[0]["requests"]
     assert reports[0] == reports[1] == reports[2]
+
+
+def _pasted_config(report: str) -> str:
+    """The recommended router as a user copies it: the lines after "paste into gearshift.yaml:"
+    up to the blank line that ends the block."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", report).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.endswith("paste into gearshift.yaml:"))
+    block = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        block.append(line)
+    return "\n".join(block) + "\n"
+
+
+@pytest.mark.parametrize(
+    "terminal",
+    [
+        {"COLUMNS": "80"},  # piped (`> out.txt`): the stable 100-column layout
+        {"COLUMNS": "60", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"},  # a narrow terminal
+    ],
+    ids=["pipe", "narrow-terminal"],
+)
+def test_recommended_config_pastes_into_gearshift_yaml(
+    terminal: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from gearshift.api.pipeline import Gateway
+    from gearshift.config import load_settings
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")} | terminal
+    done = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "gearshift"), "audit", "examples/helpdesk.jsonl"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    pasted = _pasted_config(done.stdout)
+    assert pasted.startswith("# Recommended by `gearshift audit`")
+    assert isinstance(yaml.safe_load(pasted), dict)
+    config = tmp_path / "gearshift.yaml"
+    config.write_text(pasted, encoding="utf-8")
+    settings = load_settings(config)  # what `serve --config` reads, then checks:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    Gateway(settings).check_environment()
+    (router,) = settings.routers
+    assert router.fallback == "gpt-4o" and "gpt-4o-mini" in router.models

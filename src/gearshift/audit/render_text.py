@@ -152,7 +152,9 @@ def render_text(report: dict[str, Any], out: IO[str], *, width: int | None = Non
         f"(tolerance {rec_info['tolerance']:g}: saves {rec_info['savings_pct']:.1f}%, "
         f"{rec_info['why']}) — paste into gearshift.yaml:",
     )
-    p(Text(report["recommended_config"].rstrip(), style="cyan"))
+    # soft_wrap: never break a line of the YAML, or a wrapped comment stops it parsing once pasted
+    # (a narrow terminal wraps it only on screen; a copy gives back the whole line).
+    p(Text(report["recommended_config"].rstrip(), style="cyan"), soft_wrap=True)
     p()
     problems = report["malformed"] + report["skipped"]
     p(
