@@ -308,7 +308,10 @@ class LedgerConfig(_Strict):
         default=2000, ge=1, le=100_000, description="Most rows inserted in one transaction."
     )
     flush_interval_s: float = Field(
-        default=0.05, gt=0, le=10, description="How often queued rows are written at most."
+        default=0.05,
+        gt=0,
+        le=10,
+        description="Longest wait, in seconds, before queued rows are written.",
     )
     queue_max_rows: int = Field(
         default=20_000,
@@ -333,7 +336,8 @@ class ServerConfig(_Strict):
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     admin_key_env: str | None = Field(
-        default=None, description="Env var with the admin key for /dashboard and /api."
+        default=None,
+        description="Env var with the admin key for /metrics, /api/... and /admin/keys.",
     )
     shutdown_grace_s: float = Field(default=30.0, ge=0)
 

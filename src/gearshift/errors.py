@@ -41,6 +41,12 @@ class NotFound(GearshiftError):
     code = "model_not_found"
 
 
+class ResourceNotFound(NotFound):
+    """Something other than a model is unknown: a request id, a virtual key id."""
+
+    code = "not_found"
+
+
 class PayloadTooLarge(GearshiftError):
     status = 413
     code = "request_too_large"

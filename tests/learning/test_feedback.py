@@ -79,7 +79,11 @@ def test_a_key_rates_only_its_own_requests(
     gw = start(config)
     _, _, mine = gw.ask(ENGLISH[0], key=alice)
     _, _, anon = gw.ask(ENGLISH[1])
-    assert _post(gw, {"request_id": mine, "score": 1}, key=bob).status_code == 404
+    refused = _post(gw, {"request_id": mine, "score": 1}, key=bob)
+    assert refused.status_code == 404
+    # an unknown request id is not an unknown model: its own code, and the field it names
+    assert refused.json()["error"]["code"] == "not_found", refused.text
+    assert refused.json()["error"]["param"] == "request_id", refused.text
     assert _post(gw, {"request_id": mine, "score": 1}).status_code == 404
     assert _post(gw, {"request_id": anon, "score": 1}, key=alice).status_code == 404
     assert _post(gw, {"request_id": mine, "score": 1}, key=alice).status_code == 200

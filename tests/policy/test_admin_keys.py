@@ -183,7 +183,9 @@ def test_bad_input_is_a_clear_400(start: Callable[..., tuple[str, str]]) -> None
         response = httpx.post(f"{url}/admin/keys", headers=HEADERS, json=body)
         assert response.status_code == 400, body
         assert needle in response.json()["error"]["message"], response.text
-    assert httpx.delete(f"{url}/admin/keys/key_missing", headers=HEADERS).status_code == 404
+    missing = httpx.delete(f"{url}/admin/keys/key_missing", headers=HEADERS)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found", missing.text
     assert httpx.get(f"{url}/admin/audit", headers=HEADERS).json()["data"] == []
 
 

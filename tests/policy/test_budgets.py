@@ -70,7 +70,9 @@ async def test_hard_limit_refuses_naming_budget_and_reset(tmp_path: Path, clock:
             await serve(policy, "0.1", {"team": "support"})
         err = exc.value
         assert err.status == 429
-        assert "support-monthly" in err.message and "team=support" in err.message
+        assert err.message.startswith(  # spent up to the limit: exhausted
+            "budget 'support-monthly' (team=support) is exhausted: $1.0000 of $1.00 spent"
+        )
         assert "resets at 2026-12-01 00:00 UTC" in err.message
         expected = datetime(2026, 12, 1, tzinfo=UTC).timestamp() - clock()
         assert err.retry_after_s == pytest.approx(expected)
@@ -92,7 +94,7 @@ async def test_a_small_limit_is_not_rounded_to_cents(tmp_path: Path, clock: Fake
         await serve(policy, "0.003")
         with pytest.raises(BudgetExceeded) as exc:
             await serve(policy, "0.003")
-        assert "$0.0030 of $0.004 spent this month" in exc.value.message  # was "of $0.00"
+        assert "> $0.004;" in exc.value.message  # was "of $0.00"
     finally:
         await policy.aclose()
 
@@ -168,6 +170,35 @@ async def test_alerts_once_per_threshold_per_period(
         await asyncio.sleep(0.05)
         await policy.alerts.drain()
         assert [a["threshold"] for a in webhook.received[4:]] == ["50%"]
+    finally:
+        await policy.aclose()
+
+
+async def test_refusal_before_the_limit_says_would_be_exceeded_not_exhausted(
+    tmp_path: Path, clock: FakeClock, webhook: WebhookReceiver
+) -> None:
+    """Spend + the next request's estimate past the limit refuses the request, but the budget
+    is not used up: neither the message nor the alert may call it exhausted."""
+    settings = make_settings(
+        tmp_path, budgets=[team_budget()], alert_webhook=webhook.url, reserve_usd=0.1
+    )
+    policy = GearshiftPolicy(settings, clock=clock, seed_from_ledger=False)
+    try:
+        await serve(policy, "0.2", {"team": "support"})
+        await serve(policy, "0.45", {"team": "support"})  # spent $0.65; next estimate $0.45
+        with pytest.raises(BudgetExceeded) as exc:
+            await serve(policy, "0.1", {"team": "support"})
+        message = exc.value.message
+        assert "exhausted" not in message
+        assert message == (
+            "budget 'support-monthly' (team=support) would be exceeded: $0.6500 spent this month"
+            " + ~$0.4500 estimated for this request > $1.00; it resets at 2026-12-01 00:00 UTC"
+        )
+        await asyncio.sleep(0.05)
+        await policy.alerts.drain()
+        refusals = [a for a in webhook.received if a["threshold"] not in ("50%", "80%", "100%")]
+        assert [(a["threshold"], a["message"]) for a in refusals] == [("refused", message)]
+        assert refusals[0]["spent_usd"] == pytest.approx(0.65)
     finally:
         await policy.aclose()
 

@@ -206,9 +206,11 @@ def test_hard_budget_openai(start: Callable[..., Running]) -> None:
     assert err.status_code == 429
     body = err.response.json()["error"]
     assert body["code"] == "budget_exceeded"
-    assert "budget 'all-traffic' (all traffic) is exhausted" in body["message"]
-    assert "$0.0027 of $0.00" in body["message"] or "$0.0027 of $0.0" in body["message"]
-    assert "resets at" in body["message"]
+    # $0.0027 spent of $0.004: refused on spend + estimate, not exhausted
+    assert body["message"].startswith(
+        "budget 'all-traffic' (all traffic) would be exceeded: $0.0027 spent this month"
+        " + ~$0.0014 estimated for this request > $0.004; it resets at "
+    )
     assert int(err.response.headers["retry-after"]) > 0
     rejected = [r for r in gs.records if r.outcome == "rejected"]
     assert len(rejected) == 1 and rejected[0].status == 429
@@ -217,6 +219,20 @@ def test_hard_budget_openai(start: Callable[..., Running]) -> None:
     # Streams are held to the same budget.
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="large", messages=HI, stream=True)
+
+
+def test_spent_budget_is_exhausted_openai(start: Callable[..., Running]) -> None:
+    """Two requests spend the limit exactly: the third is refused as exhausted."""
+    gs = start({"budgets": [{"name": "all-traffic", "limit_usd": 0.0027}], "reserve_usd": 0.0014})
+    client = gs.openai()
+    for _ in range(2):
+        client.chat.completions.create(model="large", messages=HI)
+    with pytest.raises(openai.RateLimitError) as exc:
+        client.chat.completions.create(model="large", messages=HI)
+    assert exc.value.response.json()["error"]["message"].startswith(
+        "budget 'all-traffic' (all traffic) is exhausted: $0.0027 of $0.0027 spent this month;"
+        " it resets at "
+    )
 
 
 def r_cost() -> Any:

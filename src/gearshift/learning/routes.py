@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from gearshift.api.http import Request, Response, Routes, json_response, render_openai_error
-from gearshift.errors import InvalidRequest, NotFound
+from gearshift.errors import InvalidRequest, ResourceNotFound
 from gearshift.learning.promotion import PromotionWatcher
 from gearshift.learning.sampler import Sampler, StoreOpener
 from gearshift.learning.store import THUMBS, RequestOwner, insert_feedback, request_owner
@@ -112,7 +112,7 @@ class FeedbackEndpoint:
         caller = await self.gateway.policy.authenticate(request.bearer_token())
         owner = await self._owner(request_id)
         if owner is None or owner.key_id != caller.key_id:
-            raise NotFound(
+            raise ResourceNotFound(
                 f"no request {request_id!r} was made with this key "
                 "(give the x-request-id of one of your own requests)",
                 param="request_id",

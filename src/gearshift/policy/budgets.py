@@ -88,11 +88,28 @@ class BudgetRule:
     def seconds_to_reset(self, now: float) -> float:
         return max(1.0, period_end(now, self.period).timestamp() - now)
 
-    def hard_message(self, used_nano: int, now: float) -> str:
+    def hard_message(self, spent_nano: int, now: float) -> str:
+        """The refusal when what is spent already reaches the limit."""
         return (
-            f"{self.describe()} is exhausted: ${from_nano(used_nano):,.4f} of "
+            f"{self.describe()} is exhausted: ${from_nano(spent_nano):,.4f} of "
             f"{limit_text(self.limit_usd)} spent {THIS_PERIOD[self.period]}; it resets at "
             f"{self.resets_at(now)}"
+        )
+
+    def would_exceed_message(
+        self, spent_nano: int, reserved_nano: int, estimate_nano: int, now: float
+    ) -> str:
+        """The refusal when the budget is not spent yet but this request's estimate (plus what
+        requests in flight reserved) would take it past the limit."""
+        in_flight = (
+            f" + ${from_nano(reserved_nano):,.4f} reserved by requests in flight"
+            if reserved_nano > 0
+            else ""
+        )
+        return (
+            f"{self.describe()} would be exceeded: ${from_nano(spent_nano):,.4f} spent "
+            f"{THIS_PERIOD[self.period]}{in_flight} + ~${from_nano(estimate_nano):,.4f} estimated "
+            f"for this request > {limit_text(self.limit_usd)}; it resets at {self.resets_at(now)}"
         )
 
     def rate_message(self, in_hour_nano: int, retry_after_s: float) -> str:

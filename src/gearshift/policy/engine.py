@@ -385,11 +385,15 @@ class GearshiftPolicy:
             if out.kind == "rate":
                 retry = out.retry_after_s or 60.0
                 raise RateLimited(rule.rate_message(out.rate_used, retry), retry_after_s=retry)
-            used = (await self._counters.used([lim.counter]))[0]
-            await self._alert(rule, lim, used, "exhausted", now)
-            raise BudgetExceeded(
-                rule.hard_message(used, now), retry_after_s=rule.seconds_to_reset(now)
-            )
+            spent = (await self._counters.spent([lim.counter]))[0]
+            if spent >= lim.limit:
+                label, message = "exhausted", rule.hard_message(spent, now)
+            else:  # refused on spend + reservations + estimate: the budget is not used up
+                reserved = max(0, (await self._counters.used([lim.counter]))[0] - spent)
+                label = "refused"
+                message = rule.would_exceed_message(spent, reserved, estimate, now)
+            await self._alert(rule, lim, spent, label, now, message)
+            raise BudgetExceeded(message, retry_after_s=rule.seconds_to_reset(now))
         admission.token = Reservation(rules, limits, estimate, minute)
         for rule, used in zip(rules, out.used, strict=True):
             soft = rule.soft_limit_usd
@@ -415,7 +419,17 @@ class GearshiftPolicy:
                 ):
                     self._spawn(self._alert(rule, lim, u, label, now))
 
-    async def _alert(self, rule: BudgetRule, lim: Limit, used: int, label: str, now: float) -> None:
+    async def _alert(
+        self,
+        rule: BudgetRule,
+        lim: Limit,
+        used: int,
+        label: str,
+        now: float,
+        refusal: str | None = None,
+    ) -> None:
+        """One alert per budget, period and ``label`` (a threshold, ``exhausted`` or
+        ``refused``); ``refusal`` is the refused request's message, sent as the alert's."""
         assert self._counters is not None
         mark = f"alert:{lim.counter}:{label}"
         if mark in self._marked:
@@ -439,7 +453,8 @@ class GearshiftPolicy:
                 "spent_usd": round(spent, 6),
                 "limit_usd": rule.limit_usd,
                 "resets_at": rule.resets_at(now),
-                "message": (
+                "message": refusal
+                or (
                     f"{rule.describe()}: {label} — ${spent:,.4f} of {limit_text(rule.limit_usd)} "
                     f"{THIS_PERIOD[rule.period]}; resets at {rule.resets_at(now)}"
                 ),

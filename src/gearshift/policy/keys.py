@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gearshift.errors import ConfigError, InvalidRequest, NotFound
+from gearshift.errors import ConfigError, InvalidRequest, ResourceNotFound
 from gearshift.ledger.migrations import M004_KEYS
 from gearshift.policy.db import Database, open_database
 from gearshift.policy.periods import Period
@@ -290,7 +290,9 @@ class KeyStore:
     def get(self, key_id: str) -> KeyInfo:
         row = self._db.fetchone(f"{_SELECT} WHERE keys.id = ?", (key_id,))
         if row is None:
-            raise NotFound(f"no virtual key with id {key_id!r}; 'gearshift keys list' shows them")
+            raise ResourceNotFound(
+                f"no virtual key with id {key_id!r}; 'gearshift keys list' shows them"
+            )
         return _row_to_info(row)[1]
 
     def list(self, *, include_revoked: bool = True) -> list[KeyInfo]:
