@@ -217,6 +217,52 @@ def test_route_explains(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     assert "no router named 'nope'" in capsys.readouterr().err
 
 
+def test_route_says_where_qualities_and_costs_come_from(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["route", "hi", "--models", "gpt-4-1106-preview,gpt-4o-mini,mystery-model"]
+    assert main([*argv, "--json"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["predictor"] == "default"
+    sources = decision["quality_sources"]
+    assert sources["gpt-4-1106-preview"] == "trained (gpt-4-1106-preview)"
+    assert sources["gpt-4o-mini"].startswith("profile (catalogue ability 0.")
+    assert sources["mystery-model"].startswith("profile (")
+    # no price is an unknown cost, not a free model: it ranks as the dearest
+    assert decision["est_cost_usd"]["mystery-model"] is None
+    assert decision["est_cost_usd"]["gpt-4o-mini"] > 0
+    assert decision["chosen"] == "gpt-4o-mini" and decision["ranked"][-1] == "mystery-model"
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "router      demo (predictor: default)" in out
+    (row,) = [line for line in out.splitlines() if line.startswith("  mystery-model ")]
+    assert row.split()[2] == "unknown" and "$0.000000" not in out
+    assert "mystery-model: no known price, so ranked as the most expensive" in out
+
+
+def test_route_names_the_heuristic_when_the_bundled_model_is_missing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gearshift.routing import predictors
+
+    monkeypatch.setattr(predictors, "DEFAULT_MODEL_FILE", "no_such_router.npz")
+    predictors.default_predictor.cache_clear()
+    try:
+        assert main(["route", "hi"]) == 0
+        out = capsys.readouterr().out
+        assert main(["route", "hi", "--json"]) == 0
+        decision = json.loads(capsys.readouterr().out)
+    finally:
+        predictors.default_predictor.cache_clear()  # the real bundled model for later tests
+    heuristic = "default (heuristic: bundled model missing)"
+    assert f"router      demo (predictor: {heuristic})" in out
+    assert decision["predictor"] == heuristic
+    assert set(decision["quality_sources"]) == {"gpt-4o-mini", "gpt-4o"}
+    assert all(
+        s.startswith("profile (catalogue ability") for s in decision["quality_sources"].values()
+    )
+
+
 def test_convert_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "data"
     (src / "mmlu").mkdir(parents=True)

@@ -11,8 +11,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gearshift.errors import ConfigError, NotFound
+
+if TYPE_CHECKING:
+    from gearshift.routing.decision import Decision
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,22 +61,40 @@ def run(argv: Sequence[str]) -> int:
     request = prompt_request(prompt, system=args.system, model=engine.name)
     request.max_tokens = args.max_tokens
     decision = engine.decide(request, tolerance=args.tolerance)
+    predictor = engine.predictor
+    sources_of = getattr(predictor, "quality_sources", None)  # not every predictor says
+    sources: dict[str, str] = sources_of(engine.profiles) if sources_of is not None else {}
     if args.json:
-        from dataclasses import asdict
-
-        print(json.dumps(asdict(decision), indent=2))
+        print(json.dumps(as_json(decision, predictor.description, sources), indent=2))
         return 0
-    print(render(decision))
+    print(render(decision, predictor.description))
     return 0
 
 
-def render(decision: object) -> str:
-    from gearshift.routing.decision import Decision
+def _models(d: Decision) -> list[str]:
+    """The candidates in configured order, then a fallback from outside them."""
+    return list(d.predicted) + [m for m in d.ranked if m not in d.predicted]
 
-    assert isinstance(decision, Decision)
-    d = decision
+
+def as_json(d: Decision, predictor: str, sources: dict[str, str]) -> dict[str, object]:
+    """The whole ``Decision``, with the predictor, where each quality came from, and
+    ``est_cost_usd`` null for a model that could serve but has no known price."""
+    from dataclasses import asdict
+
+    out: dict[str, object] = asdict(d)
+    out["est_cost_usd"] = {
+        m: d.est_cost_usd.get(m) for m in _models(d) if m in d.est_cost_usd or m not in d.excluded
+    }
+    out["predictor"] = predictor
+    out["quality_sources"] = sources
+    return out
+
+
+def render(d: Decision, predictor: str = "") -> str:
+    # Where each quality came from is in --json only: "profile (unknown (mid-tier assumed) ability
+    # 0.76)" would push the table past 100 columns.
     lines = [
-        f"router      {d.router}",
+        f"router      {d.router}" + (f" (predictor: {predictor})" if predictor else ""),
         f"prompt      kind {d.kind} ({d.kind_confidence:.2f}), difficulty {d.difficulty:.2f} "
         "(predicted chance that a mid-range model answers poorly)",
         f"rule        {d.reason}",
@@ -80,8 +102,8 @@ def render(decision: object) -> str:
         f"  {'model':<28} {'predicted':>9} {'est. cost':>12}  decision",
     ]
     fallback_rank = {m: i for i, m in enumerate(d.ranked)}
-    names = list(d.predicted) + [m for m in d.ranked if m not in d.predicted]
-    for m in names:
+    unpriced = []
+    for m in _models(d):
         q = d.predicted.get(m)
         cost = d.est_cost_usd.get(m)
         if m == d.chosen:
@@ -93,11 +115,23 @@ def render(decision: object) -> str:
         else:
             verdict = ""
         q_text = f"{q:.3f}" if q is not None else "-"
-        cost_text = f"${cost:.6f}" if cost is not None else "-"
-        lines.append(f"  {m:<28} {q_text:>9} {cost_text:>12}  {verdict}")
+        if cost is not None:
+            cost_text = f"${cost:.6f}"
+        elif m in d.excluded:
+            cost_text = "-"
+        else:
+            cost_text = "unknown"
+            unpriced.append(m)
+        lines.append(f"  {m:<28} {q_text:>9} {cost_text:>12}  {verdict}".rstrip())
     chosen_cost = d.est_cost_usd.get(d.chosen)
     top_cost = d.est_cost_usd.get(d.most_capable)
     if chosen_cost is not None and top_cost and d.most_capable != d.chosen:
         saved = 1 - chosen_cost / top_cost
         lines += ["", f"saves about {saved:.0%} against {d.most_capable} (the most capable model)"]
+    if unpriced:
+        lines += [
+            "",
+            f"{', '.join(unpriced)}: no known price, so ranked as the most expensive "
+            "(give it a price: in the config)",
+        ]
     return "\n".join(lines)

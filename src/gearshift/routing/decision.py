@@ -22,7 +22,8 @@ class Decision:
     predicted: dict[str, float]  # model name -> predicted quality in [0, 1]
     difficulty: float  # probability a strong model is needed, in [0, 1]
     tolerance: float  # the effective quality tolerance applied
-    est_cost_usd: dict[str, float] = field(default_factory=dict)  # model -> expected cost
+    # model -> expected cost; a model without a known price is absent (it ranks as the dearest)
+    est_cost_usd: dict[str, float] = field(default_factory=dict)
     most_capable: str = ""  # the counterfactual model for savings
     kind: str = ""  # task kind, one of routing.kinds.KINDS (code, math, chat, extraction, ...)
     kind_confidence: float = 0.0  # the kind detector's probability for ``kind``

@@ -97,7 +97,8 @@ class Router:
                 excluded[p.name] = why
                 continue
             eligible.append(i)
-            costs[p.name] = p.expected_cost(prompt_tokens, completion)
+            if p.priced:  # an unknown price is no cost: it stays out (and ranks last, below)
+                costs[p.name] = p.expected_cost(prompt_tokens, completion)
         predicted = {p.name: q for p, q in zip(self.profiles, qualities, strict=True)}
         if not eligible:
             detail = "; ".join(f"{m}: {why}" for m, why in excluded.items())
@@ -138,7 +139,8 @@ class Router:
                 ranked.append(fb.name)
             elif not _why_not(fb, prompt_tokens + max_tokens, needs, None):
                 ranked.append(fb.name)
-                costs[fb.name] = fb.expected_cost(prompt_tokens, completion)
+                if fb.priced:
+                    costs[fb.name] = fb.expected_cost(prompt_tokens, completion)
         return Decision(
             router=self.name,
             chosen=ranked[0],

@@ -59,11 +59,7 @@ class IrtPredictor:
         out = {}
         for p in models:
             trained = self._trained_name(p)
-            out[p.name] = (
-                f"trained ({trained})"
-                if trained
-                else f"profile ({p.ability_source} ability {p.ability:.2f})"
-            )
+            out[p.name] = f"trained ({trained})" if trained else p.ability_description
         return out
 
     def parameters(self, models: Sequence[ModelProfile]) -> FloatArray:

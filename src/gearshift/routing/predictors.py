@@ -99,6 +99,10 @@ class DefaultPredictor:
     def check_models(self, names: Sequence[str]) -> None:
         return None
 
+    def quality_sources(self, models: Sequence[ModelProfile]) -> dict[str, str]:
+        """Per model: its profile ability, which the difficulty is mapped through."""
+        return {p.name: p.ability_description for p in models}
+
 
 class TrainedPredictor:
     def __init__(self, model: TextModel, description: str) -> None:
@@ -115,6 +119,10 @@ class TrainedPredictor:
                 f"trained router {self.description} has no predictions for "
                 f"{', '.join(unknown)}; it knows: {', '.join(self.model.heads)}"
             )
+
+    def quality_sources(self, models: Sequence[ModelProfile]) -> dict[str, str]:
+        """Per model: its own trained head."""
+        return {p.name: f"trained ({p.name})" for p in models}
 
     def _difficulty(self, q: Sequence[float] | FloatArray) -> float:
         # P(strong right and weak wrong), the chance that sending the prompt to the strong model

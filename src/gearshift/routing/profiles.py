@@ -45,6 +45,11 @@ class ModelProfile:
     def expected_cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return prompt_tokens * self.input_per_token + completion_tokens * self.output_per_token
 
+    @property
+    def ability_description(self) -> str:
+        """Where a predictor that maps through the ability gets this model's quality from."""
+        return f"profile ({self.ability_source} ability {self.ability:.2f})"
+
 
 def _genai_prices_rates(
     entry: CatalogueEntry | None, model: ModelConfig
