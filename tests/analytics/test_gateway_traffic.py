@@ -167,3 +167,66 @@ def test_report_matches_known_traffic(
             D(0),
         )
         assert saved == auto_saved
+
+
+def report_json(cfg: Any, *args: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "gearshift", "report", "--config", str(cfg)]
+    done = subprocess.run([*command, "--format", "json", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    parsed: dict[str, Any] = json.loads(done.stdout, parse_float=Decimal)
+    return parsed
+
+
+def test_report_by_kind_has_the_figures_by_model_has(
+    upstream: FakeOpenAIServer, ledger_url: str, tmp_path: Any
+) -> None:
+    """``--by kind`` splits the same requests as ``--by model``: tokens, latency percentiles,
+    p95 cost, fallbacks and "could have been lighter" must all be there and add up the same."""
+    upstream.reset()
+    settings = parse_settings(config(upstream.base_url, ledger_url))
+    prompts = [
+        "hi",
+        "Prove that there are infinitely many primes, step by step.",
+        "Write a Python function that reverses a linked list.",
+        "Summarise this paragraph in one sentence: the meeting moved to Friday.",
+    ]
+    with UvicornThread(create_app(settings)) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-x", max_retries=0)
+        send_traffic(client)  # 6 direct requests (no prompt kind) and 2 routed ones
+        for text in prompts * 2:
+            client.chat.completions.create(
+                model="auto", messages=[{"role": "user", "content": text}]
+            )
+        with open_store(ledger_url) as store:
+            deadline = time.monotonic() + 15
+            while store.count() < 16 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert store.count() == 16
+            kinds_recorded = {r.prompt_kind for r in store.fetch()}
+    assert len(kinds_recorded - {None}) >= 2  # the routed requests have kinds, several
+
+    cfg = tmp_path / "gearshift.yaml"
+    cfg.write_text(json.dumps(config(upstream.base_url, ledger_url)))
+    by_kind, by_model = report_json(cfg, "--by", "kind"), report_json(cfg, "--by", "model")
+    assert by_kind["totals"] == by_model["totals"]  # every total, percentiles included
+    totals = by_kind["totals"]
+    assert totals["requests"] == 16
+    assert totals["prompt_tokens"] == 16 * 30 and totals["completion_tokens"] == 16 * 12
+    for field in ("prompt_tokens", "completion_tokens", "requests", "fallbacks"):
+        assert sum(g[field] for g in by_kind["groups"]) == sum(g[field] for g in by_model["groups"])
+    assert sum(g["cost_usd"] for g in by_kind["groups"]) == totals["cost_usd"]
+    assert sum(g["lighter_requests"] for g in by_kind["groups"]) == totals["lighter_requests"]
+    for group in by_kind["groups"]:
+        n = group["requests"]
+        assert (group["prompt_tokens"], group["completion_tokens"]) == (30 * n, 12 * n)
+        assert group["latency_p50_ms"] is not None and group["latency_p95_ms"] is not None
+        assert group["latency_p50_ms"] <= group["latency_p80_ms"] <= group["latency_p95_ms"]
+        assert group["p95_cost_usd"] in (SMALL, LARGE)  # every request costs one of the two
+        # The same kind as a filter, grouped by model, adds up to the kind's row.
+        per_model = report_json(cfg, "--by", "model", "--where", f"kind={group['kind']}")
+        assert per_model["totals"]["requests"] == n
+        assert per_model["totals"]["cost_usd"] == group["cost_usd"]
+        assert per_model["totals"]["prompt_tokens"] == group["prompt_tokens"]
+        assert per_model["totals"]["latency_p95_ms"] == group["latency_p95_ms"]
+    kinds = {g["kind"] for g in by_kind["groups"]}
+    assert "(unknown)" in kinds and len(kinds) >= 3  # direct requests carry no kind

@@ -242,7 +242,8 @@ def test_days_summed_from_hours_equal_days_from_rows(ledger_url: str) -> None:
     def normal(cube: rollup.Cube) -> dict[str, Any]:
         hists = {
             k: [{b: (c, float(t)) for b, (c, t) in h.items()} for h in pair]
-            for k, pair in cube.hists.items()
+            for hists in (cube.hists, cube.kind_hists)
+            for k, pair in hists.items()
         }
         return {"cells": cube.cells, "kinds": cube.kinds, "lighter": cube.lighter, "h": hists}
 
@@ -252,3 +253,59 @@ def test_days_summed_from_hours_equal_days_from_rows(ledger_url: str) -> None:
         from_rows = rollup.aggregate(db, DAY0, DAY0 + 3 * 86400, rollup.DAY)
     assert normal(from_hours) == normal(from_rows)
     assert {k[5] for k in from_rows.lighter} == {"large", "large,small"}
+
+
+def test_by_kind_has_every_figure_from_rows_and_from_the_rollup(ledger_url: str) -> None:
+    write(ledger_url, crafted())
+    for refresh in (False, True):  # raw rows first; then the rolled-up hours and days
+        by_kind = report(ledger_url, "kind", refresh=refresh, collapse=True, dimensions=["kind"])
+        chat = groups(by_kind, "kind")["chat"]
+        assert (chat["requests"], chat["fallbacks"]) == (4, 1)
+        assert (chat["prompt_tokens"], chat["completion_tokens"]) == (400, 80)
+        assert (chat["latency_p50_ms"], chat["latency_p95_ms"]) == (100.0, 900.0)
+        assert chat["p95_cost_usd"] == D("0.01")
+        # request 5 went to large although small was within tolerance
+        assert (chat["lighter_requests"], chat["lighter_cost_usd"]) == (1, D("0.01"))
+        assert groups(by_kind, "kind")["code"]["latency_p50_ms"] == 2000.0
+        by_model = report(ledger_url, "model", refresh=refresh, collapse=True, dimensions=["model"])
+        assert by_kind["totals"] == by_model["totals"]
+        # kind as a filter: the chat requests by model
+        chat_models = report(
+            ledger_url,
+            "model",
+            refresh=refresh,
+            collapse=True,
+            dimensions=["model", "kind"],
+            filters={"kind": "chat"},
+        )
+        per_model = {
+            m: (g["requests"], g["prompt_tokens"]) for m, g in groups(chat_models, "model").items()
+        }
+        assert per_model == {"small": (3, 300), "large": (1, 100)}
+        assert chat_models["totals"]["latency_p95_ms"] == 900.0
+
+
+def test_a_rollup_left_by_an_older_gearshift_is_rebuilt(ledger_url: str) -> None:
+    """Kind rollups of the m005 shape held sums only: the report (and the store's migration
+    m008) replace them and roll the raw rows up again."""
+    write(ledger_url, crafted())
+    with LedgerDB(ledger_url) as db:
+        rollup.refresh(db, now=NOW)
+        for table in ("analytics_rollup_kind", "analytics_rollup_kind_hist"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("DROP TABLE analytics_rollup_lighter")
+        for statement in rollup.ROLLUP_DDL:  # the old kind and lighter tables, as m005 made them
+            db.execute(statement)
+        db.execute("DELETE FROM schema_migrations WHERE name = 'm008_rollup_by_kind'")
+        assert rollup.rolled_until(db) is not None
+    chat = groups(report(ledger_url, "kind", collapse=True), "kind")["chat"]
+    assert (chat["prompt_tokens"], chat["latency_p95_ms"], chat["lighter_requests"]) == (
+        400,
+        900.0,
+        1,
+    )
+    write(ledger_url, [])  # the gateway's store opens it: m008 runs (and empties the rollup)
+    with LedgerDB(ledger_url) as db:
+        assert rollup.rolled_until(db) is None
+    chat = groups(report(ledger_url, "kind", collapse=True), "kind")["chat"]
+    assert (chat["prompt_tokens"], chat["latency_p95_ms"]) == (400, 900.0)

@@ -47,7 +47,8 @@ def rollup_sums(db: LedgerDB) -> dict[int, int]:
 def normal(cube: rollup.Cube) -> dict[str, Any]:
     hists = {
         k: [{b: (c, round(float(t), 6)) for b, (c, t) in h.items()} for h in pair]
-        for k, pair in cube.hists.items()
+        for hists in (cube.hists, cube.kind_hists)
+        for k, pair in hists.items()
     }
     return {"cells": cube.cells, "kinds": cube.kinds, "lighter": cube.lighter, "h": hists}
 

@@ -137,4 +137,8 @@ def test_by_day_and_by_kind(ledger: str) -> None:
         ("chat", Decimal("0.0104")),
         ("code", Decimal("0.01")),
     ]
-    assert report["groups"][0]["latency_p50_ms"] is None  # kinds carry sums only
+    chat = report["groups"][0]  # every figure per kind, not sums only
+    assert (chat["requests"], chat["fallbacks"]) == (4, 1)
+    assert (chat["prompt_tokens"], chat["completion_tokens"]) == (400, 80)
+    assert (chat["latency_p50_ms"], chat["latency_p95_ms"]) == (Decimal("100.0"), Decimal("900.0"))
+    assert chat["p95_cost_usd"] == Decimal("0.01")

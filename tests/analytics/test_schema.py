@@ -1,4 +1,4 @@
-"""The rollup tables come from the ledger's migration step m005, and the fallback DDL in
+"""The rollup tables come from the ledger's migration steps m005 and m008, and the fallback DDL in
 ``rollup`` (for ledgers opened without migrations) says exactly the same thing."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from tests.analytics.conftest import write
 
 from gearshift.analytics import rollup
 from gearshift.analytics.db import LedgerDB
-from gearshift.ledger.migrations import M005_ANALYTICS_ROLLUP
+from gearshift.ledger.migrations import M005_ANALYTICS_ROLLUP, M008_ROLLUP_BY_KIND
 
 
 def normalise(sql: str) -> str:
@@ -20,6 +20,8 @@ def test_migration_and_fallback_ddl_agree() -> None:
     for backend in ("sqlite", "postgresql"):  # one text for both
         steps = [normalise(s) for s in M005_ANALYTICS_ROLLUP.statements(backend)]
         assert steps == [normalise(s) for s in rollup.ROLLUP_DDL]
+        upgrade = [normalise(s) for s in M008_ROLLUP_BY_KIND.statements(backend)]
+        assert upgrade == [normalise(s) for s in rollup.ROLLUP_BY_KIND_DDL]
 
 
 def test_open_store_creates_rollup_tables(ledger_url: str) -> None:

@@ -26,7 +26,7 @@ def _timeseries(
     per: dict[str, dict[int, int]] = {}
     cost: dict[int, int] = {}
     counterfactual: dict[int, int] = {}
-    for key, cell in data.cells.items():
+    for key, cell in data.cells_for([by, *(filters or {})]).items():
         tags = tag_cache(key[4])
         if filters and not matches(key, tags, filters):
             continue

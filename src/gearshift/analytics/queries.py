@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from gearshift.analytics import rollup, rows
 from gearshift.analytics.db import LedgerDB
-from gearshift.analytics.rollup import DAY, HOUR, Cell, Cube
+from gearshift.analytics.rollup import DAY, HOUR, Cell, Cube, Hist
 
 if TYPE_CHECKING:  # pydantic's import is a third of a report's start-up: only when configured
     from gearshift.config import Settings
@@ -41,6 +41,15 @@ class Cells:
     @property
     def cells(self) -> dict[rollup.CellKey, Cell]:
         return self.cube.cells
+
+    def cells_for(self, names: Iterable[str]) -> Mapping[tuple[Any, ...], Cell]:
+        """The cells to group or filter by dimensions ``names``: split by prompt kind when one
+        of them is ``kind`` (the same sums, finer keys), the coarser cells otherwise."""
+        return self.cube.kinds if "kind" in names else self.cube.cells
+
+    def hists_for(self, names: Iterable[str]) -> Mapping[tuple[Any, ...], tuple[Hist, Hist]]:
+        """The histograms matching ``cells_for(names)``."""
+        return self.cube.kind_hists if "kind" in names else self.cube.hists
 
 
 def parse_duration(text: str) -> float:
@@ -130,13 +139,22 @@ def collect(
         rolled = {w: rollup.rolled_until(db, w) for w in (HOUR, DAY)}
     hourly = min(hi, now) - lo <= HOURLY_MAX_RANGE_S  # e.g. "since 24h": a time series by hour
     width = HOUR if hourly else DAY
-    hist_dims = rollup.HIST_DIMS if dimensions is None else histogram_dims(dimensions)
+    dims = None if dimensions is None else list(dimensions)
+    hist_dims = rollup.HIST_DIMS if dims is None else histogram_dims(dims)
+    by_kind = dims is None or "kind" in dims
     segments, raw_ranges = plan(lo, hi, rolled, (HOUR,) if hourly else (DAY, HOUR))
     cube = Cube()
     for seg_width, a, b in segments:
         cube.merge(
             rollup.load_rollup(
-                db, seg_width, a, b, as_width=width, collapse=collapse, hist_dims=hist_dims
+                db,
+                seg_width,
+                a,
+                b,
+                as_width=width,
+                collapse=collapse,
+                hist_dims=hist_dims,
+                by_kind=by_kind,
             )
         )
     for start, end in raw_ranges:
@@ -150,7 +168,7 @@ def histogram_dims(dimensions: Iterable[str]) -> set[str]:
     needed = set()
     for dim in dimensions:
         if dim in ("day", "hour", "kind"):
-            continue  # the period is kept anyway; kinds have no histograms
+            continue  # the period is kept anyway, the kind by the kinds' histograms
         needed.add(columns.get(dim, "tags"))
     return needed
 
@@ -174,7 +192,8 @@ class TagCache:
 
 
 def dimension(key: tuple[Any, ...], tags: Mapping[str, str], by: str) -> str:
-    """The value of dimension ``by`` for a cell key (any of the cube's three key shapes)."""
+    """The value of dimension ``by`` for a cell, kind or lighter key (the last two hold the
+    prompt kind at index 6)."""
     if by == "model":
         return key[2] or "(none)"
     if by == "router":
@@ -333,22 +352,17 @@ def grouped(
             group = groups[name] = Group()
         return group
 
-    if by == "kind":  # kinds carry sums only: no percentiles or fallbacks per kind
-        for kkey, (n, cost, cf) in data.cube.kinds.items():
-            if (g := group_of(kkey)) is not None:
-                g.add(kkey[2], kkey[5], Cell(n, cost_pico=cost, counterfactual_pico=cf), tier_of)
-    else:
-        for key, cell in data.cells.items():
-            if (g := group_of(key)) is not None:
-                g.add(key[2], key[5], cell, tier_of)
+    names = [by, *(filters or {})]
+    for key, cell in data.cells_for(names).items():
+        if (g := group_of(key)) is not None:
+            g.add(key[2], key[5], cell, tier_of)
     for lkey, sums in data.cube.lighter.items():
-        if by != "kind" and (g := group_of(lkey)) is not None:
+        if (g := group_of(lkey)) is not None:
             g.add_eligible(lkey[2], lkey[5], sums, tier_of)
-    if by != "kind":
-        for hkey, (latency_hist, cost_hist) in data.cube.hists.items():
-            if (g := group_of(hkey)) is not None:
-                rollup.merge_hist(g.cell.latency_hist, latency_hist)
-                rollup.merge_hist(g.cell.cost_hist, cost_hist)
+    for hkey, (latency_hist, cost_hist) in data.hists_for(names).items():
+        if (g := group_of(hkey)) is not None:
+            rollup.merge_hist(g.cell.latency_hist, latency_hist)
+            rollup.merge_hist(g.cell.cost_hist, cost_hist)
     return groups
 
 
@@ -357,18 +371,13 @@ def top_drivers(data: Cells, filters: Mapping[str, str] | None) -> dict[str, lis
     tag_cache = TagCache()
     for dim in DRIVER_DIMENSIONS:
         costs: dict[str, list[int]] = {}
-        source: Iterable[tuple[tuple[Any, ...], int, int]] = (
-            ((k, v[1], v[0]) for k, v in data.cube.kinds.items())
-            if dim == "kind"
-            else ((k, c.cost_pico, c.requests) for k, c in data.cells.items())
-        )
-        for key, pico, n in source:
+        for key, cell in data.cells_for([dim, *(filters or {})]).items():
             tags = tag_cache(key[4])
             if filters and not matches(key, tags, filters):
                 continue
             entry = costs.setdefault(dimension(key, tags, dim), [0, 0])
-            entry[0] += pico
-            entry[1] += n
+            entry[0] += cell.cost_pico
+            entry[1] += cell.requests
         total = sum(v[0] for v in costs.values())
         ranked = sorted(costs.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_DRIVERS]
         out[dim] = [

@@ -4,11 +4,13 @@ A cube holds, keyed by (period, router, served model, key, tags, ...):
 
 - ``cells``: + success; sums (requests, fallbacks, tokens, cost, counterfactual);
 - ``hists``: latency and cost-per-request histograms per cell key, for percentiles;
-- ``kinds``: + success + prompt kind; requests, cost, counterfactual (the "top cost drivers");
-- ``lighter``: + the *eligible set* of a successful request: the candidates whose predicted
-  quality was within the row's tolerance of the best prediction. "Could have been lighter"
-  compares their tiers with the served model's at report time, so a tier change in the
-  configuration applies to old rows too.
+- ``kinds`` and ``kind_hists``: the same, split by the router's prompt kind too (a kind key is a
+  cell key + kind). Reports by or filtered by kind use them, so they show every figure the
+  others do; the rest use the coarser cells, which are several times fewer;
+- ``lighter``: + the *eligible set* of a successful request (the candidates whose predicted
+  quality was within the row's tolerance of the best prediction) + prompt kind. "Could have
+  been lighter" compares their tiers with the served model's at report time, so a tier change
+  in the configuration applies to old rows too.
 
 A report merges cubes, so it costs the same whether they come from raw rows or the rollup.
 ``refresh`` rolls every complete hour that ended more than ``LAG_S`` ago up from raw rows
@@ -47,7 +49,8 @@ COST_BASE_PUSD = 1000  # 1e-9 USD; bucket 0 holds zero cost, bucket 1 anything u
 CellKey = tuple[int, str, str, str, str, int]  # period, router, served, key, tags, ok
 HIST_DIMS = ("router", "served_model", "key_id", "tags", "ok")  # a cell key's columns
 KindKey = tuple[int, str, str, str, str, int, str]  # ... + prompt kind
-LighterKey = tuple[int, str, str, str, str, str]  # period, router, served, key, tags, eligible
+# period, router, served, key, tags, eligible set, prompt kind
+LighterKey = tuple[int, str, str, str, str, str, str]
 Hist = dict[int, list[float]]  # bucket -> [count, sum of values]
 
 _CELL_COLUMNS = """
@@ -76,10 +79,37 @@ ROLLUP_DDL = (
     """CREATE TABLE IF NOT EXISTS analytics_rollup_state (
         width INTEGER PRIMARY KEY, rolled_until BIGINT NOT NULL)""",
 )
+_SUM_COLUMNS = """requests BIGINT NOT NULL, fallbacks BIGINT NOT NULL,
+        prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL,
+        cached_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL,
+        cost_pico BIGINT NOT NULL, counterfactual_pico BIGINT NOT NULL"""
+# Ledger migration m008 (the same text): kinds get every sum and their own histograms, the
+# eligible sets a prompt kind; the rollup is emptied, so the next report rolls the (never
+# deleted) raw rows up again, in the new shape.
+ROLLUP_BY_KIND_DDL = (
+    "DROP TABLE IF EXISTS analytics_rollup_kind",
+    "DROP TABLE IF EXISTS analytics_rollup_lighter",
+    f"""CREATE TABLE IF NOT EXISTS analytics_rollup_kind ({_CELL_COLUMNS}, ok INTEGER NOT NULL,
+        prompt_kind TEXT NOT NULL, {_SUM_COLUMNS})""",
+    f"""CREATE TABLE IF NOT EXISTS analytics_rollup_kind_hist ({_CELL_COLUMNS},
+        ok INTEGER NOT NULL, prompt_kind TEXT NOT NULL, metric TEXT NOT NULL,
+        bucket INTEGER NOT NULL, n BIGINT NOT NULL, total DOUBLE PRECISION NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS analytics_rollup_lighter ({_CELL_COLUMNS},
+        within_tol TEXT NOT NULL, prompt_kind TEXT NOT NULL, requests BIGINT NOT NULL,
+        cost_pico BIGINT NOT NULL)""",
+    *(
+        f"CREATE INDEX IF NOT EXISTS {t}_wp ON {t} (width, period_start)"
+        for t in ("analytics_rollup_kind", "analytics_rollup_kind_hist", "analytics_rollup_lighter")
+    ),
+    "DELETE FROM analytics_rollup",
+    "DELETE FROM analytics_rollup_hist",
+    "DELETE FROM analytics_rollup_state",
+)
 ROLLUP_TABLES = (
     "analytics_rollup",
     "analytics_rollup_hist",
     "analytics_rollup_kind",
+    "analytics_rollup_kind_hist",
     "analytics_rollup_lighter",
 )
 
@@ -113,29 +143,39 @@ class Cell:
 @dataclass(slots=True)
 class Cube:
     cells: dict[CellKey, Cell] = field(default_factory=dict)
-    kinds: dict[KindKey, list[int]] = field(default_factory=dict)  # [requests, cost, cf]
+    kinds: dict[KindKey, Cell] = field(default_factory=dict)  # cells split by prompt kind
     lighter: dict[LighterKey, list[int]] = field(default_factory=dict)  # [requests, cost]
-    # Latency and cost histograms per cell key; dimensions a report does not need may be
+    # Latency and cost histograms per cell (kind) key; dimensions a report does not need may be
     # projected away ("*", ok = -1) so the database merges them instead of Python.
     hists: dict[CellKey, tuple[Hist, Hist]] = field(default_factory=dict)
+    kind_hists: dict[KindKey, tuple[Hist, Hist]] = field(default_factory=dict)
 
     def merge(self, other: Cube) -> None:
-        for key, cell in other.cells.items():
-            mine = self.cells.get(key)
-            if mine is None:
-                self.cells[key] = cell
-            else:
-                mine.add(cell)
-        for key, (lat, cost) in other.hists.items():
-            have = self.hists.get(key)
-            if have is None:
-                self.hists[key] = (lat, cost)
-            else:
-                merge_hist(have[0], lat)
-                merge_hist(have[1], cost)
-        for table, theirs in ((self.kinds, other.kinds), (self.lighter, other.lighter)):
-            for k, sums in theirs.items():
-                _add_sums(table, k, sums)
+        _merge_cells(self.cells, other.cells)
+        _merge_cells(self.kinds, other.kinds)
+        _merge_hists(self.hists, other.hists)
+        _merge_hists(self.kind_hists, other.kind_hists)
+        for k, sums in other.lighter.items():
+            _add_sums(self.lighter, k, sums)
+
+
+def _merge_cells(into: dict[Any, Cell], other: dict[Any, Cell]) -> None:
+    for key, cell in other.items():
+        mine = into.get(key)
+        if mine is None:
+            into[key] = cell
+        else:
+            mine.add(cell)
+
+
+def _merge_hists(into: dict[Any, tuple[Hist, Hist]], other: dict[Any, tuple[Hist, Hist]]) -> None:
+    for key, (lat, cost) in other.items():
+        have = into.get(key)
+        if have is None:
+            into[key] = (lat, cost)
+        else:
+            merge_hist(have[0], lat)
+            merge_hist(have[1], cost)
 
 
 def _add_sums(table: dict[Any, list[int]], key: Any, sums: list[int]) -> None:
@@ -180,14 +220,18 @@ def _cell_key(r: tuple[Any, ...]) -> CellKey:
     return (int(r[0]), r[1], r[2], r[3], r[4], int(r[5]))
 
 
-def _fold_hist(cube: Cube, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Rows of (cell key..., metric 'l'|'c', bucket, count, sum) into ``cube.hists``."""
+def _fold_hist(
+    hists: dict[Any, tuple[Hist, Hist]], rows: Iterable[tuple[Any, ...]], *, kind: bool = False
+) -> None:
+    """Rows of (cell key..., [prompt kind,] metric 'l'|'c', bucket, count, sum) into ``hists``."""
+    at = 7 if kind else 6  # where the metric column is
     for r in rows:
-        key = _cell_key(r)
-        pair = cube.hists.get(key)
+        key: tuple[Any, ...] = (*_cell_key(r), r[6]) if kind else _cell_key(r)
+        pair = hists.get(key)
         if pair is None:
-            pair = cube.hists[key] = ({}, {})
-        add_to_hist(pair[0] if r[6] == "l" else pair[1], int(r[7]), int(r[8]), float(r[9]))
+            pair = hists[key] = ({}, {})
+        metric, bucket, n, total = r[at : at + 4]
+        add_to_hist(pair[0] if metric == "l" else pair[1], int(bucket), int(n), float(total))
 
 
 def aggregate(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
@@ -198,12 +242,19 @@ def aggregate(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
 
 
 def ensure_schema(db: LedgerDB) -> None:
-    """Create the rollup tables if the ledger's migrations have not (a ledger made by an older
-    gearshift); a no-op on a migrated ledger."""
-    if db.table_exists("analytics_rollup_state"):
+    """Create or upgrade the rollup tables if the ledger's migrations have not (a ledger last
+    opened by an older gearshift); a no-op on a migrated ledger."""
+    if db.table_exists("analytics_rollup_kind_hist"):
         return
-    for statement in ROLLUP_DDL:
-        db.execute(statement)
+    with db.write_transaction():
+        _serialise(db)
+        if db.table_exists("analytics_rollup_kind_hist"):
+            return  # another report upgraded it first
+        if not db.table_exists("analytics_rollup_state"):
+            for statement in ROLLUP_DDL:
+                db.execute(statement)
+        for statement in ROLLUP_BY_KIND_DDL:
+            db.execute(statement)
 
 
 def rolled_until(db: LedgerDB, width: int = DAY, *, lock: bool = False) -> int | None:
@@ -300,21 +351,21 @@ def _set_state(db: LedgerDB, width: int, old: int | None, new: int) -> None:
         )
 
 
+_SUMS = (
+    "sum(requests), sum(fallbacks), sum(prompt_tokens), sum(completion_tokens),"
+    " sum(cached_tokens), sum(reasoning_tokens), sum(cost_pico), sum(counterfactual_pico)"
+)
+
+
 def _days_from_hours(db: LedgerDB, start: int, end: int) -> None:
     day = f"(period_start / {DAY}) * {DAY}"  # integer division truncates on both backends
     dims = "router, served_model, key_id, tags"
     spec = {
-        "analytics_rollup": (
-            "ok",
-            "sum(requests), sum(fallbacks), sum(prompt_tokens), sum(completion_tokens),"
-            " sum(cached_tokens), sum(reasoning_tokens), sum(cost_pico), sum(counterfactual_pico)",
-        ),
+        "analytics_rollup": ("ok", _SUMS),
         "analytics_rollup_hist": ("ok, metric, bucket", "sum(n), sum(total)"),
-        "analytics_rollup_kind": (
-            "ok, prompt_kind",
-            "sum(requests), sum(cost_pico), sum(counterfactual_pico)",
-        ),
-        "analytics_rollup_lighter": ("within_tol", "sum(requests), sum(cost_pico)"),
+        "analytics_rollup_kind": ("ok, prompt_kind", _SUMS),
+        "analytics_rollup_kind_hist": ("ok, prompt_kind, metric, bucket", "sum(n), sum(total)"),
+        "analytics_rollup_lighter": ("within_tol, prompt_kind", "sum(requests), sum(cost_pico)"),
     }
     for table, (extra, sums) in spec.items():
         db.execute(
@@ -343,17 +394,21 @@ def _sums(c: Cell) -> tuple[int, ...]:
     )
 
 
-def _insert(db: LedgerDB, width: int, cube: Cube) -> None:
-    cells = [(width, *key, *_sums(c)) for key, c in cube.cells.items()]
-    hist = [
+def _hist_rows(width: int, hists: dict[Any, tuple[Hist, Hist]]) -> list[tuple[Any, ...]]:
+    return [
         (width, *key, metric, bucket, int(n), total)
-        for key, (lat, cost) in cube.hists.items()
+        for key, (lat, cost) in hists.items()
         for metric, h in (("l", lat), ("c", cost))
         for bucket, (n, total) in h.items()
     ]
-    kinds = [(width, *key, *sums) for key, sums in cube.kinds.items()]
+
+
+def _insert(db: LedgerDB, width: int, cube: Cube) -> None:
+    cells = [(width, *key, *_sums(c)) for key, c in cube.cells.items()]
+    kinds = [(width, *key, *_sums(c)) for key, c in cube.kinds.items()]
     lighter = [(width, *key, *sums) for key, sums in cube.lighter.items()]
-    batches: tuple[list[tuple[Any, ...]], ...] = (cells, hist, kinds, lighter)
+    kind_hists = _hist_rows(width, cube.kind_hists)
+    batches = (cells, _hist_rows(width, cube.hists), kinds, kind_hists, lighter)
     for table, rows in zip(ROLLUP_TABLES, batches, strict=True):
         if rows:
             marks = ", ".join("?" for _ in rows[0])
@@ -369,11 +424,14 @@ def load_rollup(
     as_width: int | None = None,
     collapse: bool = False,
     hist_dims: Collection[str] = HIST_DIMS,
+    by_kind: bool = True,
 ) -> Cube:
     """The rolled-up cube of ``width``-long periods in [lo, hi), merged into ``as_width``-long
     periods (hours into days, say). ``collapse`` merges all periods (reported as one, ``lo``)
     for reports that do not look at time; histograms keep only ``hist_dims`` of
-    ``HIST_DIMS``. The database does the merging."""
+    ``HIST_DIMS``. Without ``by_kind`` (a report neither by nor filtered by prompt kind) the
+    kinds' histograms are left out and eligible sets are merged across kinds. The database does
+    the merging."""
     as_width = as_width or width
     if collapse:
         period = str(int(lo))
@@ -387,36 +445,47 @@ def load_rollup(
     bounds = (width, lo, hi)
     cube = Cube()
     for r in db.fetchall(
-        f"SELECT {dims}, ok, sum(requests), sum(fallbacks), sum(prompt_tokens),"
-        " sum(completion_tokens), sum(cached_tokens), sum(reasoning_tokens), sum(cost_pico),"
-        f" sum(counterfactual_pico) FROM analytics_rollup {where} GROUP BY {group}, ok",
-        bounds,
+        f"SELECT {dims}, ok, {_SUMS} FROM analytics_rollup {where} GROUP BY {group}, ok", bounds
     ):
         cube.cells[_cell_key(r)] = _cell_from(r[6:14])
-    kept = [c if c in hist_dims else ("-1" if c == "ok" else "'*'") for c in HIST_DIMS]
-    periods = [] if collapse else [period]
-    hist_group = ", ".join(
-        [*(c for c in HIST_DIMS if c in hist_dims), *periods, "metric", "bucket"]
-    )
-    _fold_hist(
-        cube,
-        db.fetchall(
-            f"SELECT {period}, {', '.join(kept)}, metric, bucket, sum(n), sum(total)"
-            f" FROM analytics_rollup_hist {where} GROUP BY {hist_group}",
-            bounds,
-        ),
-    )
     for r in db.fetchall(
-        f"SELECT {dims}, ok, prompt_kind, sum(requests), sum(cost_pico),"
-        f" sum(counterfactual_pico) FROM analytics_rollup_kind {where}"
+        f"SELECT {dims}, ok, prompt_kind, {_SUMS} FROM analytics_rollup_kind {where}"
         f" GROUP BY {group}, ok, prompt_kind",
         bounds,
     ):
-        cube.kinds[(*_cell_key(r), r[6])] = [int(r[7]), int(r[8]), int(r[9])]
+        cube.kinds[(*_cell_key(r), r[6])] = _cell_from(r[7:15])
+    kept = ", ".join(c if c in hist_dims else ("-1" if c == "ok" else "'*'") for c in HIST_DIMS)
+    periods = [] if collapse else [period]
+    hist_group = [*(c for c in HIST_DIMS if c in hist_dims), *periods]
+
+    def grouped_by(*columns: str) -> str:
+        return ", ".join([*hist_group, *columns])
+
+    _fold_hist(
+        cube.hists,
+        db.fetchall(
+            f"SELECT {period}, {kept}, metric, bucket, sum(n), sum(total)"
+            f" FROM analytics_rollup_hist {where} GROUP BY {grouped_by('metric', 'bucket')}",
+            bounds,
+        ),
+    )
+    if by_kind:
+        _fold_hist(
+            cube.kind_hists,
+            db.fetchall(
+                f"SELECT {period}, {kept}, prompt_kind, metric, bucket, sum(n), sum(total)"
+                f" FROM analytics_rollup_kind_hist {where}"
+                f" GROUP BY {grouped_by('prompt_kind', 'metric', 'bucket')}",
+                bounds,
+            ),
+            kind=True,
+        )
+    kind = "prompt_kind" if by_kind else "''"
     for r in db.fetchall(
-        f"SELECT {dims}, within_tol, sum(requests), sum(cost_pico) FROM analytics_rollup_lighter"
-        f" {where} GROUP BY {group}, within_tol",
+        f"SELECT {dims}, within_tol, {kind}, sum(requests), sum(cost_pico)"
+        f" FROM analytics_rollup_lighter {where}"
+        f" GROUP BY {group}, within_tol{', prompt_kind' if by_kind else ''}",
         bounds,
     ):
-        cube.lighter[(int(r[0]), r[1], r[2], r[3], r[4], r[5])] = [int(r[6]), int(r[7])]
+        cube.lighter[(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6])] = [int(r[7]), int(r[8])]
     return cube

@@ -20,6 +20,7 @@ from gearshift.analytics.rollup import (
     LATENCY_BASE_MS,
     Cell,
     Cube,
+    Hist,
     add_to_hist,
 )
 
@@ -58,6 +59,19 @@ def eligible(predicted: Any, tolerance: float | None) -> str:
     return ",".join(sorted(k for k, v in values.items() if v >= floor))
 
 
+Observed = tuple[tuple[int, float] | None, tuple[int, int]]  # (bucket, value): latency, cost
+
+
+def _observe(hists: dict[Any, tuple[Hist, Hist]], key: Any, observed: Observed) -> None:
+    pair = hists.get(key)
+    if pair is None:
+        pair = hists[key] = ({}, {})
+    latency, cost = observed
+    if latency is not None:
+        add_to_hist(pair[0], latency[0], 1, latency[1])
+    add_to_hist(pair[1], cost[0], 1, cost[1])
+
+
 def aggregate_rows(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
     cube = Cube()
     rows = db.iterate(f"SELECT {_COLUMNS} FROM requests WHERE ts >= ? AND ts < ?", (lo, hi))
@@ -93,24 +107,23 @@ def aggregate_rows(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
             cube.cells[key] = part
         else:
             cell.add(part)
-        kind_key = (*key, kind or "")
-        sums = cube.kinds.get(kind_key)
-        if sums is None:
-            cube.kinds[kind_key] = [1, cost, cf]
+        kind = kind or ""
+        kind_key = (*key, kind)
+        kind_cell = cube.kinds.get(kind_key)
+        if kind_cell is None:
+            cube.kinds[kind_key] = Cell(1, fb, pt or 0, ct or 0, cached or 0, rt or 0, cost, cf)
         else:
-            sums[0] += 1
-            sums[1] += cost
-            sums[2] += cf
-        pair = cube.hists.get(key)
-        if pair is None:
-            pair = cube.hists[key] = ({}, {})
-        if latency is not None:
-            add_to_hist(pair[0], latency_bucket(float(latency)), 1, float(latency))
-        add_to_hist(pair[1], cost_bucket(cost), 1, cost)
+            kind_cell.add(part)
+        observed = (
+            None if latency is None else (latency_bucket(float(latency)), float(latency)),
+            (cost_bucket(cost), cost),
+        )
+        _observe(cube.hists, key, observed)
+        _observe(cube.kind_hists, kind_key, observed)
         if ok:
             within = eligible(predicted, tolerance)
             if within:
-                light_key = (*key[:5], within)
+                light_key = (*key[:5], within, kind)
                 light = cube.lighter.get(light_key)
                 if light is None:
                     cube.lighter[light_key] = [1, cost]

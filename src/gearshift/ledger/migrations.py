@@ -236,6 +236,45 @@ M007_REQUEST_DEPLOYMENT = Migration(
     sql="ALTER TABLE requests ADD COLUMN deployment TEXT;",
 )
 
+M008_ROLLUP_BY_KIND = Migration(
+    name="m008_rollup_by_kind",
+    # Reports by prompt kind show every figure the others do: the kind rollup gets all the sums
+    # and its own histograms, the eligible sets a prompt kind. The rollup (a cache of the raw
+    # rows, which are never deleted) is emptied, so the next report rolls it up again.
+    sql="""
+DROP TABLE IF EXISTS analytics_rollup_kind;
+DROP TABLE IF EXISTS analytics_rollup_lighter;
+CREATE TABLE IF NOT EXISTS analytics_rollup_kind (
+    width INTEGER NOT NULL, period_start BIGINT NOT NULL, router TEXT NOT NULL,
+    served_model TEXT NOT NULL, key_id TEXT NOT NULL, tags TEXT NOT NULL, ok INTEGER NOT NULL,
+    prompt_kind TEXT NOT NULL, requests BIGINT NOT NULL, fallbacks BIGINT NOT NULL,
+    prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL,
+    cached_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL,
+    cost_pico BIGINT NOT NULL, counterfactual_pico BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS analytics_rollup_kind_hist (
+    width INTEGER NOT NULL, period_start BIGINT NOT NULL, router TEXT NOT NULL,
+    served_model TEXT NOT NULL, key_id TEXT NOT NULL, tags TEXT NOT NULL,
+    ok INTEGER NOT NULL, prompt_kind TEXT NOT NULL, metric TEXT NOT NULL,
+    bucket INTEGER NOT NULL, n BIGINT NOT NULL, total DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS analytics_rollup_lighter (
+    width INTEGER NOT NULL, period_start BIGINT NOT NULL, router TEXT NOT NULL,
+    served_model TEXT NOT NULL, key_id TEXT NOT NULL, tags TEXT NOT NULL,
+    within_tol TEXT NOT NULL, prompt_kind TEXT NOT NULL, requests BIGINT NOT NULL,
+    cost_pico BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS analytics_rollup_kind_wp ON analytics_rollup_kind (width, period_start);
+CREATE INDEX IF NOT EXISTS analytics_rollup_kind_hist_wp
+    ON analytics_rollup_kind_hist (width, period_start);
+CREATE INDEX IF NOT EXISTS analytics_rollup_lighter_wp
+    ON analytics_rollup_lighter (width, period_start);
+DELETE FROM analytics_rollup;
+DELETE FROM analytics_rollup_hist;
+DELETE FROM analytics_rollup_state;
+""",
+)
+
 # Ordered; append only.
 MIGRATIONS: list[Migration] = [
     M001_REQUESTS,
@@ -245,4 +284,5 @@ MIGRATIONS: list[Migration] = [
     M005_ANALYTICS_ROLLUP,
     M006_LEARNING,
     M007_REQUEST_DEPLOYMENT,
+    M008_ROLLUP_BY_KIND,
 ]
