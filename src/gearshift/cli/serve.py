@@ -77,10 +77,17 @@ def run(argv: Sequence[str]) -> int:
     host = args.host or server.host
     port = server.port if args.port is None else args.port
     workers = args.workers or server.workers
-    if workers < 1:
-        from gearshift.errors import ConfigError
+    from gearshift.errors import ConfigError
 
+    if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    from gearshift.policy import shared_counters_problem
+
+    # Before any worker starts: each would fail the same way (and --workers may say more
+    # workers than the file's server.workers, which the workers themselves cannot see).
+    problem = shared_counters_problem(settings, workers)
+    if problem is not None:
+        raise ConfigError(problem)
     import uvicorn
 
     options: dict[str, Any] = {
@@ -127,6 +134,7 @@ def run(argv: Sequence[str]) -> int:
 def _run_workers(config_path: str | None, workers: int, options: dict[str, Any]) -> None:
     """``uvicorn.run(..., workers=N)``, with a supervisor that reloads instead of restarting."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors.multiprocess import Multiprocess
 
     class ReloadingSupervisor(Multiprocess):
@@ -142,7 +150,14 @@ def _run_workers(config_path: str | None, workers: int, options: dict[str, Any])
         "gearshift.cli.serve:app_from_env", factory=True, workers=workers, **options
     )
     sock = config.bind_socket()
-    ReloadingSupervisor(config, sockets=[sock]).run()
+    supervisor = ReloadingSupervisor(config, sockets=[sock])
+    supervisor.run()
+    # uvicorn restarts a worker that dies while serving, but stops everything when one fails
+    # before serving (exit status STARTUP_FAILURE): it would fail the same way each time.
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        from gearshift.errors import ConfigError
+
+        raise ConfigError("a worker could not start (its error is above); the gateway stopped")
 
 
 def forward_reload(config_path: str, worker_pids: list[int]) -> None:
@@ -236,13 +251,28 @@ def shared_metrics_dir() -> Iterator[str]:
 
 def app_from_env() -> Any:
     """The app for one worker process, from the file named in ``GEARSHIFT_CONFIG`` (or, without
-    one, from the providers in the environment)."""
+    one, from the providers in the environment).
+
+    A worker that cannot build its app exits with uvicorn's STARTUP_FAILURE status, which makes
+    the supervisor stop instead of restarting it over and over: a configuration error as one
+    line, anything else (a bug) with its traceback."""
+    import sys
+
+    from uvicorn.config import STARTUP_FAILURE
+
     from gearshift.api.app import create_app
     from gearshift.config import load_settings
+    from gearshift.errors import GearshiftError
 
     path = os.environ.get(CONFIG_ENV)
-    if path is None:
-        from gearshift.quickstart import default_settings
+    try:
+        if path is None:
+            from gearshift.quickstart import default_settings
 
-        return create_app(default_settings()[0])
-    return create_app(load_settings(path), config_path=path)
+            return create_app(default_settings()[0])
+        return create_app(load_settings(path), config_path=path)
+    except GearshiftError as exc:
+        print(f"gearshift serve: error: {exc.message}", file=sys.stderr, flush=True)
+    except Exception:
+        logging.getLogger("gearshift.serve").exception("a worker could not build the gateway")
+    sys.exit(STARTUP_FAILURE)

@@ -12,25 +12,35 @@ if TYPE_CHECKING:
     from gearshift.config import Settings
     from gearshift.policy.engine import GearshiftPolicy
 
-__all__ = ["create_policy"]
+__all__ = ["create_policy", "shared_counters_problem"]
+
+
+def shared_counters_problem(settings: Settings, workers: int) -> str | None:
+    """Why ``workers`` processes cannot enforce this policy (each would count on its own and let
+    N times a budget or rate through), or None. ``gearshift serve`` asks before it starts the
+    workers; ``create_policy`` asks again for ``server.workers``."""
+    if workers <= 1 or settings.policy.redis_url:
+        return None
+    if settings.policy.budgets:
+        return (
+            f"{workers} workers and policy.budgets are set: budgets must be shared by the "
+            "workers, so set policy.redis_url (or run one worker)"
+        )
+    if settings.policy.limits:
+        return (
+            f"{workers} workers and policy.limits are set: rate limits must be counted for all "
+            "workers together, so set policy.redis_url (or run one worker)"
+        )
+    return None
 
 
 def create_policy(settings: Settings) -> GearshiftPolicy:
     from gearshift.errors import ConfigError
     from gearshift.policy.engine import GearshiftPolicy
 
-    if settings.server.workers > 1 and settings.policy.budgets and not settings.policy.redis_url:
-        # Each worker process would count spend on its own and let N times the budget through.
-        raise ConfigError(
-            f"server.workers is {settings.server.workers} and policy.budgets are set: budgets "
-            "must be shared by the workers, so set policy.redis_url (or run one worker)"
-        )
-    if settings.server.workers > 1 and settings.policy.limits and not settings.policy.redis_url:
-        raise ConfigError(
-            f"server.workers is {settings.server.workers} and policy.limits are set: rate "
-            "limits must be counted for all workers together, so set policy.redis_url (or run "
-            "one worker)"
-        )
+    problem = shared_counters_problem(settings, settings.server.workers)
+    if problem is not None:
+        raise ConfigError(problem)
     if settings.policy.redis_url:
         from gearshift.policy.redis_counters import check_reachable
 
