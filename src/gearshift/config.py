@@ -7,14 +7,16 @@ names the *environment variable* holding its key (``api_key_env``).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -25,6 +27,29 @@ from pydantic import (
 from gearshift.errors import ConfigError
 
 ProviderKind = Literal["openai", "anthropic", "bedrock"]
+
+
+def _scalar_text(value: object) -> object:
+    """A YAML scalar as the text it was written as: unquoted ``2024-10-21`` loads as a date,
+    ``true`` as a bool, ``1`` as an int, but a header or query value is always text."""
+    if isinstance(value, bool):  # before int: bool is an int
+        return "true" if value else "false"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    if value is None:
+        raise ValueError("is empty (YAML null): write '' for an empty value")
+    if isinstance(value, (list, dict)):
+        raise ValueError(
+            f"must be text, not a YAML {'list' if isinstance(value, list) else 'mapping'}"
+        )
+    return value
+
+
+# Text settings that YAML may type as dates, numbers or booleans when left unquoted.
+ScalarText = Annotated[str, BeforeValidator(_scalar_text)]
+TextMap = dict[ScalarText, ScalarText]
 
 
 class _Strict(BaseModel):
@@ -92,12 +117,12 @@ class ModelConfig(_Strict):
         description="Outbound proxy, http://[user:pass@]host:port (CONNECT tunnel); 'direct' "
         "ignores HTTPS_PROXY/HTTP_PROXY; unset: those variables and NO_PROXY decide.",
     )
-    headers: dict[str, str] = Field(
+    headers: TextMap = Field(
         default_factory=dict,
         description="Extra upstream request headers (e.g. Azure's api-key); values may hold "
         "${ENV_VAR} references.",
     )
-    query: dict[str, str] = Field(
+    query: TextMap = Field(
         default_factory=dict,
         description="Query parameters added to every upstream request (e.g. api-version), after "
         "any in base_url; values may hold ${ENV_VAR} references.",
@@ -223,7 +248,7 @@ class RouterConfig(_Strict):
 
 class BudgetConfig(_Strict):
     name: str
-    scope: dict[str, str] = Field(
+    scope: TextMap = Field(
         default_factory=dict, description="Tag match, e.g. {team: support}; empty = everything."
     )
     period: Literal["day", "week", "month"] = "month"
@@ -252,7 +277,7 @@ class RateLimitConfig(_Strict):
     """Requests and tokens per minute for a scope of traffic (same scopes as budgets)."""
 
     name: str
-    scope: dict[str, str] = Field(
+    scope: TextMap = Field(
         default_factory=dict, description="Tag match, e.g. {team: support}; empty = everything."
     )
     rpm: int | None = Field(default=None, gt=0, description="Requests per minute.")

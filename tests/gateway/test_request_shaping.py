@@ -5,15 +5,17 @@ the way the service does, called through the gateway with the real openai SDK.""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+import yaml
 from tests.fakes.azure_gemini import FakeAzureOpenAI, FakeGeminiOpenAI
 from tests.gateway.conftest import Running
 
 from gearshift.api.pipeline import Gateway
-from gearshift.config import parse_settings
+from gearshift.config import load_settings, parse_settings
 from gearshift.errors import ConfigError
 
 ASK = [{"role": "user", "content": "Summarise ticket 4411"}]
@@ -124,3 +126,49 @@ def test_unset_variable_in_headers_is_a_startup_error(monkeypatch: pytest.Monkey
     settings = parse_settings(one_model(headers={"api-key": "${AZURE_OPENAI_KEY}"}))
     with pytest.raises(ConfigError, match="model 'm' header 'api-key' names environment variable"):
         Gateway(settings).check_environment()
+
+
+def test_unquoted_yaml_scalars_in_headers_and_query_are_sent_as_written(
+    azure: FakeAzureOpenAI, start_gateway: Callable[..., Running], tmp_path: Path
+) -> None:
+    # YAML reads 2024-10-21 as a date, true as a bool and 3 as an int; the docs' own example
+    # left api-version unquoted and `serve` refused it ("Input should be a valid string").
+    text = f"""
+models:
+  - name: m
+    provider: openai
+    tier: 2
+    base_url: {azure.url}/openai/deployments/prod-gpt4o
+    headers: {{api-key: "${{AZURE_OPENAI_KEY}}", x-retries: 3, x-debug: true, x-ratio: 0.5}}
+    query: {{api-version: 2024-10-21, at: 2024-10-21T10:00:00Z}}
+"""
+    config = tmp_path / "gearshift.yaml"
+    config.write_text(text, encoding="utf-8")
+    (model,) = load_settings(config).models  # what `serve --config` reads
+    assert model.query == {"api-version": "2024-10-21", "at": "2024-10-21T10:00:00+00:00"}
+    assert model.headers == {
+        "api-key": "${AZURE_OPENAI_KEY}", "x-retries": "3", "x-debug": "true", "x-ratio": "0.5"
+    }  # fmt: skip
+    start_gateway(yaml.safe_load(text)).client().chat.completions.create(model="m", messages=ASK)
+    assert azure.deployments == ["prod-gpt4o"]
+    assert azure.queries == [{"api-version": "2024-10-21", "at": "2024-10-21T10:00:00+00:00"}]
+    sent = azure.received[0].headers
+    assert (sent["x-retries"], sent["x-debug"], sent["x-ratio"]) == ("3", "true", "0.5")
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"api-key": None}, "models.0.headers.api-key: Value error, is empty (YAML null)"),
+        (
+            {"api-key": ["a"]},
+            "models.0.headers.api-key: Value error, must be text, not a YAML list",
+        ),
+    ],
+)
+def test_a_header_value_that_is_not_a_scalar_says_why(
+    headers: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(one_model(headers=headers))
+    assert message in caught.value.message

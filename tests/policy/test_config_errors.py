@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.policy.conftest import free_port_for_test, make_settings, models_config
 
 from gearshift.config import parse_settings
@@ -39,6 +40,16 @@ def test_bad_budgets(budget: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ConfigError) as exc:
         parse_settings(settings_with(policy={"budgets": [budget]}))
     assert fragment in exc.value.message
+
+
+def test_unquoted_scope_values_are_text() -> None:
+    policy = yaml.safe_load(
+        "budgets: [{name: b, scope: {team: 42, beta: true}, limit_usd: 10}]\n"
+        "limits: [{name: r, scope: {since: 2024-10-21}, rpm: 60}]\n"
+    )
+    settings = parse_settings(settings_with(policy=policy))
+    assert settings.policy.budgets[0].scope == {"team": "42", "beta": "true"}
+    assert settings.policy.limits[0].scope == {"since": "2024-10-21"}
 
 
 def test_duplicate_budget_names() -> None:
