@@ -91,3 +91,18 @@ def test_a_worker_that_cannot_start_stops_the_gateway(tmp_path: Path) -> None:
         "gearshift serve: error: a worker could not start (its error is above); the gateway stopped"
     )
     assert output.count("cannot reach Redis") <= 2  # at most once per worker: no restarts
+
+
+def test_a_worker_whose_startup_fails_stops_the_gateway_with_status_1(tmp_path: Path) -> None:
+    """Failing later, in the app's start-up (the ledger's database does not answer): uvicorn
+    stops the workers; the exit status must still say it failed."""
+    config = write_config(tmp_path, {}, {"workers": 2})
+    settings = yaml.safe_load(config.read_text())
+    settings["storage"] = f"postgresql://gearshift@127.0.0.1:{free_port()}/nowhere"
+    config.write_text(yaml.safe_dump(settings))
+    done = serve(config)
+    assert done.returncode == 1
+    assert "cannot connect to PostgreSQL ledger" in done.stderr
+    assert done.stderr.rstrip("\n").splitlines()[-1] == (
+        "gearshift serve: error: a worker could not start (its error is above); the gateway stopped"
+    )
