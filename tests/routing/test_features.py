@@ -93,7 +93,8 @@ def test_fast_paths_match_the_plain_definitions() -> None:
     for pieces in (_PIECES, _PIECES + _FEW_SHOT):
         for size in (0, 3, 40, 200, 700, 2500):
             for _ in range(10):
-                prompt = text = "".join(rng.choice(pieces) for _ in range(size))
+                prompt = "".join(rng.choice(pieces) for _ in range(size))
+                text = prompt.strip()  # whitespace around a prompt is not read
                 question = _final_question(text)
                 shots = sum(text[-3000:].count(m) for m in _FEW_SHOT)
                 if shots >= 3 and len(text) > len(question) + 200:
@@ -120,3 +121,31 @@ def test_tokens_split_letters_from_digits_and_at_non_ascii() -> None:
     assert {"h 2", "2 o", "caf 12"} <= tokens
     many = "ab12" * 400  # past the boundary budget: same tokens by the slower route
     assert extract_text(many).tokens == _reference_tokens(many[:300] + "\n" + many[-1000:])
+
+
+def test_whitespace_around_a_prompt_changes_nothing() -> None:
+    # "ok" and "ok\n" are one prompt: a trailing newline once moved "thanks!" between models
+    from importlib import resources
+    import json
+
+    from gearshift.routing import decide_prompt, router_for_models
+
+    data = resources.files("gearshift.routing") / "data" / "kinds_labelled.jsonl"
+    texts = [json.loads(line)["text"] for line in data.read_text("utf-8").splitlines()[::8]]
+    texts += ["ok", "thanks!", "What is 2 + 2?"]
+    router = router_for_models(["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o"])
+    for text in texts:
+        plain = extract(ChatRequest(model="m", messages=[Message(role="user", content=text)]))
+        base = decide_prompt(router, text)
+        for padded in (text + "\n", "  " + text, "\n\n" + text + " \t\n"):
+            request = ChatRequest(
+                model="m",
+                messages=[
+                    Message(role="system", content=" \n"),
+                    Message(role="user", content=padded),
+                ],
+            )
+            got = extract(request)
+            assert got.dense == plain.dense, (text, padded)
+            assert got.tokens == plain.tokens and got.kind == plain.kind, (text, padded)
+            assert decide_prompt(router, padded).predicted == base.predicted, (text, padded)

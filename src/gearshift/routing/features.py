@@ -381,7 +381,11 @@ def extract_text(
     """Features of a prompt given as text plus a few facts about its conversation.
 
     ``kinds=False`` skips the kind model: ``build_kinds`` trains that model from these features.
+    Whitespace around the text carries no meaning, so it is not read: "ok" and "ok\n" are one
+    prompt to every feature (and so to the router).
     """
+    last_user = last_user.strip()
+    system = system.strip()
     question = _final_question(last_user)
     fewshot = _fewshot_marks(last_user, max(0, len(last_user) - FEWSHOT_CHARS))
     # A few-shot prompt (worked examples, then the real question): every feature reads the final
@@ -474,7 +478,7 @@ def extract(request: ChatRequest) -> Features:
     assistant_turns = 0
     images = 0
     for message in request.messages:
-        text = message.text()
+        text = message.text().strip()
         total += len(text)
         if message.role == "system":
             system_parts.append(text)
