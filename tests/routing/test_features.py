@@ -125,8 +125,8 @@ def test_tokens_split_letters_from_digits_and_at_non_ascii() -> None:
 
 def test_whitespace_around_a_prompt_changes_nothing() -> None:
     # "ok" and "ok\n" are one prompt: a trailing newline once moved "thanks!" between models
-    from importlib import resources
     import json
+    from importlib import resources
 
     from gearshift.routing import decide_prompt, router_for_models
 
