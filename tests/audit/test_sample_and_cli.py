@@ -94,8 +94,15 @@ def test_bad_arguments_and_empty_logs_say_what_to_do(
 def test_multi_tolerance_pass_agrees_with_the_routers_own_decisions() -> None:
     """The one-pass curve must choose exactly what ``Router.decide`` chooses at each tolerance."""
     candidates = propose(["gpt-4o"])
-    auditor = Auditor(candidates, tolerances=(0.0, 0.05, 0.1, 0.2))
     entries = list(read_log(str(SAMPLE), ReadStats()))[:400]
+    # tolerances equal to recorded gaps too: there the rule keeps the model only if the audit
+    # decides on the same (rounded) numbers as the router
+    router = Auditor(candidates).router
+    gaps = set()
+    for e in entries[:12]:
+        d = router.decide(to_request(e.message_list(), truncate=False))
+        gaps |= {round(max(d.predicted.values()) - q, 4) for q in d.predicted.values()}
+    auditor = Auditor(candidates, tolerances=(0.0, 0.05, 0.1, 0.2, *sorted(gaps)))
     auditor.feed(entries)
     router = auditor.router
     for t, point in auditor.curve.items():

@@ -79,6 +79,7 @@ class Predictor:
 
     def predict(self, items: list[Item]) -> list[tuple[int, Prepared | None]]:
         """Predictions per key; None for messages that turn out unusable once decoded."""
+        from gearshift.routing.engine import PREDICTION_DECIMALS
         from gearshift.routing.features import extract
         from gearshift.routing.tokens import estimate_request_tokens
 
@@ -101,7 +102,8 @@ class Predictor:
         quality = np.asarray(quality)[:, self._columns]
         for i, (key, _) in enumerate(usable):
             prepared = Prepared(
-                quality=tuple(float(q) for q in quality[i]),
+                # the router decides on (and records) its qualities rounded: so does the audit
+                quality=tuple(round(float(q), PREDICTION_DECIMALS) for q in quality[i]),
                 difficulty=float(difficulty[i]),
                 kind=features[i].kind or "unknown",
                 est_prompt_tokens=estimate_request_tokens(requests[i]),
