@@ -149,3 +149,12 @@ def test_whitespace_around_a_prompt_changes_nothing() -> None:
             assert got.dense == plain.dense, (text, padded)
             assert got.tokens == plain.tokens and got.kind == plain.kind, (text, padded)
             assert decide_prompt(router, padded).predicted == base.predicted, (text, padded)
+
+
+def test_an_empty_prompt_is_not_foreign_text() -> None:
+    # it once counted as 100% non-ASCII, which the kind detector read as a translation request
+    for text in ("", "   \n"):
+        dense = dict(zip(DENSE_NAMES, extract_text(text).dense, strict=True))
+        assert dense["non_ascii_share"] == 0.0
+    assert extract_text("").kind != "translation"
+    assert dict(zip(DENSE_NAMES, extract_text("日本").dense, strict=True))["non_ascii_share"] == 1.0

@@ -423,7 +423,7 @@ def extract_text(
     if "(" in question:
         choices += sum(map(question.count, _CHOICE_PARENS))
     q_words = question.count(" ") + 1
-    n_focus = len(focus) or 1
+    n_focus = len(focus)
     n_ascii = len(focus) if focus.isascii() else len(focus.encode("ascii", "ignore"))
     dense = [
         _ln(total_chars if total_chars is not None else len(last_user) + len(system)),
@@ -452,7 +452,7 @@ def extract_text(
         _ln(choices),
         _ln(fewshot),
         _ln(newlines),
-        (n_focus - n_ascii) / n_focus,
+        (n_focus - n_ascii) / n_focus if n_focus else 0.0,  # an empty prompt is not foreign
         _ln(tools),
         _ln(images),
         1.0 if json_mode else 0.0,
