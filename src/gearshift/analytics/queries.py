@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ HOURLY_MAX_RANGE_S = 3 * DAY  # shorter ranges are reported by hour, for finer t
 BUILTIN_DIMENSIONS = ("model", "router", "key", "day", "hour", "kind", "outcome")
 DRIVER_DIMENSIONS = ("kind", "feature", "key", "model")
 TOP_DRIVERS = 5
+_DIMENSION_NAME = re.compile(r"^(tag:)?[A-Za-z0-9_.\-]+$")
 
 
 @dataclass(slots=True)
@@ -335,6 +337,26 @@ def summarise(group: Group) -> dict[str, Any]:
     }
 
 
+def check_by(by: str, flag: str = "by") -> None:
+    """``flag`` names the option in errors."""
+    if not _DIMENSION_NAME.match(by):
+        raise ValueError(
+            f"bad {flag} {by!r}: group by {', '.join(BUILTIN_DIMENSIONS)}, or a tag name (feature, "
+            "team, ...; 'tag:NAME' also works)"
+        )
+
+
+def parse_where(items: Iterable[str], flag: str = "--where") -> dict[str, str]:
+    """``["team=support", "model=large"]`` -> filters; ``flag`` names the option in errors."""
+    filters: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"bad {flag} {item!r}: use NAME=VALUE, e.g. {flag} team=support")
+        filters[name.strip()] = value.strip()
+    return filters
+
+
 def check_filters(filters: Mapping[str, str]) -> None:
     """A filter on a value that no row can have is a mistake, not an empty report: say so."""
     wanted = filters.get("outcome")
@@ -436,6 +458,38 @@ def build_report(
     totals["since"] = _iso(data.since) if data.since > 0 else None
     totals["until"] = _iso(data.until) if data.until < FOREVER else None
     return {"groups": rows, "totals": totals}
+
+
+def full_report(
+    db: LedgerDB,
+    by: str,
+    since: float | None,
+    until: float | None,
+    filters: Mapping[str, str],
+    settings: Settings | None,
+    *,
+    now: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The JSON of ``gearshift report --format json`` and of ``GET /api/report`` (one function,
+    so they stay the same): ``build_report``'s groups and totals, and the application feedback
+    of the time range (``feedback.feedback_summary``; ``filters`` do not narrow it)."""
+    from gearshift.analytics.feedback import feedback_summary
+
+    check_by(by)
+    check_filters(filters)
+    cells = collect(
+        db,
+        since,
+        until,
+        now=now,
+        collapse=by not in ("day", "hour"),
+        dimensions=[by, *filters],
+        progress=progress,
+    )
+    report = build_report(cells, by, settings, filters)
+    report["feedback"] = feedback_summary(db, since, until)
+    return report
 
 
 def _iso(ts: float) -> str:
