@@ -21,6 +21,13 @@ class ConfigError(GearshiftError):
     code = "config_error"
 
 
+class NotEnoughLabels(GearshiftError):
+    """The learning loop has too few labels to train or evaluate on yet: the normal state of a
+    deployment's first days, which the learning commands report in one line, not as a failure."""
+
+    code = "not_enough_labels"
+
+
 class InvalidRequest(GearshiftError):
     status = 400
     code = "invalid_request_error"

@@ -4,6 +4,8 @@ routed model, judge both, and report measured quality retained beside the predic
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +89,40 @@ def test_verify_needs_the_logged_model_configured(
     assert main(["audit", str(log), "--config", str(path), "--verify", "3"]) == 1
     assert "not a model in --config" in capsys.readouterr().err
     assert world.calls["judge-1"] == 0
+
+
+def _audit_cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gearshift", "audit", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_note_on_quality_says_what_was_measured(world: LearningWorld, tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    _log(log, ENGLISH[:3])
+    config = _config(tmp_path, world)
+    predicted_only = "Quality figures are the router's predictions, not measured answers."
+
+    plain = _audit_cli(str(log), "--config", config, cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert predicted_only in " ".join(plain.stdout.split())
+
+    verified = _audit_cli(str(log), "--config", config, "--verify", "3", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    text = " ".join(verified.stdout.split())  # rich may wrap the note
+    assert "measured quality retained (3 judged" in text
+    assert predicted_only not in text
+    assert "3 moved prompt(s) replayed on both models and graded by judge" in text
+
+    as_json = _audit_cli(
+        str(log), "--config", config, "--verify", "3", "--format", "json", cwd=tmp_path
+    )
+    report = json.loads(as_json.stdout)
+    notes = " ".join(report["assumptions"])
+    assert predicted_only not in notes and "graded by judge" in notes
+    retained = report["verification"]["measured_retained_pct"]
+    assert f"{retained:.1f}% of quality retained" in notes

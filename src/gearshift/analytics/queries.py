@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from gearshift.analytics import rollup, rows
 from gearshift.analytics.db import LedgerDB
-from gearshift.analytics.rollup import DAY, HOUR, Cell, Cube, Hist
+from gearshift.analytics.rollup import (
+    DAY,
+    HOUR,
+    OUTCOME_CODES,
+    OUTCOME_NAMES,
+    SUCCESS_CODES,
+    Cell,
+    Cube,
+    Hist,
+)
 
 if TYPE_CHECKING:  # pydantic's import is a third of a report's start-up: only when configured
     from gearshift.config import Settings
@@ -207,10 +216,8 @@ def dimension(key: tuple[Any, ...], tags: Mapping[str, str], by: str) -> str:
     if by == "kind":
         return (key[6] or "(unknown)") if len(key) == 7 else "(unknown)"
     if by == "outcome":
-        ok = key[5]  # a lighter key holds its eligible set there: only successes have one
-        if ok == 2:
-            return "cache_hit"
-        return "ok" if isinstance(ok, str) or ok else "failed"
+        code = key[5]  # a lighter key holds its eligible set there: only successes have one
+        return "ok" if isinstance(code, str) else OUTCOME_NAMES.get(code, "error")
     tag = by.removeprefix("tag:")
     return tags.get(tag, "(untagged)")
 
@@ -258,10 +265,10 @@ class Group:
 
     def add(self, served: str, ok: int, cell: Cell, tier_of: Callable[[str], int | None]) -> None:
         self.cell.add(cell)
-        if not ok:
+        if ok not in SUCCESS_CODES:
             self.errors += cell.requests
             return
-        if ok == 2:
+        if ok == OUTCOME_CODES["cache_hit"]:
             self.cache_hits += cell.requests
         tier = tier_of(served) if served else None
         label = str(tier) if tier is not None else "unknown"
@@ -326,6 +333,15 @@ def summarise(group: Group) -> dict[str, Any]:
         "lighter_requests": group.lighter_requests,
         "lighter_cost_usd": usd(group.lighter_cost_pico),
     }
+
+
+def check_filters(filters: Mapping[str, str]) -> None:
+    """A filter on a value that no row can have is a mistake, not an empty report: say so."""
+    wanted = filters.get("outcome")
+    if wanted is not None and wanted not in OUTCOME_CODES:
+        raise ValueError(
+            f"unknown outcome {wanted!r}: the ledger's outcomes are {', '.join(OUTCOME_CODES)}"
+        )
 
 
 def matches(key: tuple[Any, ...], tags: Mapping[str, str], filters: Mapping[str, str]) -> bool:
@@ -399,6 +415,7 @@ def build_report(
     filters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The report's JSON contract: ``{"groups": [{<by>: name, ...}], "totals": {...}}``."""
+    check_filters(filters or {})
     groups = grouped(data, by, settings, filters)
     total = Group()
     for g in groups.values():

@@ -138,6 +138,7 @@ class Analytics:
         def build() -> dict[str, Any]:
             from gearshift.analytics import queries
 
+            queries.check_filters(filters)
             collapse = by not in ("day", "hour")
             cells = queries.collect(
                 self._open(), since, until, collapse=collapse, dimensions=[by, *filters]

@@ -119,7 +119,8 @@ def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, 
             progress[0]()
     report = build_report(auditor, stats, sources)
     if options.verify and options.config:
-        from gearshift.audit.verify import verify
+        from gearshift.audit.report import PREDICTED_QUALITY_NOTE
+        from gearshift.audit.verify import quality_note, verify
 
         report["verification"] = verify(
             _entries(sources, ReadStats()),
@@ -130,6 +131,10 @@ def audit(sources: list[str], options: AuditOptions | None = None) -> dict[str, 
             default_model=options.model,
             moved_pct=report.get("moved_pct"),
         )
+        note = quality_note(report["verification"])
+        report["assumptions"] = [
+            note if n == PREDICTED_QUALITY_NOTE else n for n in report["assumptions"]
+        ]
     return report
 
 

@@ -204,11 +204,15 @@ def build_report(a: Auditor, stats: ReadStats, sources: list[str]) -> dict[str, 
     return report
 
 
+# replaced by what was measured when --verify ran (audit.verify.quality_note)
+PREDICTED_QUALITY_NOTE = "Quality figures are the router's predictions, not measured answers."
+
+
 def _assumptions(a: Auditor) -> list[str]:
     notes = [
         "Routed cost uses each request's prompt tokens and its completion tokens as logged: "
         "a lighter model is assumed to answer at the same length.",
-        "Quality figures are the router's predictions, not measured answers.",
+        PREDICTED_QUALITY_NOTE,
     ]
     if a.assumed_completion_tokens:
         notes.append(

@@ -234,3 +234,24 @@ def verify(
         else round(100 * retained_moved, 1),
         "measured_retained_pct": None if overall is None else round(100 * overall, 1),
     }
+
+
+def quality_note(block: dict[str, Any]) -> str:
+    """The report's note on quality once ``--verify`` ran: what was measured, and on what."""
+    graded, judge = block["graded"], block["judge"]
+    if not graded:
+        return (
+            f"Quality figures are the router's predictions: --verify graded none of its "
+            f"{block['prompts']} sampled prompt(s) ({block['failed_calls']} failed call(s), "
+            f"{block['unparsable']} unparsable judge repl(ies))."
+        )
+    measured = f"{graded} moved prompt(s) replayed on both models and graded by {judge}"
+    overall, on_moved = block["measured_retained_pct"], block["measured_retained_on_moved_pct"]
+    if overall is not None:
+        measured += f": {overall:.1f}% of quality retained"
+        if on_moved is not None:
+            measured += f" ({on_moved:.1f}% on the moved prompts)"
+    return (
+        f"Measured quality retained comes from {measured}, ${block['cost_usd']:.4f}; "
+        "the other quality figures are the router's predictions."
+    )

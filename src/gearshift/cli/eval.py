@@ -18,9 +18,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+# the base help lists both modes: --candidate takes other options (its own --help)
+MODES = """modes (docs/learning.md for the second):
+  --data FILE [--router DIR]     measure a router on labelled JSONL (the options above)
+  --candidate DIR --config FILE  a candidate vs the serving router on held-out labels (own --help)
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gearshift eval", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="gearshift eval",
+        description=__doc__.split("\n\n")[0],
+        epilog=MODES.rstrip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", required=True, help="labelled JSONL (DESIGN.md format)")
     p.add_argument("--router", default="default", help="'default' or a DIR from 'gearshift train'")
     p.add_argument("--models", help="comma-separated models to evaluate (default: all scored)")

@@ -1,12 +1,14 @@
 """``gearshift learn --config FILE``: one turn of the loop for each router with ``learning:`` —
 train a candidate on labels older than ``--holdout-days``, evaluate it against the router
 serving now on the rest, and promote it when ``learning.auto_promote`` is on and it wins pair
-APGR by ``learning.promote_margin`` without costing more at 95% quality. Run it from cron."""
+APGR by ``learning.promote_margin`` without costing more at 95% quality. Run it from cron: a run
+with too few labels to learn from says why in one line (and ``promoted: false``) and exits 0."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,11 +37,12 @@ def decide(evaluation: Any, margin: float) -> tuple[bool, str]:
 def run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     from gearshift.config import load_settings
-    from gearshift.errors import GearshiftError
+    from gearshift.errors import GearshiftError, NotEnoughLabels
     from gearshift.learning.offline import (
         current_candidate,
         evaluate_candidate,
         promote,
+        require_training_labels,
         split_labels,
         train_from_labels,
     )
@@ -55,6 +58,7 @@ def run(argv: Sequence[str]) -> int:
             try:
                 train, held = split_labels(store, cfg.name, args.holdout_days)
                 out.update(train_labels=len(train), heldout_labels=len(held))
+                require_training_labels(cfg.name, train, held, args.holdout_days)
                 candidate = train_from_labels(settings, cfg, train, l2=args.l2).to_json()
                 current = current_candidate(store, cfg.name)
                 evaluation = evaluate_candidate(settings, cfg, held, candidate, current)
@@ -63,6 +67,10 @@ def run(argv: Sequence[str]) -> int:
                 if ok and cfg.learning.auto_promote:
                     promote(store, cfg.name, candidate, evaluation.as_dict(), "auto: " + why)
                 out["promoted"] = bool(ok and cfg.learning.auto_promote)
+            except NotEnoughLabels as exc:
+                # nothing to learn yet (a new deployment's first days): a normal nightly run
+                out.update(wins=False, promoted=False, reason=exc.message)
+                print(f"learn: {exc.message}", file=sys.stderr)
             except GearshiftError as exc:
                 out.update(promoted=False, reason=exc.message)
             results.append(out)

@@ -61,6 +61,9 @@ def _fmt(v: Any) -> str:
 
 
 def run(argv: Sequence[str]) -> int:
+    if "-h" in argv or "--help" in argv:  # also for a bare `eval --candidate --help`
+        _parser().print_help()
+        return 0
     args = _parser().parse_args(list(argv))
     from gearshift.learning.offline import current_candidate, evaluate_candidate, split_labels
 

@@ -80,6 +80,7 @@ def run(argv: Sequence[str]) -> int:
         if not db.table_exists("requests"):
             raise ConfigError(f"{url} holds no gearshift ledger (no 'requests' table)")
         try:
+            queries.check_filters(filters)
             cells = queries.collect(
                 db,
                 since,

@@ -17,9 +17,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+# the base help lists both modes: --from-ledger takes other options (its own --help)
+MODES = """modes (docs/learning.md for the second):
+  --data FILE --out DIR                  learn a router from labelled JSONL (the options above)
+  --from-ledger --config FILE --out DIR  a candidate from the ledger's labels (has its own --help)
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gearshift train", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="gearshift train",
+        description=__doc__.split("\n\n")[0],
+        epilog=MODES.rstrip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--data", required=True, help="labelled JSONL (DESIGN.md format)")
     p.add_argument("--out", required=True, help="directory to write the router into")
     p.add_argument(

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gearshift.errors import ConfigError
+from gearshift.errors import ConfigError, NotEnoughLabels
 from gearshift.routing.features import Features
 from gearshift.routing.predictors import Predictor
 from gearshift.routing.profiles import ModelProfile
@@ -161,7 +161,9 @@ def train_candidate(
     from sklearn.linear_model import Ridge
 
     if not rows:
-        raise ConfigError("no labels to train on: is learning on and has it judged any samples?")
+        raise NotEnoughLabels(
+            "no labels to train on: is learning on and has it judged any samples?"
+        )
     counts: Counter[str] = Counter()
     for f in features:
         counts.update(f.tokens)
@@ -194,7 +196,10 @@ def train_candidate(
         fit = Ridge(alpha=l2, fit_intercept=False, solver="auto").fit(x, y, sample_weight=w)
         columns.append((model, np.asarray(fit.coef_, dtype=np.float64)))
     if not columns:
-        raise ConfigError("the labels name no model often enough to learn from (need >= 2 each)")
+        raise NotEnoughLabels(
+            f"the {len(rows)} label(s) to train on name no model often enough to learn from "
+            "(need >= 2 each)"
+        )
     cand.models = [m for m, _ in columns]
     cand.weights = np.stack([c for _, c in columns], axis=1)
     cand.meta = {"labels": len(rows), "l2": l2, "vocab": len(vocab)}

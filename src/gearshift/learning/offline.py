@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gearshift.chat import ChatRequest, Message, TextPart
-from gearshift.errors import ConfigError
+from gearshift.errors import ConfigError, NotEnoughLabels
 from gearshift.learning.candidate import Candidate, train_candidate
 from gearshift.learning.promotion import build_engine
 from gearshift.learning.store import active_candidates, fetch_labels, record_promotion
@@ -28,6 +28,7 @@ __all__ = [
     "evaluate_candidate",
     "learning_router",
     "promote",
+    "require_training_labels",
     "rollback",
     "split_labels",
     "train_from_labels",
@@ -60,6 +61,24 @@ def split_labels(
     return [r for r in rows if r["ts"] < cut], [r for r in rows if r["ts"] >= cut]
 
 
+def require_training_labels(
+    router: str, train: Sequence[object], held: Sequence[object], holdout_days: float
+) -> None:
+    """Raise ``NotEnoughLabels`` saying why, when ``split_labels`` left nothing to train on."""
+    if train:
+        return
+    if not held:
+        raise NotEnoughLabels(
+            f"router {router!r} has no labels yet: learning judges a share of the traffic it "
+            "serves (learning.sample_rate); run this again once some requests are judged"
+        )
+    raise NotEnoughLabels(
+        f"router {router!r} has no labels older than {holdout_days:g} days yet "
+        f"({len(held)} newer label(s) are held out for evaluation): nothing to train on; "
+        "run this again later, or lower --holdout-days"
+    )
+
+
 def _request(row: dict[str, Any]) -> ChatRequest:
     messages = [
         Message(role=m["role"], content=[TextPart(str(m.get("content") or ""))])
@@ -77,6 +96,8 @@ def _features(rows: Sequence[dict[str, Any]]) -> list[Features]:
 
 def _predicted(engine: Router, features: Sequence[Features]) -> dict[str, np.ndarray]:
     """Model -> (N,) predicted quality, for every candidate model of the router."""
+    if not features:  # predictors assume a non-empty batch (an empty one breaks their matmul)
+        return {p.name: np.zeros(0) for p in engine.profiles}
     _, q = engine.predictor.predict_many(features, engine.profiles)
     return {p.name: q[:, j] for j, p in enumerate(engine.profiles)}
 
@@ -85,6 +106,8 @@ def train_from_labels(
     settings: Settings, cfg: RouterConfig, rows: Sequence[dict[str, Any]], *, l2: float = 1.0
 ) -> Candidate:
     """A candidate for router ``cfg``: its configured predictor plus residuals from ``rows``."""
+    if not rows:
+        raise NotEnoughLabels(f"router {cfg.name!r} has no labels to train on")
     engine: Router = build_engine(settings, cfg, None)  # type: ignore[assignment]
     features = _features(rows)
     predicted = _predicted(engine, features)
@@ -181,7 +204,7 @@ def evaluate_candidate(
     ) or current.most_capable
     usable = [r for r in rows if reference in r["scores"] and len(r["scores"]) >= 2]
     if not usable:
-        raise ConfigError(
+        raise NotEnoughLabels(
             f"no held-out labels of router {cfg.name!r} score the reference {reference!r}: "
             "judge more samples or hold out more days"
         )
