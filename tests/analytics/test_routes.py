@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -100,3 +102,57 @@ def test_dashboard_survives_a_lost_database_connection(ledger_url: str) -> None:
         assert first.status_code in (200, 500)
         again = httpx.get(url)
         assert again.status_code == 200 and again.json()["totals"]["requests"] == 10
+
+
+def test_api_report_is_the_cli_json(ledger_url: str, tmp_path: Path) -> None:
+    """The same ledger and query give the same JSON from ``gearshift report --format json`` and
+    ``GET /api/report``, feedback included; ``where=NAME=VALUE`` filters as ``--where`` does."""
+    write(ledger_url, crafted())
+    cfg = tmp_path / "gearshift.yaml"
+    settings = settings_for(ledger_url)
+    cfg.write_text(json.dumps(settings.model_dump(mode="json", exclude_defaults=True)))
+    with UvicornThread(create_app(settings)) as server:
+        rated = httpx.post(f"{server.url}/v1/feedback", json={"request_id": "req-3", "score": 1})
+        assert rated.status_code == 200, rated.text
+        queries = [
+            ("by=feature", ["--by", "feature"]),
+            (
+                "by=model&where=team=support&where=kind=chat&since=2025-03-10&until=2025-03-12",
+                [
+                    "--by",
+                    "model",
+                    "--where",
+                    "team=support",
+                    "--where",
+                    "kind=chat",
+                    "--since",
+                    "2025-03-10",
+                    "--until",
+                    "2025-03-12",
+                ],
+            ),
+            ("by=day&team=legal", ["--by", "day", "--where", "team=legal"]),
+        ]
+        for query, args in queries:
+            done = subprocess.run(
+                [sys.executable, "-m", "gearshift", "report", "--config", str(cfg),
+                 "--format", "json", *args],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            cli = json.loads(done.stdout, parse_float=Decimal)
+            api = httpx.get(f"{server.url}/api/report?{query}")
+            assert api.status_code == 200, api.text
+            assert json.loads(api.text, parse_float=Decimal) == cli
+            assert set(cli) == {"groups", "totals", "feedback"}
+        support = json.loads(httpx.get(f"{server.url}/api/report?where=team=support").text)
+        assert support["totals"]["requests"] == 5  # a filter, not a tag named 'where'
+        assert support["feedback"] == [
+            {"model": "small", "kind": "chat", "ratings": 1, "mean_score": 1.0,
+             "positive_share": 1.0}
+        ]  # fmt: skip
+        bad = httpx.get(f"{server.url}/api/report?where=team")
+        assert bad.status_code == 400
+        assert "bad where 'team': use NAME=VALUE" in bad.json()["error"]["message"]
+        bad = httpx.get(f"{server.url}/api/report?by=team%20name")
+        assert bad.status_code == 400 and "bad by 'team name'" in bad.json()["error"]["message"]

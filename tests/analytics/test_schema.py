@@ -1,5 +1,5 @@
-"""The rollup tables come from the ledger's migration steps m005 and m008, and the fallback DDL in
-``rollup`` (for ledgers opened without migrations) says exactly the same thing."""
+"""The rollup tables come from the ledger's migration steps m005, m008 and m009, and the fallback
+DDL in ``rollup`` (for ledgers opened without migrations) says exactly the same thing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from tests.analytics.conftest import write
 
 from gearshift.analytics import rollup
 from gearshift.analytics.db import LedgerDB
-from gearshift.ledger.migrations import M005_ANALYTICS_ROLLUP, M008_ROLLUP_BY_KIND
+from gearshift.ledger.migrations import (
+    M005_ANALYTICS_ROLLUP,
+    M008_ROLLUP_BY_KIND,
+    M009_ROLLUP_OUTCOMES,
+)
 
 
 def normalise(sql: str) -> str:
@@ -22,6 +26,9 @@ def test_migration_and_fallback_ddl_agree() -> None:
         assert steps == [normalise(s) for s in rollup.ROLLUP_DDL]
         upgrade = [normalise(s) for s in M008_ROLLUP_BY_KIND.statements(backend)]
         assert upgrade == [normalise(s) for s in rollup.ROLLUP_BY_KIND_DDL]
+        outcomes = [normalise(s) for s in M009_ROLLUP_OUTCOMES.statements(backend)]
+        assert outcomes == [normalise(s) for s in rollup.ROLLUP_OUTCOMES_DDL]
+    assert M009_ROLLUP_OUTCOMES.name == rollup.ROLLUP_OUTCOMES_STEP
 
 
 def test_open_store_creates_rollup_tables(ledger_url: str) -> None:

@@ -13,6 +13,7 @@ from gearshift.routing.features import (
     DENSE_NAMES,
     MAX_TOKENS,
     _final_question,
+    _without_courtesies,
     extract,
     extract_text,
 )
@@ -94,7 +95,8 @@ def test_fast_paths_match_the_plain_definitions() -> None:
         for size in (0, 3, 40, 200, 700, 2500):
             for _ in range(10):
                 prompt = "".join(rng.choice(pieces) for _ in range(size))
-                text = prompt.strip()  # whitespace around a prompt is not read
+                # whitespace and courtesies around a prompt are not read
+                text = _without_courtesies(prompt.strip())
                 question = _final_question(text)
                 shots = sum(text[-3000:].count(m) for m in _FEW_SHOT)
                 if shots >= 3 and len(text) > len(question) + 200:
@@ -158,3 +160,26 @@ def test_an_empty_prompt_is_not_foreign_text() -> None:
         assert dense["non_ascii_share"] == 0.0
     assert extract_text("").kind != "translation"
     assert dict(zip(DENSE_NAMES, extract_text("日本").dense, strict=True))["non_ascii_share"] == 1.0
+
+
+def test_greetings_and_thanks_around_a_request_change_nothing() -> None:
+    from gearshift.routing import decide_prompt, router_for_models
+
+    router = router_for_models(["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o"])
+    for core in ("What is 2 + 2?", "how do I reset my password?", "Summarise this: the cat sat."):
+        base = extract_text(core)
+        for dressed in (
+            f"Hi! {core}",
+            f"Hello there, {core}",
+            f"Good morning team, {core}",
+            f"Please {core}",
+            f"{core} Thanks!",
+            f"hey, {core} thank you so much :)",
+        ):
+            got = extract_text(dressed)
+            assert got.tokens == base.tokens and got.dense == base.dense, dressed
+            assert decide_prompt(router, dressed).predicted == decide_prompt(router, core).predicted
+    # a courtesy that is the whole message is the message; a word that only starts like one stays
+    assert extract_text("thanks!").tokens == {"thanks"}
+    assert "hiring" in extract_text("Hiring plan for Q3").tokens
+    assert "thanks" in extract_text("Thanks for sharing!").tokens

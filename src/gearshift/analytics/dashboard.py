@@ -141,6 +141,7 @@ def dashboard_data(
     now: float | None = None,
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
+    queries.check_filters(filters or {})
     dims = ["model", "feature", *(filters or {})]
     data = queries.collect(db, since, until, now=now, dimensions=dims)
     by_model = queries.build_report(data, "model", settings, filters)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from gearshift.analytics import rollup, rows
 from gearshift.analytics.db import LedgerDB
-from gearshift.analytics.rollup import DAY, HOUR, Cell, Cube, Hist
+from gearshift.analytics.rollup import (
+    DAY,
+    HOUR,
+    OUTCOME_CODES,
+    OUTCOME_NAMES,
+    SUCCESS_CODES,
+    Cell,
+    Cube,
+    Hist,
+)
 
 if TYPE_CHECKING:  # pydantic's import is a third of a report's start-up: only when configured
     from gearshift.config import Settings
@@ -29,6 +39,7 @@ HOURLY_MAX_RANGE_S = 3 * DAY  # shorter ranges are reported by hour, for finer t
 BUILTIN_DIMENSIONS = ("model", "router", "key", "day", "hour", "kind", "outcome")
 DRIVER_DIMENSIONS = ("kind", "feature", "key", "model")
 TOP_DRIVERS = 5
+_DIMENSION_NAME = re.compile(r"^(tag:)?[A-Za-z0-9_.\-]+$")
 
 
 @dataclass(slots=True)
@@ -207,10 +218,8 @@ def dimension(key: tuple[Any, ...], tags: Mapping[str, str], by: str) -> str:
     if by == "kind":
         return (key[6] or "(unknown)") if len(key) == 7 else "(unknown)"
     if by == "outcome":
-        ok = key[5]  # a lighter key holds its eligible set there: only successes have one
-        if ok == 2:
-            return "cache_hit"
-        return "ok" if isinstance(ok, str) or ok else "failed"
+        code = key[5]  # a lighter key holds its eligible set there: only successes have one
+        return "ok" if isinstance(code, str) else OUTCOME_NAMES.get(code, "error")
     tag = by.removeprefix("tag:")
     return tags.get(tag, "(untagged)")
 
@@ -258,10 +267,10 @@ class Group:
 
     def add(self, served: str, ok: int, cell: Cell, tier_of: Callable[[str], int | None]) -> None:
         self.cell.add(cell)
-        if not ok:
+        if ok not in SUCCESS_CODES:
             self.errors += cell.requests
             return
-        if ok == 2:
+        if ok == OUTCOME_CODES["cache_hit"]:
             self.cache_hits += cell.requests
         tier = tier_of(served) if served else None
         label = str(tier) if tier is not None else "unknown"
@@ -326,6 +335,35 @@ def summarise(group: Group) -> dict[str, Any]:
         "lighter_requests": group.lighter_requests,
         "lighter_cost_usd": usd(group.lighter_cost_pico),
     }
+
+
+def check_by(by: str, flag: str = "by") -> None:
+    """``flag`` names the option in errors."""
+    if not _DIMENSION_NAME.match(by):
+        raise ValueError(
+            f"bad {flag} {by!r}: group by {', '.join(BUILTIN_DIMENSIONS)}, or a tag name (feature, "
+            "team, ...; 'tag:NAME' also works)"
+        )
+
+
+def parse_where(items: Iterable[str], flag: str = "--where") -> dict[str, str]:
+    """``["team=support", "model=large"]`` -> filters; ``flag`` names the option in errors."""
+    filters: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"bad {flag} {item!r}: use NAME=VALUE, e.g. {flag} team=support")
+        filters[name.strip()] = value.strip()
+    return filters
+
+
+def check_filters(filters: Mapping[str, str]) -> None:
+    """A filter on a value that no row can have is a mistake, not an empty report: say so."""
+    wanted = filters.get("outcome")
+    if wanted is not None and wanted not in OUTCOME_CODES:
+        raise ValueError(
+            f"unknown outcome {wanted!r}: the ledger's outcomes are {', '.join(OUTCOME_CODES)}"
+        )
 
 
 def matches(key: tuple[Any, ...], tags: Mapping[str, str], filters: Mapping[str, str]) -> bool:
@@ -399,6 +437,7 @@ def build_report(
     filters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The report's JSON contract: ``{"groups": [{<by>: name, ...}], "totals": {...}}``."""
+    check_filters(filters or {})
     groups = grouped(data, by, settings, filters)
     total = Group()
     for g in groups.values():
@@ -419,6 +458,38 @@ def build_report(
     totals["since"] = _iso(data.since) if data.since > 0 else None
     totals["until"] = _iso(data.until) if data.until < FOREVER else None
     return {"groups": rows, "totals": totals}
+
+
+def full_report(
+    db: LedgerDB,
+    by: str,
+    since: float | None,
+    until: float | None,
+    filters: Mapping[str, str],
+    settings: Settings | None,
+    *,
+    now: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The JSON of ``gearshift report --format json`` and of ``GET /api/report`` (one function,
+    so they stay the same): ``build_report``'s groups and totals, and the application feedback
+    of the time range (``feedback.feedback_summary``; ``filters`` do not narrow it)."""
+    from gearshift.analytics.feedback import feedback_summary
+
+    check_by(by)
+    check_filters(filters)
+    cells = collect(
+        db,
+        since,
+        until,
+        now=now,
+        collapse=by not in ("day", "hour"),
+        dimensions=[by, *filters],
+        progress=progress,
+    )
+    report = build_report(cells, by, settings, filters)
+    report["feedback"] = feedback_summary(db, since, until)
+    return report
 
 
 def _iso(ts: float) -> str:

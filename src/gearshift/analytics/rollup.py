@@ -2,7 +2,8 @@
 
 A cube holds, keyed by (period, router, served model, key, tags, ...):
 
-- ``cells``: + success; sums (requests, fallbacks, tokens, cost, counterfactual);
+- ``cells``: + outcome (``OUTCOME_CODES``, in the column named ``ok``); sums (requests,
+  fallbacks, tokens, cost, counterfactual);
 - ``hists``: latency and cost-per-request histograms per cell key, for percentiles;
 - ``kinds`` and ``kind_hists``: the same, split by the router's prompt kind too (a kind key is a
   cell key + kind). Reports by or filtered by kind use them, so they show every figure the
@@ -46,7 +47,20 @@ BUCKET_RATIO = 1.1
 LATENCY_BASE_MS = 0.1  # bucket 0 holds latencies <= 0.1 ms
 COST_BASE_PUSD = 1000  # 1e-9 USD; bucket 0 holds zero cost, bucket 1 anything up to this
 
-CellKey = tuple[int, str, str, str, str, int]  # period, router, served, key, tags, ok
+CellKey = tuple[int, str, str, str, str, int]  # period, router, served, key, tags, outcome
+# The ledger's outcomes as the rollup's ``ok`` column stores them (since migration m009; before
+# it every failure was 0). A row with an outcome this version does not know counts as an error.
+OUTCOME_CODES = {
+    "ok": 1,
+    "cache_hit": 2,
+    "error": 3,
+    "client_disconnect": 4,
+    "rejected": 5,
+    "invalid": 6,
+}
+OUTCOME_NAMES = {code: name for name, code in OUTCOME_CODES.items()}
+SUCCESS_CODES = (OUTCOME_CODES["ok"], OUTCOME_CODES["cache_hit"])
+ERROR_CODE = OUTCOME_CODES["error"]
 HIST_DIMS = ("router", "served_model", "key_id", "tags", "ok")  # a cell key's columns
 KindKey = tuple[int, str, str, str, str, int, str]  # ... + prompt kind
 # period, router, served, key, tags, eligible set, prompt kind
@@ -105,6 +119,17 @@ ROLLUP_BY_KIND_DDL = (
     "DELETE FROM analytics_rollup_hist",
     "DELETE FROM analytics_rollup_state",
 )
+# Ledger migration m009 (the same text): the ``ok`` column keeps each failure's own outcome
+# (``OUTCOME_CODES``) instead of 0 for all of them; emptied, so the rollup is rebuilt from the rows.
+ROLLUP_OUTCOMES_DDL = (
+    "DELETE FROM analytics_rollup",
+    "DELETE FROM analytics_rollup_hist",
+    "DELETE FROM analytics_rollup_kind",
+    "DELETE FROM analytics_rollup_kind_hist",
+    "DELETE FROM analytics_rollup_lighter",
+    "DELETE FROM analytics_rollup_state",
+)
+ROLLUP_OUTCOMES_STEP = "m009_rollup_outcomes"
 ROLLUP_TABLES = (
     "analytics_rollup",
     "analytics_rollup_hist",
@@ -244,17 +269,37 @@ def aggregate(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
 def ensure_schema(db: LedgerDB) -> None:
     """Create or upgrade the rollup tables if the ledger's migrations have not (a ledger last
     opened by an older gearshift); a no-op on a migrated ledger."""
-    if db.table_exists("analytics_rollup_kind_hist"):
+    if db.table_exists("analytics_rollup_kind_hist") and _outcomes_step_done(db):
         return
     with db.write_transaction():
         _serialise(db)
-        if db.table_exists("analytics_rollup_kind_hist"):
-            return  # another report upgraded it first
-        if not db.table_exists("analytics_rollup_state"):
-            for statement in ROLLUP_DDL:
+        if db.dialect == "postgresql":  # the ledger store's own lock for schema changes
+            from gearshift.ledger.postgres_store import MIGRATION_LOCK_ID
+
+            db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_ID,))
+        if not db.table_exists("analytics_rollup_kind_hist"):
+            if not db.table_exists("analytics_rollup_state"):
+                for statement in ROLLUP_DDL:
+                    db.execute(statement)
+            for statement in ROLLUP_BY_KIND_DDL:
                 db.execute(statement)
-        for statement in ROLLUP_BY_KIND_DDL:
+        if _outcomes_step_done(db):
+            return  # another report upgraded it first
+        for statement in ROLLUP_OUTCOMES_DDL:
             db.execute(statement)
+        if db.table_exists("schema_migrations"):  # as the store's migrate would: it skips it now
+            db.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                (ROLLUP_OUTCOMES_STEP, time.time()),
+            )
+
+
+def _outcomes_step_done(db: LedgerDB) -> bool:
+    """Whether migration m009 ran (the rollup holds each failure's own outcome)."""
+    if not db.table_exists("schema_migrations"):
+        return False
+    found = db.fetchone("SELECT 1 FROM schema_migrations WHERE name = ?", (ROLLUP_OUTCOMES_STEP,))
+    return found is not None
 
 
 def rolled_until(db: LedgerDB, width: int = DAY, *, lock: bool = False) -> int | None:

@@ -37,7 +37,7 @@ STATIC_FILES = {
     "dashboard.js": b"text/javascript; charset=utf-8",
     "dashboard.css": b"text/css; charset=utf-8",
 }
-RESERVED_PARAMS = frozenset({"since", "until", "by", "format"})
+RESERVED_PARAMS = frozenset({"since", "until", "by", "format", "where"})
 
 
 def register(routes: Routes, gateway: Gateway) -> None:
@@ -119,7 +119,7 @@ class Analytics:
         query = _query(request)
         self._check_admin(request, query)
         since, until = _range(query)
-        filters = _filters(query)
+        filters = _filters(request)
 
         def build() -> dict[str, Any]:
             from gearshift.analytics.dashboard import dashboard_data
@@ -133,16 +133,12 @@ class Analytics:
         self._check_admin(request, query)
         since, until = _range(query)
         by = query.get("by", "model")
-        filters = _filters(query)
+        filters = _filters(request)
 
         def build() -> dict[str, Any]:
             from gearshift.analytics import queries
 
-            collapse = by not in ("day", "hour")
-            cells = queries.collect(
-                self._open(), since, until, collapse=collapse, dimensions=[by, *filters]
-            )
-            return queries.build_report(cells, by, self.settings, filters)
+            return queries.full_report(self._open(), by, since, until, filters, self.settings)
 
         return _exact_json(await self._run(build))
 
@@ -194,9 +190,18 @@ def _range(query: dict[str, str]) -> tuple[float | None, float | None]:
     return since, until
 
 
-def _filters(query: dict[str, str]) -> dict[str, str]:
-    """Every other query parameter filters: ``?team=support&model=small``."""
-    return {k: v for k, v in query.items() if k not in RESERVED_PARAMS and v}
+def _filters(request: Request) -> dict[str, str]:
+    """``?where=team=support`` (repeatable, as ``gearshift report --where``), and every other
+    parameter as a shorthand: ``?team=support&model=small``."""
+    from gearshift.analytics.queries import parse_where
+
+    pairs = parse_qsl(request.query.decode("latin-1"))
+    filters = {k: v for k, v in pairs if k not in RESERVED_PARAMS and v}
+    try:
+        filters.update(parse_where((v for k, v in pairs if k == "where"), flag="where"))
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="where") from None
+    return filters
 
 
 def _exact_json(payload: Any) -> Response:

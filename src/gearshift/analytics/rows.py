@@ -17,7 +17,10 @@ from gearshift.analytics.db import LedgerDB
 from gearshift.analytics.rollup import (
     BUCKET_RATIO,
     COST_BASE_PUSD,
+    ERROR_CODE,
     LATENCY_BASE_MS,
+    OUTCOME_CODES,
+    SUCCESS_CODES,
     Cell,
     Cube,
     Hist,
@@ -95,8 +98,7 @@ def aggregate_rows(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
         rt,
     ) in rows:
         period = int(float(ts) // width) * width
-        # 2: answered from the response cache (a success, shown apart in reports by outcome)
-        ok = 1 if outcome == "ok" else 2 if outcome == "cache_hit" else 0
+        ok = OUTCOME_CODES.get(outcome, ERROR_CODE)  # the ledger's outcome, as a small code
         key = (period, router or "", served or "", key_id or "", str(tags or "{}"), ok)
         cost = int(cost or 0)
         cf = int(cf or 0)
@@ -120,7 +122,7 @@ def aggregate_rows(db: LedgerDB, lo: float, hi: float, width: int) -> Cube:
         )
         _observe(cube.hists, key, observed)
         _observe(cube.kind_hists, kind_key, observed)
-        if ok:
+        if ok in SUCCESS_CODES:
             within = eligible(predicted, tolerance)
             if within:
                 light_key = (*key[:5], within, kind)

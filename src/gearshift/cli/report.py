@@ -7,7 +7,6 @@ gateway is running or not (SQLite in WAL mode allows a reader beside the writer)
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +17,6 @@ BY_HELP = (
     "group by model, router, key, day, hour, kind, outcome, or any tag name "
     "(feature, team, user, ...; 'tag:NAME' also works)"
 )
-_BY_PATTERN = re.compile(r"^(tag:)?[A-Za-z0-9_.\-]+$")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,24 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_where(items: Sequence[str]) -> dict[str, str]:
-    filters: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"bad --where {item!r}: use NAME=VALUE, e.g. --where team=support")
-        filters[name.strip()] = value.strip()
-    return filters
-
-
 def run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     from gearshift.analytics import queries, render
     from gearshift.analytics.db import LedgerDB
 
-    if not _BY_PATTERN.match(args.by):
-        raise ConfigError(f"bad --by {args.by!r}: {BY_HELP}")
-    filters = parse_where(args.where)
+    try:
+        queries.check_by(args.by, "--by")
+        filters = queries.parse_where(args.where)
+        queries.check_filters(filters)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     settings = None
     if args.config or not args.storage:
         from gearshift.config import Settings, load_settings
@@ -80,22 +71,18 @@ def run(argv: Sequence[str]) -> int:
         if not db.table_exists("requests"):
             raise ConfigError(f"{url} holds no gearshift ledger (no 'requests' table)")
         try:
-            cells = queries.collect(
+            report = queries.full_report(
                 db,
+                args.by,
                 since,
                 until,
+                filters,
+                settings,
                 now=now,
-                collapse=args.by not in ("day", "hour"),
-                dimensions=[args.by, *filters],
                 progress=lambda note: print(f"gearshift report: {note}", file=sys.stderr),
             )
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        from gearshift.analytics.feedback import feedback_summary
-
-        feedback = feedback_summary(db, since, until)
-    report = queries.build_report(cells, args.by, settings, filters)
-    report["feedback"] = feedback
     if args.format == "json":
         sys.stdout.write(render.to_json(report) + "\n")
     elif args.format == "csv":

@@ -275,6 +275,21 @@ DELETE FROM analytics_rollup_state;
 """,
 )
 
+M009_ROLLUP_OUTCOMES = Migration(
+    name="m009_rollup_outcomes",
+    # Reports by outcome use the ledger's names: the rollup's ``ok`` column keeps each failure's
+    # own outcome (error, client_disconnect, rejected, invalid: 3..6; ok 1, cache_hit 2) instead
+    # of 0 for all of them. Emptied, so the next report rolls the raw rows up again.
+    sql="""
+DELETE FROM analytics_rollup;
+DELETE FROM analytics_rollup_hist;
+DELETE FROM analytics_rollup_kind;
+DELETE FROM analytics_rollup_kind_hist;
+DELETE FROM analytics_rollup_lighter;
+DELETE FROM analytics_rollup_state;
+""",
+)
+
 # Ordered; append only.
 MIGRATIONS: list[Migration] = [
     M001_REQUESTS,
@@ -285,4 +300,5 @@ MIGRATIONS: list[Migration] = [
     M006_LEARNING,
     M007_REQUEST_DEPLOYMENT,
     M008_ROLLUP_BY_KIND,
+    M009_ROLLUP_OUTCOMES,
 ]
