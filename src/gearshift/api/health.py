@@ -10,9 +10,11 @@ deployment gauges of ``/metrics``.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from gearshift.analytics.metrics import escape
+from gearshift.analytics.metrics_shared import MULTIPROC_ENV
 from gearshift.api.http import Request, Response, Routes, json_response
 
 if TYPE_CHECKING:
@@ -77,8 +79,12 @@ def readiness(gateway: Gateway) -> tuple[bool, dict[str, Any]]:
 
 def deployment_gauges(snap: Snapshot) -> str:
     """Per deployment: up (1) or cooling down / probing (0), in-flight attempts, consecutive
-    failures, cooldowns and attempts so far (this process)."""
+    failures, cooldowns and attempts so far, of this process: cooldown state is each worker's
+    own. With several workers (``PROMETHEUS_MULTIPROC_DIR`` set, as for the shared counters) a
+    scrape reads whichever worker answered, so each series carries that worker's ``pid``: its
+    counters then never seem to go down when the next scrape lands on another worker."""
     lines: list[str] = []
+    worker = f',pid="{os.getpid()}"' if os.environ.get(MULTIPROC_ENV) else ""
     series: dict[str, list[str]] = {
         "gearshift_deployment_up": [],
         "gearshift_deployment_in_flight": [],
@@ -88,7 +94,7 @@ def deployment_gauges(snap: Snapshot) -> str:
     }
     for name, pool in snap.pools.items():
         for d in pool.deployments:
-            labels = f'model="{escape(name)}",deployment="{escape(d.label)}"'
+            labels = f'model="{escape(name)}",deployment="{escape(d.label)}"{worker}'
             up = 0 if d.cooled_until is not None else 1
             series["gearshift_deployment_up"].append(f"{{{labels}}} {up}")
             series["gearshift_deployment_in_flight"].append(f"{{{labels}}} {d.in_flight}")
