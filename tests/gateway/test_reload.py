@@ -204,3 +204,27 @@ def test_settings_a_reload_cannot_apply_are_named() -> None:
         "telemetry",
     ]
     assert restart_only_changes(before, before) == []
+
+
+def test_reload_compares_server_settings_with_what_runs(
+    served: Any, upstream: FakeOpenAIServer
+) -> None:
+    gs = served(config(upstream))  # --port P on the command line; the file has no server: block
+
+    def reload_note(data: dict[str, Any]) -> str:
+        write(gs.path, data)
+        done = gs.reload()
+        assert done.returncode == 0, done.stderr
+        assert "reloaded" in done.stdout
+        return done.stdout
+
+    # the file now names the port the server listens on (--port): nothing to restart for
+    assert "restart to apply" not in reload_note(config(upstream, server={"port": gs.port}))
+    # the --port flag wins over the file on a restart too, so another port changes nothing
+    assert "restart to apply" not in reload_note(config(upstream, server={"port": gs.port + 1}))
+    moved = config(upstream, server={"port": gs.port})
+    moved["storage"] = "sqlite:///./other.db"
+    assert "restart to apply storage" in reload_note(moved)
+    # back to the ledger it opened: compared with what runs, not with the previous file
+    assert "restart to apply" not in reload_note(config(upstream))
+    assert gs.client().chat.completions.create(model="small", messages=HI).choices

@@ -208,3 +208,29 @@ def test_keys_never_reach_the_access_log(tmp_path: Path, upstream: FakeOpenAISer
         log = stop(proc)
     assert "GET /api/dashboard?admin_key=[redacted]" in log  # the access log is on
     assert admin not in log and virtual not in log
+
+
+def test_missing_deployment_key_names_the_deployment(
+    tmp_path: Path, upstream: FakeOpenAIServer
+) -> None:
+    model: dict[str, Any] = {
+        "name": "gpt-4o",
+        "base_url": upstream.base_url,
+        "price": {"input_per_mtok": 2.5, "output_per_mtok": 10},
+        "deployments": [
+            {"name": "eastus", "api_key_env": "GS_TEST_EAST_KEY"},
+            {"name": "westeu", "api_key_env": "GS_TEST_WEST_KEY"},
+        ],
+    }
+    path = tmp_path / "gearshift.yaml"
+    path.write_text(yaml.safe_dump({"models": [model], "routers": [], "storage": "sqlite:///x.db"}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GS_TEST_")}
+    env["GS_TEST_WEST_KEY"] = "set"
+    proc = _serve(path, free_port(), env)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert (
+        "deployment 'eastus' of model 'gpt-4o' needs its API key in environment variable "
+        "GS_TEST_EAST_KEY, which is not set" in out
+    )
+    assert "westeu" not in out

@@ -295,7 +295,8 @@ class GearshiftApp:
             if previous is not None:
                 await asyncio.wait([previous])
             assert self.config_path is not None
-            return await reload_gateway(self.gateway, self.config_path)
+            # restart-only settings are compared with what this process started with
+            return await reload_gateway(self.gateway, self.config_path, self.settings)
 
         self._reloading = asyncio.get_running_loop().create_task(run())
         return self._reloading

@@ -6,7 +6,10 @@ policy constraints); a bad file is refused with the same message and the running
 stays. A good one replaces models, routers, deployments, prices, cooldowns, budgets and rate
 limits in one step (``Gateway.reload``: one new snapshot, one assignment); requests already running
 finish on the snapshot they started with. ``storage``, ``server``, ``telemetry`` and routers'
-``cache`` settings need a restart: a reload that changes them applies the rest and says so.
+``cache`` settings need a restart: a reload that changes them applies the rest and says so. It
+compares them with what the process runs: the settings it started with, with ``gearshift serve``'s
+``--host`` / ``--port`` / ``--workers`` in place of the file's (they win over the file on a
+restart too), not with the file's previous version.
 
 ``gearshift serve`` writes its PID to ``runtime_path(config, ".pid")``; after each reload attempt
 a process writes its verdict to ``runtime_path(config, f".reload.{pid}.json")`` (and a supervisor
@@ -42,6 +45,28 @@ def runtime_path(config: str | os.PathLike[str], suffix: str) -> Path:
     return Path(tempfile.gettempdir()) / f"gearshift-{digest}{suffix}"
 
 
+# JSON of the server settings `gearshift serve` took from its command line; set by serve for
+# itself and inherited by its workers
+SERVE_FLAGS_ENV = "GEARSHIFT_SERVE_FLAGS"
+
+
+def serve_flags() -> dict[str, Any]:
+    """``gearshift serve``'s ``--host`` / ``--port`` / ``--workers`` in this process (only those
+    given), which win over the file's ``server:`` block."""
+    try:
+        flags = json.loads(os.environ.get(SERVE_FLAGS_ENV) or "{}")
+    except ValueError:
+        return {}
+    return flags if isinstance(flags, dict) else {}
+
+
+def as_served(settings: Settings, flags: dict[str, Any]) -> Settings:
+    """``settings`` with ``serve``'s command-line server options in place of the file's."""
+    if not flags:
+        return settings
+    return settings.model_copy(update={"server": settings.server.model_copy(update=flags)})
+
+
 def validate_file(path: str | os.PathLike[str]) -> Settings:
     """Everything start-up checks that does not need the server's own state: the file parses and
     validates, and the policy it sets could start (Redis reachable, workers vs. shared counters).
@@ -70,12 +95,16 @@ def restart_only_changes(old: Settings, new: Settings) -> list[str]:
     return changed
 
 
-async def reload_gateway(gateway: Gateway, path: str | os.PathLike[str]) -> dict[str, Any]:
+async def reload_gateway(
+    gateway: Gateway, path: str | os.PathLike[str], started_with: Settings | None = None
+) -> dict[str, Any]:
     """Re-read ``path`` and swap it into ``gateway``; never raises. Returns (and logs, and
-    writes for ``gearshift reload``) the verdict."""
+    writes for ``gearshift reload``) the verdict. ``started_with``: the settings the process
+    started with (what its server, ledger and tracer run on; default the gateway's current)."""
     started = time.time()
     verdict: dict[str, Any] = {"pid": os.getpid(), "at": started, "config": str(path)}
-    old = gateway.settings
+    flags = serve_flags()
+    running = as_served(started_with or gateway.settings, flags)
     try:
         settings = await asyncio.to_thread(validate_file, path)
         snap = await gateway.reload(settings)
@@ -86,7 +115,7 @@ async def reload_gateway(gateway: Gateway, path: str | os.PathLike[str]) -> dict
         verdict.update(ok=False, error=f"internal error: {exc.__class__.__name__}: {exc}")
         log.exception("reload failed, the running configuration stays")
     else:
-        pending = restart_only_changes(old, settings)
+        pending = restart_only_changes(running, as_served(settings, flags))
         verdict.update(ok=True, generation=snap.generation, needs_restart=pending)
         log.info(
             "configuration reloaded from %s (generation %d): %d models, %d routers%s",

@@ -753,13 +753,21 @@ def check_environment(settings: Settings) -> None:
 
     missing = []
     for m in settings.models:
-        envs = [m.api_key_env, *(d.api_key_env for d in m.deployments)]
-        for env in dict.fromkeys(e for e in envs if e):
-            if not os.environ.get(env):
-                missing.append(
-                    f"model {m.name!r} needs its API key in environment variable {env}, "
-                    "which is not set"
-                )
+        # variable -> who needs it: the model, or the deployments that name their own
+        needs: dict[str, list[str]] = {m.api_key_env: []} if m.api_key_env else {}
+        for label, d in zip(m.deployment_labels(), m.deployments, strict=True):
+            if d.api_key_env and d.api_key_env != m.api_key_env:
+                needs.setdefault(d.api_key_env, []).append(repr(label))
+        for env, deployments in needs.items():
+            if os.environ.get(env):
+                continue
+            if not deployments:
+                who = f"model {m.name!r} needs its"
+            elif len(deployments) == 1:
+                who = f"deployment {deployments[0]} of model {m.name!r} needs its"
+            else:
+                who = f"deployments {', '.join(deployments)} of model {m.name!r} need their"
+            missing.append(f"{who} API key in environment variable {env}, which is not set")
     from gearshift.providers.proxy import environment_problems
     from gearshift.providers.shaping import missing_variables
 

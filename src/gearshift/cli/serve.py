@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import copy
 import glob
+import json
 import logging
 import os
 import re
@@ -106,7 +107,12 @@ def run(argv: Sequence[str]) -> int:
     config_path = os.path.abspath(args.config) if args.config is not None else None
     pid_file = None
     if config_path is not None:
-        from gearshift.api.live_config import runtime_path
+        from gearshift.api.live_config import SERVE_FLAGS_ENV, runtime_path
+
+        # a reload compares the file's server: block with what runs: these flags win over it
+        given = {"host": args.host, "port": args.port, "workers": args.workers or None}
+        flags = {name: value for name, value in given.items() if value is not None}
+        os.environ[SERVE_FLAGS_ENV] = json.dumps(flags)
 
         pid_file = runtime_path(config_path, ".pid")
         pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
