@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -166,3 +167,22 @@ def test_csv_has_every_figure_the_json_has(tmp_path: Path) -> None:
                     assert type(value)(row[name]) == value, name
     total = rows[-1]
     assert (total["feature"], total["cache_hits"], total["requests"]) == ("TOTAL", "1", "11")
+
+
+def test_text_money_is_fixed_point(tmp_path: Path) -> None:
+    """Small amounts (a cheap model's requests) read as dollars, never as 6.3e-05."""
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    write(
+        url,
+        [
+            rec(1, DAY0, "nano", "0.000063", "0.0000466", router=None),
+            rec(2, DAY0 + 1, "pico", "0.0000466", "0.0000466", router=None),
+            rec(3, DAY0 + 2, "femto", "0.000000000001", "0.000000000001", router=None),
+        ],
+    )
+    done = gearshift("--storage", url, "--by", "model")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert re.search(r"\d[eE][-+]?\d", out) is None, out
+    for amount in ("$0.000063", "$0.0000466", "$0.000000000001", "$0.00011", "$-0.0000164"):
+        assert amount in out, amount
