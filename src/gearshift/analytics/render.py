@@ -12,10 +12,12 @@ import json
 from decimal import Decimal
 from typing import Any
 
-# Columns shown in the terminal table and written to CSV, in order (the JSON has all of them).
+# Every figure of a JSON group, in order, as CSV columns (``tier_share`` becomes one
+# ``tier_<n>_share`` column per tier seen).
 CSV_COLUMNS = (
     "requests",
     "errors",
+    "cache_hits",
     "fallbacks",
     "prompt_tokens",
     "completion_tokens",
