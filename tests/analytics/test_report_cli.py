@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.analytics.conftest import DAY0, crafted, write
+from tests.analytics.conftest import DAY0, crafted, rec, write
 
 
 def gearshift(*args: str) -> subprocess.CompletedProcess[str]:
@@ -142,3 +143,46 @@ def test_by_day_and_by_kind(ledger: str) -> None:
     assert (chat["prompt_tokens"], chat["completion_tokens"]) == (400, 80)
     assert (chat["latency_p50_ms"], chat["latency_p95_ms"]) == (Decimal("100.0"), Decimal("900.0"))
     assert chat["p95_cost_usd"] == Decimal("0.01")
+
+
+def test_csv_has_every_figure_the_json_has(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    hit = rec(11, DAY0 + 3 * 86400, "small", "0", "0.01", outcome="cache_hit", prompt_tokens=0)
+    write(url, [*crafted(), hit])
+    as_json = gearshift("--storage", url, "--by", "feature", "--format", "json")
+    as_csv = gearshift("--storage", url, "--by", "feature", "--format", "csv")
+    assert as_json.returncode == 0 and as_csv.returncode == 0, as_json.stderr + as_csv.stderr
+    report = json.loads(as_json.stdout, parse_float=Decimal)
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    for group, row in zip([*report["groups"], report["totals"]], rows, strict=True):
+        for name, value in group.items():
+            if name == "tier_share":
+                for tier, share in value.items():
+                    assert row[f"tier_{tier}_share"] == str(share)
+            elif name not in ("top_cost_drivers", "since", "until"):  # totals only, not figures
+                assert name in row, f"{name} is in the JSON but not in the CSV"
+                if value is None:
+                    assert row[name] == "", name
+                else:  # money exact, integers as they are
+                    assert type(value)(row[name]) == value, name
+    total = rows[-1]
+    assert (total["feature"], total["cache_hits"], total["requests"]) == ("TOTAL", "1", "11")
+
+
+def test_text_money_is_fixed_point(tmp_path: Path) -> None:
+    """Small amounts (a cheap model's requests) read as dollars, never as 6.3e-05."""
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    write(
+        url,
+        [
+            rec(1, DAY0, "nano", "0.000063", "0.0000466", router=None),
+            rec(2, DAY0 + 1, "pico", "0.0000466", "0.0000466", router=None),
+            rec(3, DAY0 + 2, "femto", "0.000000000001", "0.000000000001", router=None),
+        ],
+    )
+    done = gearshift("--storage", url, "--by", "model")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert re.search(r"\d[eE][-+]?\d", out) is None, out
+    for amount in ("$0.000063", "$0.0000466", "$0.000000000001", "$0.00011", "$-0.0000164"):
+        assert amount in out, amount

@@ -87,11 +87,17 @@ def test_hit_costs_nothing_and_is_recorded(cached: Running, upstream: FakeOpenAI
     assert hit.served_model == rows[0].served_model and hit.router == "auto"
     assert hit.prompt_tokens == 0  # no tokens were billed for it
 
-    # The stream replays from the cache as a stream.
-    stream = gs.client().chat.completions.create(model="auto", messages=messages, stream=True)
-    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    # The stream replays from the cache as a stream, with the same cost headers (a hit's cost
+    # and saving are known before its first byte, unlike a live stream's).
+    raw = ask(gs, messages, stream=True)
+    assert raw.headers["x-gearshift-cache"] == "hit"
+    assert raw.headers["x-gearshift-cost-usd"] == "0"
+    assert Decimal(raw.headers["x-gearshift-saved-usd"]) == saved
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
     assert text == answer.choices[0].message.content
     assert upstream.count == 1
+    streamed_hit = gs.ledger_rows([raw.headers["x-request-id"]])[0]
+    assert (streamed_hit.outcome, streamed_hit.counterfactual_cost_usd) == ("cache_hit", saved)
 
 
 def test_a_streamed_answer_is_stored(cached: Running, upstream: FakeOpenAIServer) -> None:

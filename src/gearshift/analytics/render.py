@@ -12,10 +12,12 @@ import json
 from decimal import Decimal
 from typing import Any
 
-# Columns shown in the terminal table and written to CSV, in order (the JSON has all of them).
+# Every figure of a JSON group, in order, as CSV columns (``tier_share`` becomes one
+# ``tier_<n>_share`` column per tier seen).
 CSV_COLUMNS = (
     "requests",
     "errors",
+    "cache_hits",
     "fallbacks",
     "prompt_tokens",
     "completion_tokens",
@@ -80,13 +82,16 @@ def _tier(label: str) -> str:
 
 
 def _usd(value: Decimal) -> str:
+    """Fixed-point dollars, never scientific notation (a FinOps reader compares columns):
+    cents for large amounts, four decimals down to a cent, three significant digits below."""
     if value == 0:
         return "$0"
     if abs(value) >= 100:
         return f"${value:,.2f}"
     if abs(value) >= Decimal("0.01"):
         return f"${value:,.4f}"
-    return f"${float(value):.3g}"
+    step = Decimal(1).scaleb(value.adjusted() - 2)  # the third significant digit's place
+    return "$" + money(value.quantize(step))
 
 
 def _ms(value: float | None) -> str:

@@ -100,7 +100,8 @@ def edge_context(request: Request, dialect: Dialect) -> RequestContext:
 
 
 def served_headers(served: Served, *, with_cost: bool) -> Headers:
-    """``x-gearshift-*`` headers. Costs only when known (not on streams: the ledger has them)."""
+    """``x-gearshift-*`` headers. Costs only when known before the first byte: not on a live
+    stream (the ledger has them), but on a cache hit, streamed or not ($0, and its saving)."""
     headers: Headers = [(b"x-gearshift-model", served.model.encode())]
     if served.router:
         headers.append((b"x-gearshift-router", served.router.encode()))
@@ -122,7 +123,7 @@ def served_headers(served: Served, *, with_cost: bool) -> Headers:
             headers.append((b"x-gearshift-reason", _header_text(decision.reason)))
     if served.cache is not None:
         headers.append((b"x-gearshift-cache", served.cache.encode()))
-    if with_cost:
+    if with_cost or served.cache == "hit":
         headers.append((b"x-gearshift-cost-usd", usd(served.cost_usd).encode()))
         headers.append((b"x-gearshift-saved-usd", usd(served.saved_usd).encode()))
     return headers
