@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +16,7 @@ import yaml
 from tests.conftest import free_port
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.gateway.conftest import LARGE_KEY, issue_config
+from tests.serve_process import start_serve, stop, wait_healthy
 
 pytestmark = pytest.mark.slow
 SERIES = re.compile(r"^(gearshift_deployment_(?!requests)\w+)\{([^}]*)\} (\S+)$", re.M)
@@ -32,22 +30,15 @@ def _serve_two_workers(
     port = free_port()
     env = {**os.environ, "LARGE_API_KEY": LARGE_KEY}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    argv = [sys.executable, "-m", "gearshift", "serve", "--log-level", "warning"]
-    argv += ["--config", str(config), "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(
-        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    args = ["--config", str(config), "--port", str(port), "--workers", "2"]
+    proc = start_serve([*args, "--log-level", "warning"], cwd=tmp_path, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise TimeoutError("gearshift serve --workers 2 did not become healthy")
+    try:
+        wait_healthy(url, proc, timeout=60)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
 
 
 def _get(url: str, path: str, body: dict[str, object] | None = None) -> httpx.Response:
@@ -97,5 +88,4 @@ def test_deployment_series_name_their_worker(tmp_path: Path, upstream: FakeOpenA
         assert len(set(pid_of.values())) == 2
         assert sum(last_ok.values()) == sent  # the workers' shares add up to every attempt
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop(proc)
