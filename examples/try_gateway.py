@@ -5,7 +5,8 @@
 
 It starts the fake OpenAI-compatible provider the test suite uses (tests/fakes, on loopback),
 starts ``gearshift serve --config examples/gateway.yaml`` in a scratch folder (its ledger lands
-there), sends help-desk prompts through the ``openai`` SDK to the ``helpdesk`` router, prints
+there) on a free port (``--port N``: that one, refused if another server holds it), waits until
+that gateway's ``/healthz/ready`` names the ``helpdesk`` router, sends help-desk prompts through the ``openai`` SDK to the ``helpdesk`` router, prints
 which model each went to and the ``x-gearshift-*`` headers, then the ledger's report
 (``gearshift report``) and the dashboard's address. The fake answers every prompt with the same
 text: what matters here is where each prompt went and what it cost.
@@ -55,6 +56,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    """Until our own gateway answers ``/healthz/ready`` with the ``helpdesk`` router: a server
+    that was already on the port (or ours failing to bind it) is an error, not a success."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gearshift serve exited with status {proc.returncode} (see above)")
+        try:
+            ready = httpx.get(f"{url}/healthz/ready", timeout=0.5)
+            if ready.status_code == 200 and "helpdesk" in ready.json().get("routers", {}):
+                return
+        except (httpx.TransportError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"gearshift serve did not become ready at {url} within 30 s")
+
+
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -70,11 +97,17 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    parser.add_argument("--port", type=int, default=0, help="gateway port (default: any free)")
     parser.add_argument("--fake-port", type=int, default=0, help="fake provider port (any free)")
     parser.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
     args = parser.parse_args()
     fake_port = args.fake_port or free_port()
+    port = args.port or free_port()
+    if port_in_use(port):
+        raise SystemExit(
+            f"port {port} is already in use (another server?): "
+            "pass another --port, or leave --port out to use any free one"
+        )
     work = Path(tempfile.mkdtemp(prefix="gearshift-example-"))
     config = work / "gateway.yaml"
     config.write_text(
@@ -84,13 +117,16 @@ def main() -> int:
     fake = subprocess.Popen(
         [python, "-m", "tests.fakes.openai_server", "--port", str(fake_port)], cwd=ROOT
     )
-    serve = ["serve", "--config", str(config), "--port", str(args.port), "--log-level", "warning"]
+    serve = ["serve", "--config", str(config), "--port", str(port), "--log-level", "warning"]
     gateway = subprocess.Popen([python, "-m", "gearshift", *serve], cwd=work)
-    url = f"http://127.0.0.1:{args.port}"
+    url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"http://127.0.0.1:{fake_port}/v1/models", fake, "the fake provider")
-        wait_until_up(f"{url}/healthz", gateway, "gearshift serve")
+        wait_until_ready(url, gateway)
+        print(f"gateway: {url} (router helpdesk)\n")
         ask(url)
+        if gateway.poll() is not None:  # it lost the port to another server while starting
+            raise SystemExit(f"gearshift serve exited with status {gateway.returncode} (see above)")
         dashboard = httpx.get(f"{url}/dashboard", timeout=10)
         print(f"\ndashboard: {url}/dashboard (HTTP {dashboard.status_code})")
         if args.keep:
