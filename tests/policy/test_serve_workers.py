@@ -106,3 +106,29 @@ def test_a_worker_whose_startup_fails_stops_the_gateway_with_status_1(tmp_path: 
     assert done.stderr.rstrip("\n").splitlines()[-1] == (
         "gearshift serve: error: a worker could not start (its error is above); the gateway stopped"
     )
+
+
+@pytest.mark.parametrize("limit", ["budget", "rpm"])
+def test_several_workers_without_redis_refuse_virtual_keys_with_their_own_limits(
+    tmp_path: Path, limit: str
+) -> None:
+    # a key's budget or rate limit lives in the ledger database, not the file: each worker would
+    # count it on its own and let the key spend or send N times its limit
+    from gearshift.policy.keys import KeyStore
+
+    config = write_config(tmp_path, {}, {"workers": 2})
+    store = KeyStore.open(f"sqlite:///{tmp_path}/gearshift.db")
+    store.create(name="plain", team="a")
+    revoked = store.create(name="old", budget=(1.0, "day"))[1]
+    store.revoke(revoked.id)
+    _, limited = store.create(
+        name="capped", **({"budget": (5.0, "month")} if limit == "budget" else {"rpm": 60})
+    )
+    store.close()
+    done = serve(config, timeout=20)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"gearshift serve: error: 2 workers and virtual keys with a budget or rate limit "
+        f"({limited.id}): their spend and requests must be counted for all workers together, so "
+        "set policy.redis_url (or run one worker)"
+    ], done.stderr  # the revoked key with a budget and the plain key are not named

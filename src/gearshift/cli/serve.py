@@ -82,11 +82,11 @@ def run(argv: Sequence[str]) -> int:
 
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
-    from gearshift.policy import shared_counters_problem
+    from gearshift.policy import limited_keys_problem, shared_counters_problem
 
     # Before any worker starts: each would fail the same way (and --workers may say more
     # workers than the file's server.workers, which the workers themselves cannot see).
-    problem = shared_counters_problem(settings, workers)
+    problem = shared_counters_problem(settings, workers) or limited_keys_problem(settings, workers)
     if problem is not None:
         raise ConfigError(problem)
     import uvicorn

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from gearshift.config import Settings
     from gearshift.policy.engine import GearshiftPolicy
 
-__all__ = ["create_policy", "shared_counters_problem"]
+__all__ = ["create_policy", "limited_keys_problem", "shared_counters_problem"]
 
 
 def shared_counters_problem(settings: Settings, workers: int) -> str | None:
@@ -32,6 +32,36 @@ def shared_counters_problem(settings: Settings, workers: int) -> str | None:
             "workers together, so set policy.redis_url (or run one worker)"
         )
     return None
+
+
+def limited_keys_problem(settings: Settings, workers: int) -> str | None:
+    """The same question for virtual keys with their own budget or rate limit (they live in the
+    ledger database, not the file): without Redis each worker would count a key's spend and
+    requests on its own. A database that cannot be read now is no answer: the gateway starts and
+    spools, and the keys are checked by the next start."""
+    if workers <= 1 or settings.policy.redis_url or not settings.storage:
+        return None
+    from gearshift.policy.keys import KeyStore
+
+    try:
+        store = KeyStore.open(settings.storage)
+    except Exception:  # any driver's error: the database is down or unreadable right now
+        return None
+    try:
+        keys = store.active_by_hash().values()
+    except Exception:
+        return None
+    finally:
+        store.close()
+    limited = sorted(k.id for k in keys if k.budget_usd is not None or k.rpm or k.tpm)
+    if not limited:
+        return None
+    shown = ", ".join(limited[:3]) + (f" and {len(limited) - 3} more" if len(limited) > 3 else "")
+    return (
+        f"{workers} workers and virtual keys with a budget or rate limit ({shown}): their spend "
+        "and requests must be counted for all workers together, so set policy.redis_url (or run "
+        "one worker)"
+    )
 
 
 def create_policy(settings: Settings) -> GearshiftPolicy:
