@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from gearshift.api.attempts import attempts, is_client_fault, judge_failure
+from gearshift.api.environment import check_environment
 from gearshift.api.fields import MAX_MODEL_CHARS
 from gearshift.api.gateway_stream import (
     CLIENT_CLOSED,
@@ -46,7 +47,6 @@ from gearshift.chat import (
 )
 from gearshift.config import ModelConfig, RouterConfig, Settings
 from gearshift.errors import (
-    ConfigError,
     GearshiftError,
     InvalidRequest,
     LedgerFull,
@@ -745,39 +745,6 @@ class Gateway:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-
-
-def check_environment(settings: Settings) -> None:
-    """Every upstream key variable named (by a model or one of its deployments) is set."""
-    import os
-
-    missing = []
-    for m in settings.models:
-        # variable -> who needs it: the model, or the deployments that name their own
-        needs: dict[str, list[str]] = {m.api_key_env: []} if m.api_key_env else {}
-        for label, d in zip(m.deployment_labels(), m.deployments, strict=True):
-            if d.api_key_env and d.api_key_env != m.api_key_env:
-                needs.setdefault(d.api_key_env, []).append(repr(label))
-        for env, deployments in needs.items():
-            if os.environ.get(env):
-                continue
-            if not deployments:
-                who = f"model {m.name!r} needs its"
-            elif len(deployments) == 1:
-                who = f"deployment {deployments[0]} of model {m.name!r} needs its"
-            else:
-                who = f"deployments {', '.join(deployments)} of model {m.name!r} need their"
-            missing.append(f"{who} API key in environment variable {env}, which is not set")
-    from gearshift.providers.proxy import environment_problems
-    from gearshift.providers.shaping import missing_variables
-
-    for model in settings.models:
-        if model.headers or model.query:
-            missing += missing_variables(model)
-    if any(m.proxy is None for m in settings.models):
-        missing += environment_problems()
-    if missing:
-        raise ConfigError("; ".join(missing))
 
 
 def _build_router(settings: Settings, cfg: RouterConfig) -> RouterEngine:
